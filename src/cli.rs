@@ -1,0 +1,88 @@
+//! Command-line definitions for `hermes-shim` called by its own name.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Called through a symlink under any other name (e.g. /opt/hermes/bin/hermes -> hermes-shim), it is the
+shim for $HERMES_SHIM_REAL_DIR/<name> (default /opt/hermes/.venv/bin): run as root, it drops to the
+hermes user, verifies the drop, and execs the real program; other callers go straight through.
+
+Environment:
+  HERMES_SHIM_USER            target user, NAME or UID[:GID] (default hermes)
+  HERMES_SHIM_REAL_DIR        directory of the real console scripts (default /opt/hermes/.venv/bin)
+  HERMES_DOCKER_EXEC_AS_ROOT  1, true or yes (any case): stay root; any other value drops
+  HERMES_HOME                 fix-ownership's default PATH (else /opt/data)
+  HERMES_SHIM_EXCLUDE         fix-ownership excludes, colon-separated, relative to PATH
+  HERMES_SHIM_WALK            fix-ownership walk: auto, openat2 or fallback
+
+Exit codes:
+  shim/exec/entrypoint  the program's own; 126 refused (drop impossible, setuid install);
+                        127 real program missing or not executable
+  fix-ownership         0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed";
+
+/// Native docker-exec privilege drop and race-safe ownership repair for the Hermes Agent image.
+#[derive(Debug, Parser)]
+#[command(name = "hermes-shim", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the real program NAME as the shim would (same as calling the NAME symlink).
+    Exec {
+        /// Console script name in HERMES_SHIM_REAL_DIR, e.g. hermes.
+        name: OsString,
+        /// Arguments passed through untouched.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Give root-owned entries under PATH to the hermes user, safely against a live writer.
+    FixOwnership(FixOptions),
+    /// The container's main program: repair ownership once, then run hermes (or ARGS) as hermes.
+    Entrypoint {
+        /// Nothing: `hermes`; a program on PATH: that program; anything else: `hermes ARGS`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// Options of `fix-ownership`.
+#[derive(Debug, Args)]
+pub struct FixOptions {
+    /// Directory to sweep [default: $HERMES_HOME, else /opt/data].
+    pub path: Option<PathBuf>,
+    /// Target user, NAME or UID[:GID] [default: $HERMES_SHIM_USER, else hermes].
+    #[arg(long, value_name = "SPEC")]
+    pub user: Option<String>,
+    /// Leave REL_PATH (relative to PATH) and everything under it alone; repeatable.
+    #[arg(long, value_name = "REL_PATH")]
+    pub exclude: Vec<String>,
+    /// Change nothing; report exactly what a real run would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One line per change or skip, with its reason.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Print one JSON object with the counts on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Walk backend; `fallback` forces the openat path even where openat2 works.
+    #[arg(long, value_enum, env = "HERMES_SHIM_WALK", default_value = "auto")]
+    pub walk: WalkChoice,
+}
+
+/// `--walk` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WalkChoice {
+    /// openat2 when the kernel and seccomp allow it, else the fallback.
+    Auto,
+    /// openat2 only; refuse when it is unavailable.
+    Openat2,
+    /// openat with O_NOFOLLOW and a mount-id check on each handle.
+    Fallback,
+}

@@ -1,0 +1,173 @@
+//! The `entrypoint` applet: the container's main program.
+//!
+//! As root it repairs `$HERMES_HOME` once per container start (unless s6-overlay's oneshot
+//! already did, which it knows because s6-svscan is PID 1), then runs the chosen program as the
+//! hermes user through the same verified drop as the shim. The program replaces this process,
+//! so its exit code and signals are the container's.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+
+use crate::cli::{FixOptions, WalkChoice};
+use crate::{fix, shim, sys};
+
+/// What the container runs, from its arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Program<'a> {
+    /// `hermes` with these arguments (none, or arguments such as `chat --help`).
+    Hermes(&'a [OsString]),
+    /// A program found on PATH (or given by path), with the rest of the arguments.
+    Other(PathBuf, &'a [OsString]),
+}
+
+/// Chooses the program: no arguments → hermes; a first argument that is a program on `path`
+/// (or an executable path) → that program; anything else → hermes with all the arguments.
+pub fn choose<'a>(
+    args: &'a [OsString],
+    path: Option<&OsStr>,
+    is_exe: impl Fn(&Path) -> bool,
+) -> Program<'a> {
+    let Some(first) = args.first() else {
+        return Program::Hermes(args);
+    };
+    if first.is_empty() || first.as_bytes().starts_with(b"-") {
+        return Program::Hermes(args);
+    }
+    let found = if first.as_bytes().contains(&b'/') {
+        Some(PathBuf::from(first)).filter(|p| is_exe(p))
+    } else {
+        path.into_iter()
+            .flat_map(std::env::split_paths)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join(first))
+            .find(|p| is_exe(p))
+    };
+    match found {
+        Some(p) => Program::Other(p, &args[1..]),
+        None => Program::Hermes(args),
+    }
+}
+
+fn executable_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// True when s6-overlay runs this container (its oneshot has already repaired ownership).
+fn under_s6() -> bool {
+    std::fs::read("/proc/1/comm").is_ok_and(|c| c.trim_ascii_end() == b"s6-svscan")
+}
+
+/// Runs the applet; returns only when the program could not be started.
+pub fn run(args: &[OsString]) -> u8 {
+    if let Some(code) = shim::refuse_setuid() {
+        return code;
+    }
+    let path_var = std::env::var_os("PATH");
+    let (program, rest) = match choose(args, path_var.as_deref(), executable_file) {
+        Program::Other(p, rest) => (p, rest),
+        Program::Hermes(rest) => match shim::real_program(OsStr::new("hermes")) {
+            Ok(p) => (p, rest),
+            Err((code, msg)) => {
+                eprintln!("{msg}");
+                return code;
+            }
+        },
+    };
+    if let Err((code, msg)) = shim::check_program(&program) {
+        eprintln!("{msg}");
+        return code;
+    }
+    let (ruid, ..) = sys::caller_ids();
+    if ruid != 0 {
+        return shim::exec(&program, rest, None);
+    }
+    if !under_s6() {
+        repair_once();
+    }
+    shim::run_as_target(&program, rest)
+}
+
+/// The start-up sweep for containers without s6-overlay. Its failures are reported by the
+/// sweep itself and never keep the program from starting: a gateway that can read most of its
+/// files beats a container that will not start.
+fn repair_once() {
+    let walk = std::env::var("HERMES_SHIM_WALK")
+        .ok()
+        .and_then(|v| WalkChoice::from_str(&v, true).ok())
+        .unwrap_or(WalkChoice::Auto);
+    let opts = FixOptions {
+        path: None,
+        user: None,
+        exclude: vec![],
+        dry_run: false,
+        verbose: false,
+        json: false,
+        walk,
+    };
+    match fix::run(opts) {
+        fix::EXIT_OK => {}
+        fix::EXIT_PARTIAL => eprintln!(
+            "hermes-shim entrypoint: some entries could not be fixed (see above); starting anyway"
+        ),
+        _ => eprintln!(
+            "hermes-shim entrypoint: WARNING: ownership repair REFUSED to run (see above); root-owned files in $HERMES_HOME stay unreadable to hermes"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn program_table() {
+        let on_path = |p: &Path| {
+            matches!(
+                p.to_str(),
+                Some("/usr/bin/sleep" | "/bin/bash" | "/opt/x/tool")
+            )
+        };
+        let path = Some(OsStr::new("/usr/local/bin:relative:/usr/bin:/bin"));
+        let none = args(&[]);
+        assert_eq!(choose(&none, path, on_path), Program::Hermes(&none));
+        let a = args(&["sleep", "infinity"]);
+        assert_eq!(
+            choose(&a, path, on_path),
+            Program::Other("/usr/bin/sleep".into(), &a[1..])
+        );
+        let a = args(&["bash", "-c", "exit 42"]);
+        assert_eq!(
+            choose(&a, path, on_path),
+            Program::Other("/bin/bash".into(), &a[1..])
+        );
+        let a = args(&["chat", "--help"]);
+        assert_eq!(choose(&a, path, on_path), Program::Hermes(&a));
+        let a = args(&["--version"]);
+        assert_eq!(choose(&a, path, on_path), Program::Hermes(&a));
+        let a = args(&["/opt/x/tool", "y"]);
+        assert_eq!(
+            choose(&a, path, on_path),
+            Program::Other("/opt/x/tool".into(), &a[1..])
+        );
+        let a = args(&["/opt/x/missing"]);
+        assert_eq!(choose(&a, path, on_path), Program::Hermes(&a));
+        let a = args(&["tool"]);
+        assert_eq!(
+            choose(&a, Some(OsStr::new("opt/x")), on_path),
+            Program::Hermes(&a),
+            "relative PATH entries are ignored"
+        );
+        assert_eq!(
+            choose(&args(&["sleep"]), None, on_path),
+            Program::Hermes(&args(&["sleep"])[..])
+        );
+    }
+}

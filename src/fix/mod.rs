@@ -1,0 +1,262 @@
+//! The `fix-ownership` applet: give root-owned entries under `$HERMES_HOME` to the hermes user.
+//!
+//! Threat model: we run as root over a tree that an AI agent running as the hermes uid can
+//! write to while we walk it. The agent can rename, replace directories with symlinks, plant
+//! hard links, FIFOs and sockets, at any moment. What must never happen: changing the owner
+//! of any inode outside the tree (through a symlink, a hard link, a bind mount or a directory
+//! moved mid-walk), opening a device, or running out of fds or memory on a hostile shape. So
+//! the walk never resolves a path below the root: children are opened relative to their
+//! parent's fd without following symlinks, re-checked on the handle, and changed through it.
+
+mod walk;
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::errno::Errno;
+
+use crate::cli::{FixOptions, WalkChoice};
+use crate::policy::{self, Action};
+use crate::sys::{self, fs};
+use crate::users;
+
+pub use walk::Counts;
+use walk::{Config, shown};
+
+/// Exit codes of the applet.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_PARTIAL: u8 = 1;
+pub const EXIT_REFUSED: u8 = 2;
+
+const PREFIX: &str = "hermes-shim fix-ownership";
+
+/// Runs the applet; returns its exit code.
+pub fn run(opts: FixOptions) -> u8 {
+    let start = Instant::now();
+    let cfg = match prepare(&opts) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{PREFIX}: {msg}");
+            return EXIT_REFUSED;
+        }
+    };
+    let (cfg, root_fd, root_st) = cfg;
+    let mut counts = Counts {
+        scanned: 1,
+        ..Counts::default()
+    };
+    let mut impossible = None;
+    match walk::change_root(&cfg, root_fd.as_fd(), &root_st) {
+        Ok(Action::Change { .. }) => {
+            counts.changed += 1;
+            if cfg.verbose {
+                let verb = if cfg.dry_run {
+                    "would change"
+                } else {
+                    "changed"
+                };
+                eprintln!("{PREFIX}: {verb} {}", shown(&cfg.root));
+            }
+        }
+        Ok(Action::Skip(s)) => {
+            counts.skip(s);
+            if cfg.verbose {
+                eprintln!("{PREFIX}: skipped {} ({})", shown(&cfg.root), s.reason());
+            }
+        }
+        Ok(Action::Keep) => {}
+        Err(e @ (Errno::EPERM | Errno::EINVAL)) => impossible = Some(e),
+        Err(e) => {
+            counts.errors += 1;
+            eprintln!(
+                "{PREFIX}: error: {}: fchownat: {}",
+                shown(&cfg.root),
+                e.desc()
+            );
+        }
+    }
+    if impossible.is_none() {
+        let out = walk::sweep(&cfg, root_fd, root_st.ident());
+        counts.add(&out.counts);
+        impossible = out.chown_impossible;
+    }
+    if let Some(e) = impossible {
+        counts.errors += 1;
+        eprintln!(
+            "{PREFIX}: {}: chown is not permitted here ({}) — rootless Podman and some NAS mounts refuse it even to container root; fix ownership from the host, or run the container rootful",
+            shown(&cfg.root),
+            e.desc()
+        );
+    }
+    let elapsed_ms = start.elapsed().as_millis();
+    report(&cfg, &counts, elapsed_ms, opts.json);
+    if counts.errors > 0 {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Every refusal, checked before anything changes.
+fn prepare(opts: &FixOptions) -> Result<(Config, std::os::fd::OwnedFd, fs::Stat), String> {
+    let root = opts
+        .path
+        .clone()
+        .or_else(|| {
+            std::env::var_os("HERMES_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("/opt/data"));
+    if let Some(why) = policy::refuse_root(&root) {
+        return Err(why);
+    }
+    let (_, euid, ..) = sys::caller_ids();
+    if euid != 0 {
+        return Err(format!(
+            "{}: must run as root to change owners (uid {euid} cannot chown; in a `--user` container run `docker exec -u 0 CONTAINER hermes-shim fix-ownership`)",
+            root.display()
+        ));
+    }
+    let meta = std::fs::symlink_metadata(&root).map_err(|e| {
+        format!(
+            "{}: {e} — give the Hermes data directory, e.g. /opt/data",
+            root.display()
+        )
+    })?;
+    if meta.file_type().is_symlink() {
+        let real = std::fs::canonicalize(&root)
+            .map(|p| format!("run it on {} instead", p.display()))
+            .unwrap_or_else(|_| "its target does not resolve".into());
+        return Err(format!(
+            "{}: is a symlink; refusing to follow it — {real}",
+            root.display()
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "{}: not a directory — give the Hermes data directory",
+            root.display()
+        ));
+    }
+    let spec = users::spec_from(opts.user.as_deref())
+        .map_err(|e| format!("{e} — pass --user NAME or UID:GID"))?;
+    let target = users::resolve(&spec)
+        .map_err(|e| format!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
+    let mut excludes = Vec::new();
+    let env = std::env::var("HERMES_SHIM_EXCLUDE").unwrap_or_default();
+    for x in opts
+        .exclude
+        .iter()
+        .map(String::as_str)
+        .chain(env.split(':').filter(|s| !s.is_empty()))
+    {
+        excludes.push(policy::exclude_path(x)?);
+    }
+    let fd = fs::open_root(&root).map_err(|e| {
+        format!(
+            "{}: cannot open: {} — is it a directory?",
+            root.display(),
+            e.desc()
+        )
+    })?;
+    let st =
+        fs::stat_fd(fd.as_fd()).map_err(|e| format!("{}: statx: {}", root.display(), e.desc()))?;
+    let walk = match (opts.walk, fs::probe_openat2(fd.as_fd())) {
+        (WalkChoice::Fallback, _) => fs::Walk::Fallback,
+        (_, Ok(())) => fs::Walk::Openat2,
+        (WalkChoice::Auto, Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL)) => fs::Walk::Fallback,
+        (_, Err(e)) => {
+            return Err(format!(
+                "openat2 is unavailable here ({}) — use --walk auto or --walk fallback",
+                e.desc()
+            ));
+        }
+    };
+    let cfg = Config {
+        root,
+        walk,
+        target: (target.uid, target.gid),
+        dry_run: opts.dry_run,
+        verbose: opts.verbose,
+        excludes,
+        root_dev: st.dev,
+        root_mnt: st.mnt_id,
+    };
+    Ok((cfg, fd, st))
+}
+
+fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
+    let verb = if cfg.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    eprintln!(
+        "{PREFIX}: {}: {verb} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {elapsed_ms} ms",
+        shown(&cfg.root),
+        c.changed,
+        c.scanned,
+        c.hardlink,
+        c.device,
+        c.mount,
+        c.excluded,
+        c.other_owner,
+        c.errors
+    );
+    if json {
+        println!("{}", to_json(cfg, c, elapsed_ms));
+    }
+}
+
+fn to_json(cfg: &Config, c: &Counts, elapsed_ms: u128) -> String {
+    format!(
+        concat!(
+            r#"{{"root":{},"dry_run":{},"walk":"{}","uid":{},"gid":{},"scanned":{},"changed":{},"#,
+            r#""skipped":{{"other_owner":{},"device":{},"hardlink":{},"mount":{},"excluded":{}}},"#,
+            r#""errors":{},"elapsed_ms":{}}}"#
+        ),
+        json_string(&cfg.root.to_string_lossy()),
+        cfg.dry_run,
+        cfg.walk.as_str(),
+        cfg.target.0,
+        cfg.target.1,
+        c.scanned,
+        c.changed,
+        c.other_owner,
+        c.device,
+        c.hardlink,
+        c.mount,
+        c.excluded,
+        c.errors,
+        elapsed_ms
+    )
+}
+
+/// A JSON string literal for `s`.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("/opt/data"), r#""/opt/data""#);
+        assert_eq!(json_string("a\"b\\c\nd"), r#""a\"b\\c\u000ad""#);
+    }
+}

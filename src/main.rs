@@ -1,0 +1,77 @@
+//! hermes-shim: one multi-call binary for the Hermes Agent image.
+//!
+//! Called as `hermes-shim`, it is a command with applets (`exec`, `fix-ownership`,
+//! `entrypoint`); called under any other name (a symlink such as /opt/hermes/bin/hermes), it is
+//! the shim for the venv console script of that name.
+#![deny(unsafe_code)]
+
+mod cli;
+mod entrypoint;
+mod fix;
+mod policy;
+mod shim;
+#[allow(unsafe_code)]
+mod sys;
+mod users;
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The name this binary answers to as a command rather than as a shim.
+const SELF_NAME: &str = "hermes-shim";
+
+/// What argv[0] asks for: the applet command, or the shim for a console script.
+#[derive(Debug, PartialEq, Eq)]
+enum Dispatch<'a> {
+    Command,
+    Shim(&'a OsStr),
+}
+
+fn dispatch(argv0: &OsStr) -> Dispatch<'_> {
+    match Path::new(argv0).file_name() {
+        Some(name) if name != SELF_NAME => Dispatch::Shim(name),
+        _ => Dispatch::Command,
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args.first().cloned().unwrap_or_else(|| SELF_NAME.into());
+    let code = match dispatch(&argv0) {
+        Dispatch::Shim(name) => shim::run(name, &args[1..]),
+        Dispatch::Command => match cli::Cli::parse().command {
+            cli::Command::Exec { name, args } => shim::run(&name, &args),
+            cli::Command::FixOwnership(opts) => fix::run(opts),
+            cli::Command::Entrypoint { args } => entrypoint::run(&args),
+        },
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv0_dispatch() {
+        let shim = |s: &'static str| Dispatch::Shim(OsStr::new(s));
+        let table = [
+            ("hermes-shim", Dispatch::Command),
+            ("/opt/hermes/bin/hermes-shim", Dispatch::Command),
+            ("./target/debug/hermes-shim", Dispatch::Command),
+            ("", Dispatch::Command),
+            ("/", Dispatch::Command),
+            ("hermes", shim("hermes")),
+            ("/opt/hermes/bin/hermes", shim("hermes")),
+            ("/opt/hermes/bin/hermes-agent", shim("hermes-agent")),
+            ("hermes-acp", shim("hermes-acp")),
+            ("/x/hermes-shim.old", shim("hermes-shim.old")),
+        ];
+        for (argv0, want) in table {
+            assert_eq!(dispatch(OsStr::new(argv0)), want, "{argv0:?}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Pure decisions, unit-tested without root: the opt-out's truthiness, what the sweep does with
+//! one entry, and which sweep roots are refused.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::sys::fs::Kind;
+
+/// `HERMES_DOCKER_EXEC_AS_ROOT` opts out of the drop only for `1`, `true` or `yes` in any
+/// letter case. Everything else, including whitespace around a true word, keeps the drop:
+/// a typo must never leave root-owned files behind.
+pub fn opt_out(value: Option<&str>) -> bool {
+    matches!(value, Some(v) if v == "1" || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes"))
+}
+
+/// Why an entry is left as it is, and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Owned by a uid that is neither root nor the target (a host user's file in a bind mount).
+    OtherOwner,
+    /// A block or character device.
+    Device,
+    /// A non-directory with more than one hard link: the other name may be outside the tree.
+    Hardlink,
+    /// On another mount than the sweep's root (not entered).
+    Mount,
+    /// Listed with `--exclude` (not entered).
+    Excluded,
+}
+
+impl Skip {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::OtherOwner => "other owner",
+            Skip::Device => "device",
+            Skip::Hardlink => "hardlinked",
+            Skip::Mount => "mount",
+            Skip::Excluded => "excluded",
+        }
+    }
+}
+
+/// What the sweep does with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Already right, or not ours to judge (uid is the target and gid is not root).
+    Keep,
+    /// Change owner and/or group; `None` leaves that id as it is.
+    Change {
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    Skip(Skip),
+}
+
+/// The ownership rule, for an entry already known to be on the sweep's mount and not excluded.
+///
+/// Only root's ownership moves to the target, uid and gid independently (`root:staff` becomes
+/// `hermes:staff`). An entry of any other uid is left whole, even with gid 0: it belongs to
+/// someone else. Directories may have any link count; other types with more than one link are
+/// skipped, because a hard link can pull an inode from outside the tree into it.
+pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, target: (u32, u32)) -> Action {
+    let (tuid, tgid) = target;
+    if matches!(kind, Kind::BlockDevice | Kind::CharDevice) {
+        return Action::Skip(Skip::Device);
+    }
+    if uid != 0 && uid != tuid {
+        return Action::Skip(Skip::OtherOwner);
+    }
+    let new_uid = (uid == 0).then_some(tuid);
+    let new_gid = (gid == 0).then_some(tgid);
+    if new_uid.is_none() && new_gid.is_none() {
+        return Action::Keep;
+    }
+    if kind != Kind::Dir && nlink > 1 {
+        return Action::Skip(Skip::Hardlink);
+    }
+    Action::Change {
+        uid: new_uid,
+        gid: new_gid,
+    }
+}
+
+/// Top-level directories a sweep may never start at (a typo such as `fix-ownership /usr`).
+const SYSTEM_DIRS: &[&str] = &[
+    "bin", "boot", "dev", "etc", "home", "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr",
+    "var",
+];
+
+/// Why a sweep root is refused before anything is opened; `None` when it is acceptable.
+pub fn refuse_root(path: &Path) -> Option<String> {
+    if !path.is_absolute() {
+        return Some(format!(
+            "{}: not an absolute path — give the full path, e.g. /opt/data",
+            path.display()
+        ));
+    }
+    let parts: Vec<Component> = path.components().collect();
+    if parts.iter().any(|c| matches!(c, Component::ParentDir)) {
+        return Some(format!(
+            "{}: contains '..' — give the resolved path",
+            path.display()
+        ));
+    }
+    let system = match parts.as_slice() {
+        [Component::RootDir] => true,
+        [Component::RootDir, Component::Normal(top)] => {
+            let top = top.to_string_lossy();
+            SYSTEM_DIRS.contains(&top.as_ref()) || top.starts_with("lib")
+        }
+        _ => false,
+    };
+    system.then(|| {
+        format!(
+            "{}: refusing to sweep a system directory — point it at the Hermes data directory, e.g. /opt/data",
+            path.display()
+        )
+    })
+}
+
+/// Normalises an `--exclude` value to a relative path under the sweep root.
+pub fn exclude_path(value: &str) -> Result<PathBuf, String> {
+    let p = Path::new(value);
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "--exclude {value}: must be a path relative to the sweep root, without '..'"
+                ));
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(format!(
+            "--exclude {value:?}: names no entry under the sweep root"
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truthiness_table() {
+        for yes in ["1", "true", "TRUE", "True", "tRuE", "yes", "YES", "Yes"] {
+            assert!(opt_out(Some(yes)), "{yes:?} opts out");
+        }
+        for no in [
+            "0", "false", "no", "", "garbage", "2", " 1", "1 ", "y", "on", "01", "yes\n", "t",
+        ] {
+            assert!(!opt_out(Some(no)), "{no:?} must keep the drop");
+        }
+        assert!(!opt_out(None));
+    }
+
+    const T: (u32, u32) = (10000, 10001);
+
+    #[test]
+    fn ownership_rule() {
+        use Action::*;
+        let c = |uid, gid| Change { uid, gid };
+        let table = [
+            (Kind::File, 0, 0, 1, c(Some(10000), Some(10001))),
+            (Kind::File, 0, 50, 1, c(Some(10000), None)),
+            (Kind::File, 10000, 0, 1, c(None, Some(10001))),
+            (Kind::File, 10000, 10001, 1, Keep),
+            (Kind::File, 10000, 50, 1, Keep),
+            (Kind::File, 1000, 0, 1, Skip(super::Skip::OtherOwner)),
+            (Kind::File, 1000, 1000, 1, Skip(super::Skip::OtherOwner)),
+            (Kind::File, 0, 0, 2, Skip(super::Skip::Hardlink)),
+            (Kind::File, 10000, 10001, 2, Keep),
+            (Kind::Symlink, 0, 0, 2, Skip(super::Skip::Hardlink)),
+            (Kind::Dir, 0, 0, 7, c(Some(10000), Some(10001))),
+            (Kind::Symlink, 0, 0, 1, c(Some(10000), Some(10001))),
+            (Kind::Fifo, 0, 0, 1, c(Some(10000), Some(10001))),
+            (Kind::Socket, 0, 10001, 1, c(Some(10000), None)),
+            (Kind::CharDevice, 0, 0, 1, Skip(super::Skip::Device)),
+            (
+                Kind::BlockDevice,
+                10000,
+                10001,
+                1,
+                Skip(super::Skip::Device),
+            ),
+        ];
+        for (kind, uid, gid, nlink, want) in table {
+            assert_eq!(
+                decide(kind, uid, gid, nlink, T),
+                want,
+                "{kind:?} {uid}:{gid} nlink {nlink}"
+            );
+        }
+    }
+
+    #[test]
+    fn root_refusals() {
+        for bad in [
+            "/",
+            "/etc",
+            "/usr",
+            "/tmp",
+            "/var",
+            "/lib",
+            "/lib64",
+            "/lib32",
+            "/libx32",
+            "/home",
+            "/root",
+            "/run",
+            "/sys",
+            "/proc",
+            "/dev",
+            "/boot",
+            "/bin",
+            "/sbin",
+            "/srv",
+            "relative",
+            "./x",
+            "",
+            "/opt/../etc",
+            "/etc/",
+        ] {
+            assert!(
+                refuse_root(Path::new(bad)).is_some(),
+                "{bad:?} must be refused"
+            );
+        }
+        for ok in [
+            "/opt/data",
+            "/opt",
+            "/data",
+            "/home/alice/hermes",
+            "/tmp/x",
+            "/var/lib/hermes",
+        ] {
+            assert_eq!(refuse_root(Path::new(ok)), None, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn excludes() {
+        assert_eq!(exclude_path("a/b/").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(exclude_path("./a//b").unwrap(), PathBuf::from("a/b"));
+        for bad in ["/abs", "../x", "a/../b", ".", ""] {
+            assert!(exclude_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

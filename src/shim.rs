@@ -1,0 +1,447 @@
+//! The shim applet: run a venv console script as the hermes user when `docker exec` made us root.
+//!
+//! Threat model: the caller is root inside the container (the `docker exec` default) and means
+//! well; the danger is leaving root-owned files in `$HERMES_HOME` or, worse, running on as root
+//! after a drop that silently failed. So every failure refuses (exit 126) instead of continuing,
+//! the drop is verified before exec, and the shim itself is never a setuid program: with real
+//! and effective ids apart it refuses, so it cannot become a privilege-escalation helper.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::policy;
+use crate::sys::{self, Privileges};
+use crate::users::{self, Target};
+
+/// Where the real console scripts live unless `HERMES_SHIM_REAL_DIR` says otherwise.
+pub const DEFAULT_REAL_DIR: &str = "/opt/hermes/.venv/bin";
+
+/// Exit code for a refusal: the program was found but we will not run it this way.
+pub const EXIT_REFUSED: u8 = 126;
+/// Exit code when the real program is missing or cannot be executed.
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+const REMEDY: &str = "run docker exec --user hermes …, or set HERMES_DOCKER_EXEC_AS_ROOT=1";
+
+/// One step of the drop, named in the refusal message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    SetGroups,
+    SetGid,
+    SetUid,
+    Verify,
+    RegainRoot,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::SetGroups => "setgroups",
+            Step::SetGid => "setresgid",
+            Step::SetUid => "setresuid",
+            Step::Verify => "verifying the new ids",
+            Step::RegainRoot => "setuid(0) still succeeds after the drop",
+        }
+    }
+}
+
+/// A drop that did not hold: which step, and what the kernel or the check said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropError {
+    pub step: Step,
+    pub detail: String,
+}
+
+/// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
+/// then verifies. Groups and gid go first because they need privilege that the uid change
+/// takes away; the verification catches a kernel, seccomp filter or user namespace that
+/// reported success without doing the work.
+pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropError> {
+    let fail = |step, e: Errno| DropError {
+        step,
+        detail: e.desc().to_string(),
+    };
+    p.set_groups(&t.groups)
+        .map_err(|e| fail(Step::SetGroups, e))?;
+    p.set_gid(t.gid).map_err(|e| fail(Step::SetGid, e))?;
+    p.set_uid(t.uid).map_err(|e| fail(Step::SetUid, e))?;
+    let now = p.current().map_err(|e| fail(Step::Verify, e))?;
+    let want = sys::Ids {
+        ruid: t.uid,
+        euid: t.uid,
+        suid: t.uid,
+        rgid: t.gid,
+        egid: t.gid,
+        sgid: t.gid,
+        groups: t.groups.clone(),
+    };
+    if now != want {
+        return Err(DropError {
+            step: Step::Verify,
+            detail: format!("asked for {want:?}, kernel reports {now:?}"),
+        });
+    }
+    if p.regain_root().is_ok() {
+        return Err(DropError {
+            step: Step::RegainRoot,
+            detail: "the drop is reversible".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Drops with `p` and, only if the drop held, calls `exec` (which returns only on failure).
+pub fn drop_then<P: Privileges>(p: &mut P, t: &Target, exec: impl FnOnce() -> u8) -> u8 {
+    match drop_privileges(p, t) {
+        Ok(()) => exec(),
+        Err(e) => refuse(&user_label(t), &format!("{}: {}", e.step.name(), e.detail)),
+    }
+}
+
+fn user_label(t: &Target) -> String {
+    t.name
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", t.uid, t.gid))
+}
+
+fn refuse(user: &str, why: &str) -> u8 {
+    eprintln!("hermes-shim: cannot drop to user '{user}': {why} — {REMEDY}");
+    EXIT_REFUSED
+}
+
+/// Refuses when this process runs with real and effective ids apart, or from a binary with the
+/// setuid or setgid bit: the shim must never be an escalation path.
+pub fn refuse_setuid() -> Option<u8> {
+    let (ruid, euid, rgid, egid) = sys::caller_ids();
+    let bits = std::fs::metadata("/proc/self/exe")
+        .map(|m| m.mode() & 0o6000)
+        .unwrap_or(0);
+    if ruid != euid || rgid != egid || bits != 0 {
+        eprintln!(
+            "hermes-shim: refusing to run setuid or setgid (uid {ruid}/{euid}, gid {rgid}/{egid}) — install it with mode 0755 and no s-bits"
+        );
+        return Some(EXIT_REFUSED);
+    }
+    None
+}
+
+/// The real program for `name`: `$HERMES_SHIM_REAL_DIR/name`.
+pub fn real_program(name: &OsStr) -> Result<PathBuf, (u8, String)> {
+    let dir = std::env::var_os("HERMES_SHIM_REAL_DIR").unwrap_or_else(|| DEFAULT_REAL_DIR.into());
+    let dir = PathBuf::from(dir);
+    if !dir.is_absolute() {
+        let msg = format!(
+            "hermes-shim: HERMES_SHIM_REAL_DIR={} is not absolute — set it to the venv's bin directory, e.g. {DEFAULT_REAL_DIR}",
+            dir.display()
+        );
+        return Err((EXIT_REFUSED, msg));
+    }
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.as_bytes().contains(&b'/');
+    if !plain {
+        let msg = format!(
+            "hermes-shim: '{}' is not a program name — give a name such as hermes",
+            name.to_string_lossy()
+        );
+        return Err((EXIT_NOT_FOUND, msg));
+    }
+    Ok(dir.join(name))
+}
+
+/// Checks the real program exists, is an executable file, and is not this very binary
+/// (a symlink loop back to the shim would exec itself forever).
+pub fn check_program(path: &Path) -> Result<(), (u8, String)> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let msg = format!(
+            "hermes-shim: real program {} cannot be used: {e} — install hermes-agent in that venv or set HERMES_SHIM_REAL_DIR",
+            path.display()
+        );
+        (EXIT_NOT_FOUND, msg)
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        let msg = format!(
+            "hermes-shim: real program {} is not an executable file — check its mode",
+            path.display()
+        );
+        return Err((EXIT_NOT_FOUND, msg));
+    }
+    if let Ok(me) = std::fs::metadata("/proc/self/exe")
+        && (me.dev(), me.ino()) == (meta.dev(), meta.ino())
+    {
+        let msg = format!(
+            "hermes-shim: real program {} is hermes-shim itself — point HERMES_SHIM_REAL_DIR at the venv's bin directory",
+            path.display()
+        );
+        return Err((EXIT_REFUSED, msg));
+    }
+    Ok(())
+}
+
+fn cstring(s: &OsStr) -> CString {
+    // Arguments and environment strings come from the kernel NUL-terminated, so none holds a NUL.
+    CString::new(s.as_bytes()).expect("no NUL inside an argument")
+}
+
+/// Execs `path` with `args` (argv[0] is `path`), as the current user; with `as_user`, HOME,
+/// USER and LOGNAME describe that user. Returns the exit code only when exec failed.
+pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    if let Some(t) = as_user {
+        env.retain(|(k, _)| !matches!(k.as_bytes(), b"HOME" | b"USER" | b"LOGNAME"));
+        env.push(("HOME".into(), t.home.clone().into()));
+        if let Some(n) = &t.name {
+            env.push(("USER".into(), n.into()));
+            env.push(("LOGNAME".into(), n.into()));
+        }
+    }
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstring(&kv)
+        })
+        .collect();
+    let prog = cstring(path.as_os_str());
+    let argv: Vec<CString> = std::iter::once(prog.clone())
+        .chain(args.iter().map(|a| cstring(a)))
+        .collect();
+    if let Err(e) = sys::reset_signals() {
+        eprintln!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
+        return EXIT_REFUSED;
+    }
+    let e = sys::exec(&prog, &argv, &envp);
+    eprintln!(
+        "hermes-shim: cannot execute {}: {} — check the file and its interpreter",
+        path.display(),
+        e.desc()
+    );
+    EXIT_NOT_FOUND
+}
+
+/// The shim applet: runs the real program for `name` with `args`, dropping root first.
+pub fn run(name: &OsStr, args: &[OsString]) -> u8 {
+    if let Some(code) = refuse_setuid() {
+        return code;
+    }
+    let path = match real_program(name).and_then(|p| check_program(&p).map(|()| p)) {
+        Ok(p) => p,
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            return code;
+        }
+    };
+    let (ruid, ..) = sys::caller_ids();
+    if ruid != 0 || policy::opt_out(std::env::var("HERMES_DOCKER_EXEC_AS_ROOT").ok().as_deref()) {
+        return exec(&path, args, None);
+    }
+    run_as_target(&path, args)
+}
+
+/// Resolves the target user, drops to it and execs `path`; every failure refuses with 126.
+pub fn run_as_target(path: &Path, args: &[OsString]) -> u8 {
+    let spec = match users::spec_from(None) {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                &std::env::var("HERMES_SHIM_USER").unwrap_or_default(),
+                &e.to_string(),
+            );
+        }
+    };
+    let target = match users::resolve(&spec) {
+        Ok(t) => t,
+        Err(e) => return refuse(&spec.to_string(), &e.to_string()),
+    };
+    drop_then(&mut sys::Linux, &target, || exec(path, args, Some(&target)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Ids;
+
+    /// A recording double: the calls in order, an optional step that fails, and what the
+    /// "kernel" reports afterwards.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<&'static str>,
+        fail: Option<&'static str>,
+        lie: bool,
+        reversible: bool,
+        ids: Option<Ids>,
+        groups: Vec<u32>,
+        gid: u32,
+        uid: u32,
+    }
+
+    impl Recorder {
+        fn step(&mut self, name: &'static str) -> Result<(), Errno> {
+            self.calls.push(name);
+            if self.fail == Some(name) {
+                Err(Errno::EPERM)
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Privileges for Recorder {
+        fn set_groups(&mut self, g: &[u32]) -> Result<(), Errno> {
+            self.step("setgroups")?;
+            self.groups = g.to_vec();
+            Ok(())
+        }
+        fn set_gid(&mut self, gid: u32) -> Result<(), Errno> {
+            self.step("setresgid")?;
+            self.gid = gid;
+            Ok(())
+        }
+        fn set_uid(&mut self, uid: u32) -> Result<(), Errno> {
+            self.step("setresuid")?;
+            self.uid = uid;
+            Ok(())
+        }
+        fn current(&self) -> Result<Ids, Errno> {
+            if self.fail == Some("current") {
+                return Err(Errno::EIO);
+            }
+            let saved = if self.lie { 0 } else { self.uid };
+            Ok(self.ids.clone().unwrap_or(Ids {
+                ruid: self.uid,
+                euid: self.uid,
+                suid: saved,
+                rgid: self.gid,
+                egid: self.gid,
+                sgid: self.gid,
+                groups: self.groups.clone(),
+            }))
+        }
+        fn regain_root(&mut self) -> Result<(), Errno> {
+            self.calls.push("setuid(0)");
+            if self.reversible {
+                Ok(())
+            } else {
+                Err(Errno::EPERM)
+            }
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            name: Some("hermes".into()),
+            uid: 10000,
+            gid: 10000,
+            groups: vec![990, 10000],
+            home: "/opt/data".into(),
+        }
+    }
+
+    fn run_with(r: &mut Recorder) -> (u8, bool) {
+        let mut exec_called = false;
+        let code = drop_then(r, &target(), || {
+            exec_called = true;
+            0
+        });
+        (code, exec_called)
+    }
+
+    #[test]
+    fn drop_order_then_verify_then_exec() {
+        let mut r = Recorder::default();
+        assert_eq!(run_with(&mut r), (0, true));
+        assert_eq!(
+            r.calls,
+            ["setgroups", "setresgid", "setresuid", "setuid(0)"]
+        );
+        assert_eq!(
+            (r.groups.clone(), r.gid, r.uid),
+            (vec![990, 10000], 10000, 10000)
+        );
+    }
+
+    #[test]
+    fn failure_at_each_step_refuses_without_exec() {
+        for (fail, calls) in [
+            ("setgroups", &["setgroups"][..]),
+            ("setresgid", &["setgroups", "setresgid"][..]),
+            ("setresuid", &["setgroups", "setresgid", "setresuid"][..]),
+            ("current", &["setgroups", "setresgid", "setresuid"][..]),
+        ] {
+            let mut r = Recorder {
+                fail: Some(fail),
+                ..Default::default()
+            };
+            assert_eq!(run_with(&mut r), (EXIT_REFUSED, false), "failing {fail}");
+            assert_eq!(r.calls, calls, "failing {fail}");
+        }
+    }
+
+    #[test]
+    fn verification_catches_a_drop_that_did_not_hold() {
+        let mut lying = Recorder {
+            lie: true,
+            ..Default::default()
+        };
+        assert_eq!(run_with(&mut lying), (EXIT_REFUSED, false));
+        let err = drop_privileges(
+            &mut Recorder {
+                lie: true,
+                ..Default::default()
+            },
+            &target(),
+        )
+        .unwrap_err();
+        assert_eq!(err.step, Step::Verify);
+
+        let wrong_groups = Ids {
+            ruid: 10000,
+            euid: 10000,
+            suid: 10000,
+            rgid: 10000,
+            egid: 10000,
+            sgid: 10000,
+            groups: vec![0, 10000],
+        };
+        let mut r = Recorder {
+            ids: Some(wrong_groups),
+            ..Default::default()
+        };
+        assert_eq!(run_with(&mut r), (EXIT_REFUSED, false));
+
+        let mut rev = Recorder {
+            reversible: true,
+            ..Default::default()
+        };
+        assert_eq!(run_with(&mut rev), (EXIT_REFUSED, false));
+        let err = drop_privileges(
+            &mut Recorder {
+                reversible: true,
+                ..Default::default()
+            },
+            &target(),
+        )
+        .unwrap_err();
+        assert_eq!(err.step, Step::RegainRoot);
+    }
+
+    #[test]
+    fn real_program_names() {
+        assert!(
+            real_program(OsStr::new("hermes"))
+                .unwrap()
+                .ends_with("hermes")
+        );
+        for bad in ["", ".", "..", "a/b", "/bin/sh"] {
+            assert_eq!(
+                real_program(OsStr::new(bad)).unwrap_err().0,
+                EXIT_NOT_FOUND,
+                "{bad:?}"
+            );
+        }
+    }
+}

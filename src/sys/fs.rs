@@ -1,0 +1,273 @@
+//! File-descriptor-relative filesystem calls for the ownership sweep.
+//!
+//! Every name passed here is a single component read from the parent directory (getdents
+//! never yields a `/`), so a lookup can only land on a child of the fd it starts from. Opens
+//! never follow symlinks; `Openat2` additionally has the kernel refuse symlinks, `..` escapes
+//! and mount crossings, which `Fallback` re-checks on the opened handle instead.
+
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
+use nix::libc;
+use nix::sys::stat::Mode;
+use nix::unistd::{self, Gid, Uid, Whence};
+
+/// How children are opened: chosen once by [`probe_openat2`], forced by `--walk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// `openat2` with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV (Linux ≥ 5.6).
+    Openat2,
+    /// `openat` with O_NOFOLLOW, plus a mount-id check on every handle.
+    Fallback,
+}
+
+impl Walk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Walk::Openat2 => "openat2",
+            Walk::Fallback => "fallback",
+        }
+    }
+}
+
+/// File types as the sweep distinguishes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    BlockDevice,
+    CharDevice,
+    Unknown,
+}
+
+impl Kind {
+    fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFREG => Kind::File,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFBLK => Kind::BlockDevice,
+            libc::S_IFCHR => Kind::CharDevice,
+            _ => Kind::Unknown,
+        }
+    }
+}
+
+/// What the sweep needs to know of an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub kind: Kind,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    /// The mount the inode was reached through (statx STATX_MNT_ID, Linux ≥ 5.8).
+    pub mnt_id: Option<u64>,
+}
+
+impl Stat {
+    /// Device and inode: what "the same directory" means when we come back to one.
+    pub fn ident(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
+
+fn statx(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<Stat, Errno> {
+    let mask = libc::STATX_TYPE
+        | libc::STATX_UID
+        | libc::STATX_GID
+        | libc::STATX_NLINK
+        | libc::STATX_INO
+        | libc::STATX_MNT_ID;
+    let mut buf = MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `name` is NUL-terminated and `buf` is a writable statx buffer the kernel fills.
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_SYNC_AS_STAT,
+            mask,
+            buf.as_mut_ptr(),
+        )
+    };
+    Errno::result(rc)?;
+    // SAFETY: statx returned success, so the buffer is initialised (it was zeroed anyway).
+    let s = unsafe { buf.assume_init() };
+    Ok(Stat {
+        dev: (u64::from(s.stx_dev_major) << 32) | u64::from(s.stx_dev_minor),
+        ino: s.stx_ino,
+        kind: Kind::from_mode(u32::from(s.stx_mode)),
+        uid: s.stx_uid,
+        gid: s.stx_gid,
+        nlink: s.stx_nlink,
+        mnt_id: (s.stx_mask & libc::STATX_MNT_ID != 0).then_some(s.stx_mnt_id),
+    })
+}
+
+/// statx of the child `name` of `dir`, never following a symlink or triggering an automount.
+pub fn stat_at(dir: BorrowedFd, name: &CStr) -> Result<Stat, Errno> {
+    statx(dir, name, 0)
+}
+
+/// statx of the inode `fd` refers to.
+pub fn stat_fd(fd: BorrowedFd) -> Result<Stat, Errno> {
+    statx(fd, c"", libc::AT_EMPTY_PATH)
+}
+
+/// What a child is opened as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// O_PATH: a handle to stat and chown, never reading or writing the file (a FIFO does not
+    /// block, a device is not opened).
+    Handle,
+    /// A readable directory fd to list.
+    Dir,
+}
+
+/// Opens the child `name` of `dir` without following symlinks.
+pub fn open_child(dir: BorrowedFd, name: &CStr, how: Open, walk: Walk) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | match how {
+            Open::Handle => OFlag::O_PATH,
+            Open::Dir => OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOATIME,
+        };
+    match walk {
+        Walk::Openat2 => fcntl::openat2(dir, name, resolve_strict(flags)),
+        Walk::Fallback => fcntl::openat(dir, name, flags, Mode::empty()),
+    }
+}
+
+fn resolve_strict(flags: OFlag) -> OpenHow {
+    OpenHow::new().flags(flags).resolve(
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_XDEV,
+    )
+}
+
+/// Asks whether openat2 with our resolve flags is usable here (kernel ≥ 5.6 and a seccomp
+/// profile that lets it through). The errno says why not.
+pub fn probe_openat2(dir: BorrowedFd) -> Result<(), Errno> {
+    fcntl::openat2(dir, c".", resolve_strict(OFlag::O_PATH | OFlag::O_CLOEXEC)).map(drop)
+}
+
+/// Opens the parent of the directory `fd` (to resume a directory whose fd was closed to keep
+/// the number of open fds bounded). The caller checks the result is the directory it left.
+pub fn open_parent(fd: BorrowedFd) -> Result<OwnedFd, Errno> {
+    fcntl::openat(
+        fd,
+        c"..",
+        OFlag::O_RDONLY
+            | OFlag::O_DIRECTORY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOATIME,
+        Mode::empty(),
+    )
+}
+
+/// Opens the sweep's root directory, refusing a symlink as its last component.
+pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
+    fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Changes owner and/or group of the inode `fd` refers to (a symlink itself, for an O_PATH
+/// handle opened with O_NOFOLLOW), without resolving any path.
+pub fn chown_fd(fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+    unistd::fchownat(
+        fd,
+        c"",
+        uid.map(Uid::from_raw),
+        gid.map(Gid::from_raw),
+        fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+}
+
+/// Puts a directory fd back at a position a getdents entry reported as its `d_off`.
+pub fn seek_dir(fd: BorrowedFd, cookie: i64) -> Result<(), Errno> {
+    unistd::lseek(fd, cookie, Whence::SeekSet).map(drop)
+}
+
+/// A buffered reader of getdents64 records; position lives in the directory fd.
+pub struct DirBuf {
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+/// One directory entry's type and resume cookie; its name goes to the caller's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// The getdents `d_type` (DT_DIR, DT_UNKNOWN, …).
+    pub d_type: u8,
+    /// Where the directory stream continues after this entry.
+    pub off: i64,
+}
+
+/// The getdents type of a directory (other types are confirmed with statx).
+pub const DT_DIR: u8 = libc::DT_DIR;
+
+impl DirBuf {
+    /// A reader with a `cap`-byte buffer.
+    pub fn new(cap: usize) -> DirBuf {
+        DirBuf {
+            buf: vec![0; cap],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    /// The next entry other than `.` and `..`, its NUL-terminated name copied into `name`.
+    pub fn next(&mut self, fd: BorrowedFd, name: &mut Vec<u8>) -> Result<Option<Entry>, Errno> {
+        loop {
+            if self.pos >= self.len {
+                // SAFETY: the kernel writes at most `buf.len()` bytes into our buffer.
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_getdents64,
+                        fd.as_raw_fd(),
+                        self.buf.as_mut_ptr(),
+                        self.buf.len(),
+                    )
+                };
+                let n = Errno::result(n)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                self.pos = 0;
+                self.len = n as usize;
+            }
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+            let rec = &self.buf[self.pos..self.len];
+            let off = i64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
+            let reclen = usize::from(u16::from_ne_bytes(rec[16..18].try_into().expect("2 bytes")));
+            let d_type = rec[18];
+            let raw = &rec[19..reclen];
+            let nul = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+            self.pos += reclen;
+            let n = &raw[..nul];
+            if n == b"." || n == b".." || n.is_empty() {
+                continue;
+            }
+            name.clear();
+            name.extend_from_slice(n);
+            name.push(0);
+            return Ok(Some(Entry { d_type, off }));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Every call that changes ids, execs, opens by file descriptor, stats or chowns.
+//!
+//! The rest of the crate forbids `unsafe`; the few raw calls that nix does not wrap
+//! (`statx`, `getdents64`, resetting a signal disposition) live here, each with its reason.
+//! Id changes sit behind [`Privileges`] so the drop sequence can be tested with a recording
+//! double while root integration tests prove the real calls.
+
+pub mod fs;
+
+use std::ffi::CString;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::{self, Gid, Uid};
+
+/// The process's ids as the kernel reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub ruid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub rgid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    /// Supplementary groups, sorted (the kernel keeps them sorted; we sort again to be sure).
+    pub groups: Vec<u32>,
+}
+
+/// The id-changing calls of a privilege drop.
+pub trait Privileges {
+    /// setgroups(2).
+    fn set_groups(&mut self, groups: &[u32]) -> Result<(), Errno>;
+    /// setresgid(gid, gid, gid).
+    fn set_gid(&mut self, gid: u32) -> Result<(), Errno>;
+    /// setresuid(uid, uid, uid).
+    fn set_uid(&mut self, uid: u32) -> Result<(), Errno>;
+    /// getresuid, getresgid and getgroups.
+    fn current(&self) -> Result<Ids, Errno>;
+    /// setuid(0); succeeding here means the drop did not hold.
+    fn regain_root(&mut self) -> Result<(), Errno>;
+}
+
+/// The real calls.
+pub struct Linux;
+
+impl Privileges for Linux {
+    fn set_groups(&mut self, groups: &[u32]) -> Result<(), Errno> {
+        let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        unistd::setgroups(&gids)
+    }
+    fn set_gid(&mut self, gid: u32) -> Result<(), Errno> {
+        let g = Gid::from_raw(gid);
+        unistd::setresgid(g, g, g)
+    }
+    fn set_uid(&mut self, uid: u32) -> Result<(), Errno> {
+        let u = Uid::from_raw(uid);
+        unistd::setresuid(u, u, u)
+    }
+    fn current(&self) -> Result<Ids, Errno> {
+        let u = unistd::getresuid()?;
+        let g = unistd::getresgid()?;
+        let mut groups: Vec<u32> = unistd::getgroups()?.iter().map(|g| g.as_raw()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(Ids {
+            ruid: u.real.as_raw(),
+            euid: u.effective.as_raw(),
+            suid: u.saved.as_raw(),
+            rgid: g.real.as_raw(),
+            egid: g.effective.as_raw(),
+            sgid: g.saved.as_raw(),
+            groups,
+        })
+    }
+    fn regain_root(&mut self) -> Result<(), Errno> {
+        unistd::setuid(Uid::from_raw(0))
+    }
+}
+
+/// Real and effective uid and gid of this process.
+pub fn caller_ids() -> (u32, u32, u32, u32) {
+    (
+        unistd::getuid().as_raw(),
+        unistd::geteuid().as_raw(),
+        unistd::getgid().as_raw(),
+        unistd::getegid().as_raw(),
+    )
+}
+
+/// Gives the program we exec the signal state a shell would: SIGPIPE at its default (the Rust
+/// runtime ignores it, and an ignored disposition survives exec) and nothing blocked.
+pub fn reset_signals() -> Result<(), Errno> {
+    // SAFETY: installing SIG_DFL runs no handler code; we are single-threaded at this point.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// execve(2); returns only on failure.
+pub fn exec(path: &CString, argv: &[CString], env: &[CString]) -> Errno {
+    match unistd::execve(path, argv, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}

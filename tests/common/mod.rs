@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: the binary under test, root and tool
+//! requirements (skip with a reason by hand, fail under `CI`), and temporary trees.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The built `hermes-shim` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hermes-shim"))
+}
+
+fn skip_or_fail(test: &str, why: &str) -> bool {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: cannot run under CI: {why}");
+    }
+    eprintln!("SKIP {test}: {why}");
+    false
+}
+
+/// True when the test may go on as root; otherwise prints why it skips (or panics under `CI`).
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        skip_or_fail(test, "needs root (run the suite as root)")
+    }
+}
+
+/// True when `tool` is on PATH; otherwise prints why it skips (or panics under `CI`).
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    found
+        || skip_or_fail(
+            test,
+            &format!("needs `{tool}` on PATH (tests/setup-host.sh installs it)"),
+        )
+}
+
+/// A fresh directory under /tmp (mode 0755, so other uids can traverse it), removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = PathBuf::from(format!(
+            "/tmp/hermes-shim-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Unmount anything a test left behind before removing, never crossing into it.
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cmd` and returns its output, panicking only if it could not be started.
+pub fn run<S: AsRef<OsStr>>(cmd: &mut Command, what: S) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", what.as_ref().to_string_lossy()))
+}
