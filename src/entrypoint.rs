@@ -63,7 +63,8 @@ fn under_s6() -> bool {
 
 /// Runs the applet; returns only when the program could not be started.
 pub fn run(args: &[OsString]) -> u8 {
-    if let Some(code) = shim::refuse_setuid() {
+    let me = shim::self_exe();
+    if let Some(code) = shim::refuse_setuid(me.as_ref()) {
         return code;
     }
     let path_var = std::env::var_os("PATH");
@@ -77,7 +78,7 @@ pub fn run(args: &[OsString]) -> u8 {
             }
         },
     };
-    if let Err((code, msg)) = shim::check_program(&program) {
+    if let Err((code, msg)) = shim::check_program(&program, me.as_ref()) {
         eprintln!("{msg}");
         return code;
     }

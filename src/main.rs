@@ -37,11 +37,22 @@ fn dispatch(argv0: &OsStr) -> Dispatch<'_> {
     }
 }
 
+/// `hermes-shim exec NAME …` with a NAME (not an option such as `--help`, left to clap).
+fn is_exec(args: &[OsString]) -> bool {
+    args.get(1).is_some_and(|a| a == "exec")
+        && args
+            .get(2)
+            .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"-"))
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().cloned().unwrap_or_else(|| SELF_NAME.into());
     let code = match dispatch(&argv0) {
         Dispatch::Shim(name) => shim::run(name, &args[1..]),
+        // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
+        // among ARGS, and the shim promises the program its arguments untouched.
+        Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..]),
         Dispatch::Command => match cli::Cli::parse().command {
             cli::Command::Exec { name, args } => shim::run(&name, &args),
             cli::Command::FixOwnership(opts) => fix::run(opts),
@@ -73,5 +84,15 @@ mod tests {
         for (argv0, want) in table {
             assert_eq!(dispatch(OsStr::new(argv0)), want, "{argv0:?}");
         }
+    }
+
+    #[test]
+    fn exec_is_parsed_by_hand_only_with_a_name() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_exec(&v(&["hermes-shim", "exec", "hermes", "--help"])));
+        assert!(is_exec(&v(&["hermes-shim", "exec", "hermes", "--", "-x"])));
+        assert!(!is_exec(&v(&["hermes-shim", "exec", "--help"])));
+        assert!(!is_exec(&v(&["hermes-shim", "exec"])));
+        assert!(!is_exec(&v(&["hermes-shim", "fix-ownership", "exec"])));
     }
 }

@@ -7,6 +7,7 @@
 //! and effective ids apart it refuses, so it cannot become a privilege-escalation helper.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -115,11 +116,9 @@ fn refuse(user: &str, why: &str) -> u8 {
 
 /// Refuses when this process runs with real and effective ids apart, or from a binary with the
 /// setuid or setgid bit: the shim must never be an escalation path.
-pub fn refuse_setuid() -> Option<u8> {
+pub fn refuse_setuid(me: Option<&Metadata>) -> Option<u8> {
     let (ruid, euid, rgid, egid) = sys::caller_ids();
-    let bits = std::fs::metadata("/proc/self/exe")
-        .map(|m| m.mode() & 0o6000)
-        .unwrap_or(0);
+    let bits = me.map(|m| m.mode() & 0o6000).unwrap_or(0);
     if ruid != euid || rgid != egid || bits != 0 {
         eprintln!(
             "hermes-shim: refusing to run setuid or setgid (uid {ruid}/{euid}, gid {rgid}/{egid}) — install it with mode 0755 and no s-bits"
@@ -127,6 +126,11 @@ pub fn refuse_setuid() -> Option<u8> {
         return Some(EXIT_REFUSED);
     }
     None
+}
+
+/// This binary's own inode (for the setuid-bit and exec-loop checks); `None` without /proc.
+pub fn self_exe() -> Option<Metadata> {
+    std::fs::metadata("/proc/self/exe").ok()
 }
 
 /// The real program for `name`: `$HERMES_SHIM_REAL_DIR/name`.
@@ -153,7 +157,7 @@ pub fn real_program(name: &OsStr) -> Result<PathBuf, (u8, String)> {
 
 /// Checks the real program exists, is an executable file, and is not this very binary
 /// (a symlink loop back to the shim would exec itself forever).
-pub fn check_program(path: &Path) -> Result<(), (u8, String)> {
+pub fn check_program(path: &Path, me: Option<&Metadata>) -> Result<(), (u8, String)> {
     let meta = std::fs::metadata(path).map_err(|e| {
         let msg = format!(
             "hermes-shim: real program {} cannot be used: {e} — install hermes-agent in that venv or set HERMES_SHIM_REAL_DIR",
@@ -168,7 +172,7 @@ pub fn check_program(path: &Path) -> Result<(), (u8, String)> {
         );
         return Err((EXIT_NOT_FOUND, msg));
     }
-    if let Ok(me) = std::fs::metadata("/proc/self/exe")
+    if let Some(me) = me
         && (me.dev(), me.ino()) == (meta.dev(), meta.ino())
     {
         let msg = format!(
@@ -225,10 +229,11 @@ pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
 
 /// The shim applet: runs the real program for `name` with `args`, dropping root first.
 pub fn run(name: &OsStr, args: &[OsString]) -> u8 {
-    if let Some(code) = refuse_setuid() {
+    let me = self_exe();
+    if let Some(code) = refuse_setuid(me.as_ref()) {
         return code;
     }
-    let path = match real_program(name).and_then(|p| check_program(&p).map(|()| p)) {
+    let path = match real_program(name).and_then(|p| check_program(&p, me.as_ref()).map(|()| p)) {
         Ok(p) => p,
         Err((code, msg)) => {
             eprintln!("{msg}");

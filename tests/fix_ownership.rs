@@ -1,0 +1,1931 @@
+//! Root integration tests for `hermes-shim fix-ownership`, driving the built binary as a black box
+//! on temporary trees: what it changes (every depth, every file type, the damage `hermes config set`
+//! leaves), what it must never change (other owners, devices, hardlinks, mounts, excluded paths,
+//! symlink targets), every refusal, dry-run honesty, both walk backends, a 10,000-level tree under a
+//! small fd limit, and a race against a uid-10000 attacker swapping directories for symlinks.
+//!
+//! The expected outcome of each fixture is computed here from the contract's rule (uid 0 -> target
+//! uid, gid 0 -> target gid, any other uid untouched), independently of the binary.
+//!
+//! Safety: these tests run as root against a binary that may be wrong. No fixture may give it a
+//! way out of the temporary trees (no symlink reaching `/`), and runs on system directories happen
+//! only in a user namespace where only uid 0 is mapped, so chown to 10000 fails with EINVAL.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat, mknod};
+
+/// The target user of almost every test: numeric, so no passwd entry is needed.
+const T: u32 = 10000;
+const USER: &str = "10000:10000";
+const PREFIX: &str = "hermes-shim fix-ownership: ";
+const WALKS: [&str; 2] = ["openat2", "fallback"];
+/// Exactly what `hermes config set` as root creates in an empty HERMES_HOME (ENVIRONMENT.md).
+const HERMES_DIRS: [&str; 9] = [
+    "cron",
+    "hooks",
+    "logs",
+    "memories",
+    "pairing",
+    "sessions",
+    "skills",
+    "image_cache",
+    "audio_cache",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Running things
+// ---------------------------------------------------------------------------------------------
+
+/// What a finished process left behind.
+struct Out {
+    what: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl fmt::Display for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "command: {}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.code,
+            truncate(&self.stdout),
+            truncate(&self.stderr)
+        )
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 6000;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut cut = MAX;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes more)", &s[..cut], s.len() - cut)
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `secs` seconds, so a hung
+/// binary fails one test instead of hanging the suite.
+fn run_cmd(mut cmd: Command, secs: u64) -> Out {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let te = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s, killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Out {
+        what,
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&to.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&te.join().unwrap()).into_owned(),
+    }
+}
+
+/// Removes every variable the binary reads, so tests do not leak the caller's settings.
+fn clean_env(cmd: &mut Command) -> &mut Command {
+    for v in [
+        "HERMES_HOME",
+        "HERMES_SHIM_USER",
+        "HERMES_SHIM_REAL_DIR",
+        "HERMES_DOCKER_EXEC_AS_ROOT",
+        "HERMES_SHIM_EXCLUDE",
+        "HERMES_SHIM_WALK",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
+/// `hermes-shim fix-ownership ARGS…` with a clean environment.
+fn fo_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
+    let mut c = Command::new(common::bin());
+    clean_env(&mut c);
+    c.arg("fix-ownership").args(args);
+    c
+}
+
+/// `hermes-shim fix-ownership PATH --user 10000:10000 --walk WALK EXTRA…`.
+fn fo(path: &Path, walk: &str, extra: &[&str]) -> Out {
+    let mut args: Vec<&OsStr> = vec![path.as_os_str()];
+    args.extend(["--user", USER, "--walk", walk].map(OsStr::new));
+    args.extend(extra.iter().map(OsStr::new));
+    run_cmd(fo_cmd(&args), 60)
+}
+
+/// Runs `case` once per walk backend; reports every backend that failed, not just the first.
+fn both(case: impl Fn(&str) + std::panic::RefUnwindSafe) {
+    let mut failed = Vec::new();
+    for w in WALKS {
+        if std::panic::catch_unwind(|| case(w)).is_err() {
+            failed.push(w);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed with --walk {} (panic messages above)",
+        failed.join(" and --walk ")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the report: a small JSON reader (no JSON crate among the dev-dependencies), the summary
+// line and the --verbose lines
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(BTreeMap<String, Json>),
+}
+
+fn parse_json(s: &str) -> Result<Json, String> {
+    let mut p = JsonParser {
+        b: s.as_bytes(),
+        i: 0,
+    };
+    let v = p.value()?;
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(format!("trailing data at byte {}", p.i));
+    }
+    Ok(v)
+}
+
+struct JsonParser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && b" \t\r\n".contains(&self.b[self.i]) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", c as char, self.i))
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Json) -> Result<Json, String> {
+        if self.b[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(format!("bad literal at byte {}", self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        match self.peek() {
+            Some(b'{') => {
+                self.i += 1;
+                let mut m = BTreeMap::new();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(m));
+                }
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    self.expect(b':')?;
+                    let v = self.value()?;
+                    if m.insert(k.clone(), v).is_some() {
+                        return Err(format!("duplicate key {k:?}"));
+                    }
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(m));
+                        }
+                        _ => return Err(format!("expected ',' or '}}' at byte {}", self.i)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut a = Vec::new();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(a));
+                }
+                loop {
+                    a.push(self.value()?);
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(a));
+                        }
+                        _ => return Err(format!("expected ',' or ']' at byte {}", self.i)),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::Str(self.string()?)),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(c) if c == b'-' || c.is_ascii_digit() => {
+                let start = self.i;
+                while self.i < self.b.len() && b"+-.eE0123456789".contains(&self.b[self.i]) {
+                    self.i += 1;
+                }
+                let t = std::str::from_utf8(&self.b[start..self.i]).unwrap();
+                t.parse()
+                    .map(Json::Num)
+                    .map_err(|_| format!("bad number {t:?}"))
+            }
+            _ => Err(format!("unexpected input at byte {}", self.i)),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            let c = *self.b.get(self.i).ok_or("unterminated string")?;
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let e = *self.b.get(self.i).ok_or("unterminated escape")?;
+                    self.i += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.b.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+                            self.i += 4;
+                            let n = u32::from_str_radix(std::str::from_utf8(hex).unwrap(), 16)
+                                .map_err(|_| "bad \\u escape")?;
+                            char::from_u32(n).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(format!("bad escape at byte {}", self.i)),
+                    };
+                    let mut buf = [0; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                c if c < 0x20 => return Err("control character in string".into()),
+                c => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "string is not UTF-8".into())
+    }
+}
+
+/// The counts a run reports, from its JSON or from its summary line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    scanned: u64,
+    changed: u64,
+    hardlink: u64,
+    device: u64,
+    mount: u64,
+    excluded: u64,
+    other_owner: u64,
+    errors: u64,
+}
+
+fn json_u64(obj: &BTreeMap<String, Json>, key: &str, ctx: &Out) -> u64 {
+    match obj.get(key) {
+        Some(Json::Num(n)) if *n >= 0.0 && n.fract() == 0.0 => *n as u64,
+        other => panic!("JSON key {key:?} is not a count: {other:?}\n{ctx}"),
+    }
+}
+
+/// Validates the JSON on stdout against the contract (every documented key, root, dry_run, walk,
+/// uid, gid) and the summary line on stderr, checks both agree, and returns the counts.
+fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u32, u32)) -> Counts {
+    let json = parse_json(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e})\n{out}"));
+    let Json::Obj(obj) = &json else {
+        panic!("stdout JSON is not an object\n{out}")
+    };
+    for k in [
+        "root",
+        "dry_run",
+        "walk",
+        "uid",
+        "gid",
+        "scanned",
+        "changed",
+        "skipped",
+        "errors",
+        "elapsed_ms",
+    ] {
+        assert!(obj.contains_key(k), "JSON lacks key {k:?}\n{out}");
+    }
+    assert_eq!(
+        obj["root"],
+        Json::Str(root.to_str().unwrap().to_string()),
+        "JSON root\n{out}"
+    );
+    assert_eq!(obj["dry_run"], Json::Bool(dry), "JSON dry_run\n{out}");
+    match (walk, &obj["walk"]) {
+        (Some(w), j) => assert_eq!(j, &Json::Str(w.to_string()), "JSON walk\n{out}"),
+        (None, Json::Str(s)) if WALKS.contains(&s.as_str()) => {}
+        (None, j) => panic!("JSON walk is {j:?}, not one of {WALKS:?}\n{out}"),
+    }
+    assert_eq!(
+        json_u64(obj, "uid", out),
+        u64::from(target.0),
+        "JSON uid\n{out}"
+    );
+    assert_eq!(
+        json_u64(obj, "gid", out),
+        u64::from(target.1),
+        "JSON gid\n{out}"
+    );
+    json_u64(obj, "elapsed_ms", out);
+    let Some(Json::Obj(sk)) = obj.get("skipped") else {
+        panic!("JSON skipped is not an object\n{out}")
+    };
+    for k in ["other_owner", "device", "hardlink", "mount", "excluded"] {
+        assert!(sk.contains_key(k), "JSON skipped lacks key {k:?}\n{out}");
+    }
+    let counts = Counts {
+        scanned: json_u64(obj, "scanned", out),
+        changed: json_u64(obj, "changed", out),
+        hardlink: json_u64(sk, "hardlink", out),
+        device: json_u64(sk, "device", out),
+        mount: json_u64(sk, "mount", out),
+        excluded: json_u64(sk, "excluded", out),
+        other_owner: json_u64(sk, "other_owner", out),
+        errors: json_u64(obj, "errors", out),
+    };
+    let summary = summary(out, root, dry);
+    assert_eq!(summary, counts, "summary line and JSON disagree\n{out}");
+    counts
+}
+
+/// Parses the one summary line on stderr:
+/// `hermes-shim fix-ownership: ROOT: changed 12 of 48210 entries; skipped 1 hardlinked, 0 devices,
+/// 2 mounts, 0 excluded, 3 other owners; 0 errors; 41 ms`.
+fn summary(out: &Out, root: &Path, dry: bool) -> Counts {
+    let head = format!("{PREFIX}{}: ", root.display());
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&head))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want exactly one summary line starting {head:?}\n{out}"
+    );
+    let rest = &lines[0][head.len()..];
+    let verb = if dry { "would change" } else { "changed" };
+    let nums: Vec<u64> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        nums.len(),
+        9,
+        "summary line has {} numbers\n{out}",
+        nums.len()
+    );
+    let want = format!(
+        "{verb} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {} ms",
+        nums[0], nums[1], nums[2], nums[3], nums[4], nums[5], nums[6], nums[7], nums[8]
+    );
+    // Singular forms for a count of 1 are accepted; the rest of the wording is the contract's.
+    let got = format!("{rest};")
+        .replace(" 1 entry;", " 1 entries;")
+        .replace(" 1 device,", " 1 devices,")
+        .replace(" 1 mount,", " 1 mounts,")
+        .replace(" 1 other owner;", " 1 other owners;")
+        .replace(" 1 error;", " 1 errors;");
+    assert_eq!(
+        got.strip_suffix(';').unwrap(),
+        want,
+        "summary line wording\n{out}"
+    );
+    Counts {
+        changed: nums[0],
+        scanned: nums[1],
+        hardlink: nums[2],
+        device: nums[3],
+        mount: nums[4],
+        excluded: nums[5],
+        other_owner: nums[6],
+        errors: nums[7],
+    }
+}
+
+/// The per-entry `--verbose` lines: (changed, would change, skipped with reason).
+struct Verbose {
+    changed: BTreeSet<PathBuf>,
+    would: BTreeSet<PathBuf>,
+    skipped: BTreeMap<PathBuf, String>,
+}
+
+fn verbose(out: &Out) -> Verbose {
+    let mut v = Verbose {
+        changed: BTreeSet::new(),
+        would: BTreeSet::new(),
+        skipped: BTreeMap::new(),
+    };
+    for l in out.stderr.lines() {
+        let Some(rest) = l.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if let Some(p) = rest.strip_prefix("changed ") {
+            assert!(v.changed.insert(p.into()), "{p} reported twice\n{out}");
+        } else if let Some(p) = rest.strip_prefix("would change ") {
+            assert!(v.would.insert(p.into()), "{p} reported twice\n{out}");
+        } else if let Some(s) = rest.strip_prefix("skipped ") {
+            let (p, why) = s
+                .strip_suffix(')')
+                .and_then(|s| s.rsplit_once(" ("))
+                .unwrap_or_else(|| panic!("malformed skip line {l:?}\n{out}"));
+            assert!(
+                v.skipped.insert(p.into(), why.into()).is_none(),
+                "{p} skipped twice\n{out}"
+            );
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn lstat(p: &Path) -> fs::Metadata {
+    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = lstat(p);
+    (m.uid(), m.gid())
+}
+
+/// (inode, uid, gid, mode) of every entry under `root`, found without following symlinks.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u64, u32, u32, u32)> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (e.into_path(), (m.ino(), m.uid(), m.gid(), m.mode()))
+        })
+        .collect()
+}
+
+fn assert_same_snapshot(
+    before: &BTreeMap<PathBuf, (u64, u32, u32, u32)>,
+    after: &BTreeMap<PathBuf, (u64, u32, u32, u32)>,
+    ctx: &str,
+) {
+    let mut diffs = Vec::new();
+    for (p, b) in before {
+        match after.get(p) {
+            Some(a) if a == b => {}
+            Some(a) => diffs.push(format!(
+                "{}: (ino, uid, gid, mode) {b:?} -> {a:?}",
+                p.display()
+            )),
+            None => diffs.push(format!("{}: vanished", p.display())),
+        }
+    }
+    for p in after.keys().filter(|p| !before.contains_key(*p)) {
+        diffs.push(format!("{}: appeared", p.display()));
+    }
+    assert!(diffs.is_empty(), "{ctx}: changed:\n{}", diffs.join("\n"));
+}
+
+/// Why an entry is expected to be skipped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Skip {
+    Hardlink,
+    Device,
+    Excluded,
+}
+
+impl Skip {
+    fn reason(self) -> &'static str {
+        match self {
+            Skip::Hardlink => "hardlinked",
+            Skip::Device => "device",
+            Skip::Excluded => "excluded",
+        }
+    }
+}
+
+struct Entry {
+    ino: u64,
+    mode: u32,
+    before: (u32, u32),
+    after: (u32, u32),
+}
+
+/// A temporary tree plus the outcome the contract demands for every entry in it.
+struct Fx {
+    dir: TempDir,
+    target: (u32, u32),
+    /// Every entry on disk under `dir` and outside trees tied to it, with its expected owner.
+    entries: BTreeMap<PathBuf, Entry>,
+    /// Entries a run must change.
+    changes: BTreeSet<PathBuf>,
+    /// Entries a run must report as skipped, with the reason word.
+    skips: BTreeMap<PathBuf, String>,
+    counts: Counts,
+    outside: Vec<TempDir>,
+}
+
+impl Fx {
+    /// A fresh root-owned PATH (0:0, mode 0755), itself an entry to change.
+    fn new(tag: &str) -> Fx {
+        Fx::with_target(tag, (T, T))
+    }
+
+    fn with_target(tag: &str, target: (u32, u32)) -> Fx {
+        let dir = TempDir::new(tag);
+        let mut fx = Fx {
+            dir,
+            target,
+            entries: BTreeMap::new(),
+            changes: BTreeSet::new(),
+            skips: BTreeMap::new(),
+            counts: Counts::default(),
+            outside: Vec::new(),
+        };
+        let root = fx.path().to_path_buf();
+        fx.record(&root);
+        fx
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn abs(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    /// Records an entry that the walk sees and to which the ownership rule applies.
+    fn record(&mut self, p: &Path) {
+        let m = lstat(p);
+        let before = (m.uid(), m.gid());
+        let after = if before.0 == 0 || before.0 == self.target.0 {
+            (
+                self.target.0,
+                if before.1 == 0 {
+                    self.target.1
+                } else {
+                    before.1
+                },
+            )
+        } else {
+            self.counts.other_owner += 1;
+            self.skips.insert(p.into(), "other owner".into());
+            before
+        };
+        if after != before {
+            self.changes.insert(p.into());
+            self.counts.changed += 1;
+        }
+        self.counts.scanned += 1;
+        self.insert(p, m, after);
+    }
+
+    /// Records an entry that the walk sees but must skip.
+    fn record_skip(&mut self, p: &Path, why: Skip) {
+        let m = lstat(p);
+        match why {
+            Skip::Hardlink => self.counts.hardlink += 1,
+            Skip::Device => self.counts.device += 1,
+            Skip::Excluded => self.counts.excluded += 1,
+        }
+        self.counts.scanned += 1;
+        self.skips.insert(p.into(), why.reason().into());
+        let before = (m.uid(), m.gid());
+        self.insert(p, m, before);
+    }
+
+    /// Records an entry that the walk must never reach (inside an excluded directory, outside PATH).
+    fn record_unreached(&mut self, p: &Path) {
+        let m = lstat(p);
+        let before = (m.uid(), m.gid());
+        self.insert(p, m, before);
+    }
+
+    fn insert(&mut self, p: &Path, m: fs::Metadata, after: (u32, u32)) {
+        let e = Entry {
+            ino: m.ino(),
+            mode: m.mode(),
+            before: (m.uid(), m.gid()),
+            after,
+        };
+        assert!(
+            self.entries.insert(p.into(), e).is_none(),
+            "fixture bug: {} twice",
+            p.display()
+        );
+    }
+
+    fn set(p: &Path, mode: Option<u32>, uid: u32, gid: u32) {
+        if let Some(mode) = mode {
+            fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        lchown(p, Some(uid), Some(gid)).unwrap();
+    }
+
+    fn make_dir(p: &Path, mode: u32, uid: u32, gid: u32) {
+        fs::create_dir(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        Fx::set(p, Some(mode), uid, gid);
+    }
+
+    fn make_file(p: &Path, mode: u32, uid: u32, gid: u32) {
+        fs::write(p, b"x\n").unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        Fx::set(p, Some(mode), uid, gid);
+    }
+
+    fn dir(&mut self, rel: &str, mode: u32, uid: u32, gid: u32) -> &mut Fx {
+        let p = self.abs(rel);
+        Fx::make_dir(&p, mode, uid, gid);
+        self.record(&p);
+        self
+    }
+
+    fn file(&mut self, rel: &str, mode: u32, uid: u32, gid: u32) -> &mut Fx {
+        let p = self.abs(rel);
+        Fx::make_file(&p, mode, uid, gid);
+        self.record(&p);
+        self
+    }
+
+    fn fifo(&mut self, rel: &str, uid: u32, gid: u32) -> &mut Fx {
+        let p = self.abs(rel);
+        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o640)).unwrap();
+        Fx::set(&p, Some(0o640), uid, gid);
+        self.record(&p);
+        self
+    }
+
+    fn socket(&mut self, rel: &str, uid: u32, gid: u32) -> &mut Fx {
+        let p = self.abs(rel);
+        drop(UnixListener::bind(&p).unwrap_or_else(|e| panic!("bind {}: {e}", p.display())));
+        Fx::set(&p, None, uid, gid);
+        self.record(&p);
+        self
+    }
+
+    fn symlink(&mut self, rel: &str, target: &str, uid: u32, gid: u32) -> &mut Fx {
+        let p = self.abs(rel);
+        symlink(target, &p).unwrap();
+        Fx::set(&p, None, uid, gid);
+        self.record(&p);
+        self
+    }
+
+    /// A char device (like /dev/null) and a block device (like /dev/loop0), root-owned.
+    fn devices(&mut self, chr: &str, blk: &str) -> &mut Fx {
+        for (rel, kind, dev) in [
+            (chr, SFlag::S_IFCHR, makedev(1, 3)),
+            (blk, SFlag::S_IFBLK, makedev(7, 0)),
+        ] {
+            let p = self.abs(rel);
+            mknod(&p, kind, Mode::from_bits_truncate(0o600), dev).unwrap();
+            self.record_skip(&p, Skip::Device);
+        }
+        self
+    }
+
+    /// A root-owned file outside PATH, in a tree that lives as long as the fixture.
+    fn outside_file(&mut self, tag: &str) -> PathBuf {
+        let d = TempDir::new(tag);
+        let f = d.path().join("secret");
+        Fx::make_file(&f, 0o600, 0, 0);
+        let root = d.path().to_path_buf();
+        self.outside.push(d);
+        self.record_unreached(&root);
+        self.record_unreached(&f);
+        f
+    }
+
+    /// `rel` hardlinked to a root-owned file outside PATH: neither may change.
+    fn hardlink_outside(&mut self, rel: &str) -> &mut Fx {
+        let f = self.outside_file("fo-hardlink-out");
+        let p = self.abs(rel);
+        fs::hard_link(&f, &p).unwrap();
+        self.record_skip(&p, Skip::Hardlink);
+        self
+    }
+
+    /// A root-owned directory `rel` with root-owned contents, to be passed to --exclude.
+    fn excluded_dir(&mut self, rel: &str) -> &mut Fx {
+        let p = self.abs(rel);
+        Fx::make_dir(&p, 0o755, 0, 0);
+        self.record_skip(&p, Skip::Excluded);
+        Fx::make_dir(&p.join("inner"), 0o700, 0, 0);
+        Fx::make_file(&p.join("inner/f"), 0o600, 0, 0);
+        Fx::make_file(&p.join("g"), 0o644, 0, 0);
+        for q in ["inner", "inner/f", "g"] {
+            self.record_unreached(&p.join(q));
+        }
+        self
+    }
+
+    fn excluded_file(&mut self, rel: &str) -> &mut Fx {
+        let p = self.abs(rel);
+        Fx::make_file(&p, 0o644, 0, 0);
+        self.record_skip(&p, Skip::Excluded);
+        self
+    }
+
+    /// Everything on disk (under PATH and the outside trees), as a list of surprises.
+    fn diffs(&self, after: bool) -> Vec<String> {
+        let mut d = Vec::new();
+        for (p, e) in &self.entries {
+            let Ok(m) = fs::symlink_metadata(p) else {
+                d.push(format!("{}: vanished", p.display()));
+                continue;
+            };
+            let want = if after { e.after } else { e.before };
+            if (m.uid(), m.gid()) != want {
+                d.push(format!(
+                    "{}: owner {}:{}, want {}:{} (was {}:{})",
+                    p.display(),
+                    m.uid(),
+                    m.gid(),
+                    want.0,
+                    want.1,
+                    e.before.0,
+                    e.before.1
+                ));
+            }
+            if m.ino() != e.ino {
+                d.push(format!("{}: inode replaced", p.display()));
+            }
+            // chown may clear set-id bits; the fixture has none, so the mode must stay put.
+            if m.mode() != e.mode {
+                d.push(format!(
+                    "{}: mode {:o} -> {:o}",
+                    p.display(),
+                    e.mode,
+                    m.mode()
+                ));
+            }
+        }
+        for e in walkdir::WalkDir::new(self.path()) {
+            let p = e.unwrap().into_path();
+            if !self.entries.contains_key(&p) {
+                d.push(format!("{}: appeared", p.display()));
+            }
+        }
+        d
+    }
+
+    /// Every entry has exactly the owner the contract demands after a real run.
+    fn check_fixed(&self, ctx: &Out) {
+        let d = self.diffs(true);
+        assert!(d.is_empty(), "after the run:\n{}\n{ctx}", d.join("\n"));
+    }
+
+    /// Nothing changed at all.
+    fn check_untouched(&self, ctx: &Out) {
+        let d = self.diffs(false);
+        assert!(d.is_empty(), "expected no change:\n{}\n{ctx}", d.join("\n"));
+    }
+
+    /// Runs fix-ownership with --json, checks exit 0, the report, and the resulting tree.
+    fn run_and_check(&self, walk: &str, extra: &[&str]) -> Out {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = fo(self.path(), walk, &args);
+        assert_eq!(out.code, Some(0), "exit code\n{out}");
+        let counts = report(&out, self.path(), Some(walk), false, self.target);
+        assert_eq!(counts, self.counts, "reported counts vs fixture\n{out}");
+        self.check_fixed(&out);
+        out
+    }
+}
+
+/// Every kind of entry at depths 0..5, the damage `hermes config set` as root leaves, partial
+/// root ownership, other owners, a hardlink to an outside file and two devices.
+fn main_fixture(tag: &str) -> Fx {
+    let mut fx = Fx::new(tag);
+    let mut level = String::new();
+    for depth in 0..=5 {
+        if depth > 0 {
+            level.push_str(&format!("d{depth}/"));
+            fx.dir(level.trim_end_matches('/'), 0o755, 0, 0);
+        }
+        fx.file(&format!("{level}file"), 0o644, 0, 0)
+            .fifo(&format!("{level}fifo"), 0, 0)
+            .socket(&format!("{level}sock"), 0, 0)
+            .symlink(&format!("{level}link"), "file", 0, 0)
+            .symlink(&format!("{level}dangling"), "no/such/target", 0, 0)
+            .dir(&format!("{level}empty"), 0o700, 0, 0);
+    }
+    fx.file("config.yaml", 0o600, 0, 0)
+        .file("SOUL.md", 0o644, 0, 0);
+    for d in HERMES_DIRS {
+        fx.dir(d, 0o700, 0, 0);
+    }
+    fx.file("logs/agent.log", 0o644, 0, 0)
+        .file("logs/errors.log", 0o644, 0, 0)
+        // root:staff -> 10000:staff
+        .dir("staffdir", 0o2775, 0, 50)
+        .file("staffdir/notes.md", 0o664, 0, 50)
+        .symlink("staffdir/link", "notes.md", 0, 50)
+        // 10000:0 -> 10000:10000
+        .file("halfgid", 0o644, T, 0)
+        .dir("halfdir", 0o755, T, 0)
+        .fifo("halfdir/fifo", T, 0)
+        // already right: left alone, not counted as changed
+        .dir("good", 0o755, T, T)
+        .file("good/ok", 0o644, T, T)
+        .file("good/rootfile", 0o644, 0, 0)
+        .symlink("good/rootlink", "ok", 0, 0)
+        // other owners, even with gid 0
+        .dir("host", 0o755, 1000, 1000)
+        .file("host/a", 0o644, 1000, 1000)
+        .file("host/b", 0o644, 1000, 0)
+        .file("host0", 0o644, 1000, 0)
+        .symlink("hostlink", "host0", 1000, 0)
+        .hardlink_outside("skills/hardlinked")
+        .devices("null-like", "loop-like");
+    fx
+}
+
+fn require_all(name: &str, tools: &[&str]) -> bool {
+    common::require_root(name) && tools.iter().all(|t| common::require_tool(name, t))
+}
+
+// ---------------------------------------------------------------------------------------------
+// What changes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn fixes_every_depth_and_the_hermes_config_set_damage() {
+    if !common::require_root("fixes_every_depth_and_the_hermes_config_set_damage") {
+        return;
+    }
+    both(|walk| {
+        let fx = main_fixture(&format!("fo-main-{walk}"));
+        // The fixture itself must be as damaged as claimed, or the test proves nothing.
+        assert!(
+            fx.counts.changed >= 60,
+            "fixture too small: {:?}",
+            fx.counts
+        );
+        let out = fx.run_and_check(walk, &[]);
+        // Without --verbose the report is exactly the summary line.
+        assert_eq!(out.stderr.lines().count(), 1, "stderr lines\n{out}");
+    });
+}
+
+#[test]
+fn exact_hermes_config_set_damage_alone() {
+    if !common::require_root("exact_hermes_config_set_damage_alone") {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-damage-{walk}"));
+        fx.file("config.yaml", 0o600, 0, 0)
+            .file("SOUL.md", 0o644, 0, 0);
+        for d in HERMES_DIRS {
+            fx.dir(d, 0o700, 0, 0);
+        }
+        fx.file("logs/agent.log", 0o644, 0, 0)
+            .file("logs/errors.log", 0o644, 0, 0);
+        fx.run_and_check(walk, &[]);
+        // After the run, the hermes user owns its whole home; spot-check what broke the gateway.
+        for rel in ["", "config.yaml", "SOUL.md", "logs/agent.log", "sessions"] {
+            assert_eq!(owner(&fx.abs(rel)), (T, T), "{rel}");
+        }
+    });
+}
+
+#[test]
+fn other_owners_are_untouched_but_their_directories_are_walked() {
+    if !common::require_root("other_owners_are_untouched_but_their_directories_are_walked") {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-other-{walk}"));
+        fx.dir("host", 0o755, 1000, 1000)
+            .file("host/mine", 0o644, 1000, 1000)
+            .file("host/rootgroup", 0o644, 1000, 0)
+            .symlink("host/link", "mine", 1000, 0)
+            .dir("host/sub", 0o700, 1000, 0)
+            // The rule is per entry: a root-owned file in a host user's directory is still healed.
+            .file("host/rootfile", 0o644, 0, 0)
+            .file("top", 0o644, 1000, 0)
+            .file("staff", 0o644, 1000, 50);
+        assert_eq!(fx.counts.other_owner, 7);
+        let out = fx.run_and_check(walk, &["--verbose"]);
+        let v = verbose(&out);
+        for rel in [
+            "host",
+            "host/mine",
+            "host/rootgroup",
+            "host/link",
+            "host/sub",
+            "top",
+        ] {
+            assert_eq!(
+                v.skipped.get(&fx.abs(rel)).map(String::as_str),
+                Some("other owner"),
+                "--verbose skip line for {rel}\n{out}"
+            );
+        }
+    });
+}
+
+#[test]
+fn symlink_to_outside_root_file_changes_only_the_link() {
+    if !common::require_root("symlink_to_outside_root_file_changes_only_the_link") {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-symlink-{walk}"));
+        let secret = fx.outside_file("fo-symlink-out");
+        let outdir = secret.parent().unwrap().to_str().unwrap().to_string();
+        // A relative escape too, but only ever into the temporary outside tree: a link that
+        // reached `/` would let a symlink-following binary re-own the whole host.
+        let escape = format!(
+            "../../{}",
+            Path::new(&outdir).file_name().unwrap().to_str().unwrap()
+        );
+        fx.symlink("to-file", secret.to_str().unwrap(), 0, 0)
+            .symlink("to-dir", &outdir, 0, 0)
+            .dir("a", 0o755, 0, 0)
+            .symlink("a/deep-to-dir", &outdir, 0, 0)
+            .symlink("a/relative-escape", &escape, 0, 0);
+        fx.run_and_check(walk, &[]);
+        assert_eq!(owner(&secret), (0, 0), "outside file");
+        assert_eq!(owner(Path::new(&outdir)), (0, 0), "outside dir");
+        assert_eq!(owner(&fx.abs("to-file")), (T, T), "the link itself (lstat)");
+    });
+}
+
+#[test]
+fn hardlink_to_outside_file_is_skipped() {
+    if !common::require_root("hardlink_to_outside_file_is_skipped") {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-hardlink-{walk}"));
+        fx.hardlink_outside("hl").dir("d", 0o755, 0, 0);
+        fx.hardlink_outside("d/hl2");
+        assert_eq!(fx.counts.hardlink, 2);
+        let out = fx.run_and_check(walk, &["--verbose"]);
+        let v = verbose(&out);
+        assert_eq!(
+            v.skipped.get(&fx.abs("hl")).map(String::as_str),
+            Some("hardlinked"),
+            "{out}"
+        );
+        assert_eq!(owner(&fx.abs("hl")), (0, 0));
+    });
+}
+
+#[test]
+fn device_nodes_are_skipped() {
+    if !common::require_root("device_nodes_are_skipped") {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-dev-{walk}"));
+        fx.dir("dev", 0o755, 0, 0).devices("dev/chr", "dev/blk");
+        assert_eq!(fx.counts.device, 2);
+        let out = fx.run_and_check(walk, &["--verbose"]);
+        let v = verbose(&out);
+        for rel in ["dev/chr", "dev/blk"] {
+            assert_eq!(
+                v.skipped.get(&fx.abs(rel)).map(String::as_str),
+                Some("device"),
+                "{rel}\n{out}"
+            );
+            assert_eq!(owner(&fx.abs(rel)), (0, 0), "{rel}");
+        }
+    });
+}
+
+#[test]
+fn bind_mount_and_tmpfs_inside_path_are_not_entered() {
+    if !require_all(
+        "bind_mount_and_tmpfs_inside_path_are_not_entered",
+        &["unshare", "mount", "sh", "stat"],
+    ) {
+        return;
+    }
+    both(|walk| {
+        let mut fx = Fx::new(&format!("fo-mnt-{walk}"));
+        fx.file("a", 0o644, 0, 0)
+            .dir("sub", 0o755, 0, 0)
+            .dir("t", 0o755, 0, 0);
+        // The bind source sits on the same filesystem as PATH (/tmp): only the mount id tells.
+        let src = TempDir::new(&format!("fo-mnt-src-{walk}"));
+        Fx::make_dir(&src.path().join("inner"), 0o700, 0, 0);
+        Fx::make_file(&src.path().join("inner/f"), 0o600, 0, 0);
+        Fx::make_file(&src.path().join("g"), 0o644, 0, 0);
+        let src_before = snapshot(src.path());
+        let outdir = TempDir::new(&format!("fo-mnt-out-{walk}"));
+        let json_file = outdir.path().join("report.json");
+        let script = r#"set -e
+mount --bind "$1" "$2/sub"
+mount -t tmpfs none "$2/t"
+mkdir "$2/t/d"
+touch "$2/t/f" "$2/t/d/g"
+rc=0
+"$3" fix-ownership "$2" --user 10000:10000 --walk "$4" --json >"$5" || rc=$?
+stat -c '%u:%g %n' "$2/sub" "$2/sub/g" "$2/sub/inner/f" "$2/t" "$2/t/f" "$2/t/d" "$2/t/d/g"
+exit "$rc""#;
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            .arg(src.path())
+            .arg(fx.path())
+            .arg(common::bin())
+            .arg(walk)
+            .arg(&json_file);
+        let mut out = run_cmd(cmd, 60);
+        let stats = std::mem::take(&mut out.stdout);
+        out.stdout = fs::read_to_string(&json_file).unwrap_or_default();
+        assert_eq!(out.code, Some(0), "exit code\n{out}\n--- stat ---\n{stats}");
+        // Inside the namespace, every entry of both mounts kept root ownership.
+        let lines: Vec<&str> = stats.lines().collect();
+        assert_eq!(lines.len(), 7, "stat output:\n{stats}\n{out}");
+        for l in &lines {
+            assert!(l.starts_with("0:0 "), "changed inside a mount: {l}\n{out}");
+        }
+        // PATH and `a` changed; the two mount points are seen and skipped, nothing below them.
+        let want = Counts {
+            scanned: 4,
+            changed: 2,
+            mount: 2,
+            ..Counts::default()
+        };
+        let counts = report(&out, fx.path(), Some(walk), false, (T, T));
+        assert_eq!(counts, want, "counts\n{out}");
+        assert_same_snapshot(&src_before, &snapshot(src.path()), "bind mount source");
+        assert_eq!(owner(&fx.abs("a")), (T, T), "{out}");
+        assert_eq!(owner(fx.path()), (T, T), "{out}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------------------------
+
+/// Exit 2 and exactly one stderr line starting with the prefix; returns that line.
+fn assert_refused(out: &Out) -> String {
+    assert_eq!(out.code, Some(2), "expected a refusal (exit 2)\n{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "refusal must be one stderr line\n{out}");
+    assert!(
+        lines[0].starts_with(PREFIX),
+        "refusal line must start with {PREFIX:?}\n{out}"
+    );
+    lines[0].to_string()
+}
+
+/// A small root-owned tree that a refused run must leave alone.
+fn victim(tag: &str) -> Fx {
+    let mut fx = Fx::new(tag);
+    fx.file("config.yaml", 0o600, 0, 0)
+        .dir("logs", 0o700, 0, 0)
+        .file("logs/agent.log", 0o644, 0, 0)
+        .file("half", 0o644, T, 0);
+    fx
+}
+
+#[test]
+fn refuses_relative_path() {
+    if !common::require_root("refuses_relative_path") {
+        return;
+    }
+    let fx = victim("fo-ref-rel");
+    for rel in [".", "logs", "./logs"] {
+        let mut cmd = fo_cmd(&[rel, "--user", USER]);
+        cmd.current_dir(fx.path());
+        let out = run_cmd(cmd, 30);
+        assert_refused(&out);
+        fx.check_untouched(&out);
+    }
+}
+
+#[test]
+fn refuses_root_and_system_directories() {
+    if !require_all("refuses_root_and_system_directories", &["unshare"]) {
+        return;
+    }
+    // A binary that failed to refuse would chown the host, so each attempt runs in a user
+    // namespace where only uid 0 is mapped: there chown to 10000 is EINVAL, and the refusal,
+    // which looks only at the path, is unaffected. The control run proves the sandbox itself is
+    // not what makes it refuse.
+    let sandboxed = |args: &[&OsStr]| {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args(["--user", "--map-root-user"])
+            .arg(common::bin())
+            .arg("fix-ownership")
+            .args(args);
+        run_cmd(cmd, 30)
+    };
+    let control = victim("fo-ref-sys-control");
+    let out = sandboxed(&[
+        control.path().as_os_str(),
+        OsStr::new("--user"),
+        OsStr::new(USER),
+        OsStr::new("--dry-run"),
+    ]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "control: a dry run of a temp tree in the sandbox must succeed\n{out}"
+    );
+    control.check_untouched(&out);
+    for dir in [
+        "/", "/etc", "/usr", "/tmp", "/var", "/home", "/root", "/bin", "/sbin", "/lib", "/boot",
+        "/dev", "/proc", "/run", "/srv", "/sys", "/etc/",
+    ] {
+        let out = sandboxed(&[dir, "--user", USER].map(OsStr::new));
+        let line = assert_refused(&out);
+        assert!(
+            line.contains(dir.trim_end_matches('/')),
+            "names {dir}\n{out}"
+        );
+    }
+    // Never run these outside the sandbox, not even with --dry-run: a binary that both ignored
+    // --dry-run and failed to refuse would re-own the host (a test-suite mutant did exactly that).
+}
+
+#[test]
+fn refuses_path_that_is_a_symlink_and_names_the_real_path() {
+    if !common::require_root("refuses_path_that_is_a_symlink_and_names_the_real_path") {
+        return;
+    }
+    let fx = victim("fo-ref-link");
+    let holder = TempDir::new("fo-ref-link-holder");
+    let link = holder.path().join("home");
+    symlink(fx.path(), &link).unwrap();
+    let link_before = owner(&link);
+    let out = run_cmd(
+        fo_cmd(&[link.as_os_str(), OsStr::new("--user"), OsStr::new(USER)]),
+        30,
+    );
+    let line = assert_refused(&out);
+    assert!(
+        line.contains(fx.path().to_str().unwrap()),
+        "refusal must suggest the real path {}\n{out}",
+        fx.path().display()
+    );
+    assert!(
+        line.contains("symlink") || line.contains("symbolic link"),
+        "{out}"
+    );
+    fx.check_untouched(&out);
+    assert_eq!(owner(&link), link_before, "the PATH symlink itself\n{out}");
+}
+
+#[test]
+fn refuses_non_directory_and_nonexistent_path() {
+    if !common::require_root("refuses_non_directory_and_nonexistent_path") {
+        return;
+    }
+    let fx = victim("fo-ref-notdir");
+    for rel in ["config.yaml", "missing", "logs/missing/deeper"] {
+        let out = run_cmd(
+            fo_cmd(&[
+                fx.abs(rel).as_os_str(),
+                OsStr::new("--user"),
+                OsStr::new(USER),
+            ]),
+            30,
+        );
+        assert_refused(&out);
+        fx.check_untouched(&out);
+    }
+}
+
+#[test]
+fn refuses_caller_that_is_not_root() {
+    if !require_all("refuses_caller_that_is_not_root", &["setpriv"]) {
+        return;
+    }
+    let fx = victim("fo-ref-nonroot");
+    // A copy other uids can certainly execute, whatever the target directory's permissions.
+    let bindir = TempDir::new("fo-ref-nonroot-bin");
+    let bin = bindir.path().join("hermes-shim");
+    fs::copy(common::bin(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    clean_env(&mut cmd);
+    cmd.args(["--reuid=10000", "--regid=10000", "--clear-groups"])
+        .arg(&bin)
+        .arg("fix-ownership")
+        .arg(fx.path())
+        .args(["--user", USER]);
+    let out = run_cmd(cmd, 30);
+    let line = assert_refused(&out);
+    assert!(line.contains("root"), "must say it needs root\n{out}");
+    fx.check_untouched(&out);
+}
+
+#[test]
+fn refuses_unknown_user_and_uid_zero() {
+    if !common::require_root("refuses_unknown_user_and_uid_zero") {
+        return;
+    }
+    let fx = victim("fo-ref-user");
+    for user in [
+        "no-such-user-hermes-shim-test",
+        "0",
+        "root",
+        "0:10000",
+        "0:0",
+    ] {
+        let out = run_cmd(
+            fo_cmd(&[
+                fx.path().as_os_str(),
+                OsStr::new("--user"),
+                OsStr::new(user),
+            ]),
+            30,
+        );
+        assert_refused(&out);
+        fx.check_untouched(&out);
+    }
+    // The same through HERMES_SHIM_USER.
+    for user in ["no-such-user-hermes-shim-test", "0"] {
+        let mut cmd = fo_cmd(&[fx.path()]);
+        cmd.env("HERMES_SHIM_USER", user);
+        let out = run_cmd(cmd, 30);
+        assert_refused(&out);
+        fx.check_untouched(&out);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+fn exclude_fixture(tag: &str) -> Fx {
+    let mut fx = Fx::new(tag);
+    fx.dir("skills", 0o700, 0, 0)
+        .file("skills/keep", 0o644, 0, 0)
+        .excluded_dir("skills/vendored")
+        .excluded_file("auth.json")
+        .file("other", 0o600, 0, 0);
+    fx
+}
+
+#[test]
+fn exclude_flag_leaves_subtrees_alone() {
+    if !common::require_root("exclude_flag_leaves_subtrees_alone") {
+        return;
+    }
+    both(|walk| {
+        let fx = exclude_fixture(&format!("fo-excl-{walk}"));
+        assert_eq!(fx.counts.excluded, 2);
+        let out = fx.run_and_check(
+            walk,
+            &[
+                "--exclude",
+                "skills/vendored",
+                "--exclude",
+                "auth.json",
+                "--verbose",
+            ],
+        );
+        let v = verbose(&out);
+        assert_eq!(
+            v.skipped
+                .get(&fx.abs("skills/vendored"))
+                .map(String::as_str),
+            Some("excluded"),
+            "{out}"
+        );
+        assert_eq!(owner(&fx.abs("skills/vendored/inner/f")), (0, 0));
+    });
+}
+
+#[test]
+fn exclude_from_environment_with_two_entries() {
+    if !common::require_root("exclude_from_environment_with_two_entries") {
+        return;
+    }
+    both(|walk| {
+        let fx = exclude_fixture(&format!("fo-exclenv-{walk}"));
+        let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
+        cmd.args(["--user", USER, "--walk", walk, "--json"])
+            .env("HERMES_SHIM_EXCLUDE", "skills/vendored:auth.json");
+        let out = run_cmd(cmd, 60);
+        assert_eq!(out.code, Some(0), "{out}");
+        let counts = report(&out, fx.path(), Some(walk), false, (T, T));
+        assert_eq!(counts, fx.counts, "{out}");
+        fx.check_fixed(&out);
+    });
+}
+
+#[test]
+fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes() {
+    if !common::require_root("dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes")
+    {
+        return;
+    }
+    both(|walk| {
+        let fx = main_fixture(&format!("fo-dry-{walk}"));
+        let dry = fo(fx.path(), walk, &["--dry-run", "--verbose", "--json"]);
+        assert_eq!(dry.code, Some(0), "{dry}");
+        fx.check_untouched(&dry);
+        let dry_counts = report(&dry, fx.path(), Some(walk), true, (T, T));
+        assert_eq!(dry_counts, fx.counts, "dry-run counts\n{dry}");
+        let dv = verbose(&dry);
+        assert!(
+            dv.changed.is_empty(),
+            "a dry run claims real changes\n{dry}"
+        );
+        assert_eq!(dv.would, fx.changes, "dry run's would-change set\n{dry}");
+        assert_eq!(dv.skipped, fx.skips, "dry run's skip lines\n{dry}");
+
+        let real = fo(fx.path(), walk, &["--verbose", "--json"]);
+        assert_eq!(real.code, Some(0), "{real}");
+        fx.check_fixed(&real);
+        let rv = verbose(&real);
+        assert!(
+            rv.would.is_empty(),
+            "a real run says 'would change'\n{real}"
+        );
+        assert_eq!(dv.would, rv.changed, "dry run vs real run\n{dry}\n{real}");
+        assert_eq!(rv.skipped, fx.skips, "real run's skip lines\n{real}");
+        let counts = report(&real, fx.path(), Some(walk), false, (T, T));
+        assert_eq!(counts.changed, rv.changed.len() as u64, "{real}");
+    });
+}
+
+#[test]
+fn second_run_changes_nothing() {
+    if !common::require_root("second_run_changes_nothing") {
+        return;
+    }
+    both(|walk| {
+        let fx = main_fixture(&format!("fo-second-{walk}"));
+        fx.run_and_check(walk, &[]);
+        let second = fo(fx.path(), walk, &["--json"]);
+        assert_eq!(second.code, Some(0), "{second}");
+        let c = report(&second, fx.path(), Some(walk), false, (T, T));
+        // Same entries seen, same skips, nothing left to do.
+        let want = Counts {
+            changed: 0,
+            ..fx.counts
+        };
+        assert_eq!(c, want, "second run\n{second}");
+        fx.check_fixed(&second);
+        // And without --json, the summary alone says the same.
+        let third = fo(fx.path(), walk, &[]);
+        assert_eq!(third.code, Some(0), "{third}");
+        assert!(third.stdout.is_empty(), "stdout without --json\n{third}");
+        assert_eq!(summary(&third, fx.path(), false), want, "{third}");
+    });
+}
+
+#[test]
+fn json_reports_the_backend_and_the_environment_switch_forces_fallback() {
+    if !common::require_root("json_reports_the_backend_and_the_environment_switch_forces_fallback")
+    {
+        return;
+    }
+    let fx = victim("fo-json-walk");
+    let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
+    cmd.args(["--user", USER, "--json", "--dry-run"])
+        .env("HERMES_SHIM_WALK", "fallback");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(0), "{out}");
+    report(&out, fx.path(), Some("fallback"), true, (T, T));
+    // `auto` on this kernel (openat2 available, no seccomp) picks openat2.
+    let out = fo(fx.path(), "auto", &["--json", "--dry-run"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    report(&out, fx.path(), Some("openat2"), true, (T, T));
+    fx.check_untouched(&out);
+}
+
+#[test]
+fn default_path_and_user_come_from_the_environment() {
+    if !common::require_root("default_path_and_user_come_from_the_environment") {
+        return;
+    }
+    let fx = victim("fo-env-defaults");
+    let mut cmd = fo_cmd::<&str>(&["--json"]);
+    cmd.env("HERMES_HOME", fx.path())
+        .env("HERMES_SHIM_USER", USER);
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(0), "{out}");
+    let c = report(&out, fx.path(), None, false, (T, T));
+    assert_eq!(c, fx.counts, "{out}");
+    fx.check_fixed(&out);
+}
+
+#[test]
+fn user_by_name_is_resolved_from_etc_passwd_and_group() {
+    if !require_all(
+        "user_by_name_is_resolved_from_etc_passwd_and_group",
+        &["unshare", "mount", "sh"],
+    ) {
+        return;
+    }
+    // The test user's primary group (10001) differs from its uid, so a binary that guessed
+    // gid = uid instead of reading the passwd entry would be caught.
+    let etc = TempDir::new("fo-name-etc");
+    let passwd = etc.path().join("passwd");
+    let group = etc.path().join("group");
+    fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001:test:/nonexistent:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(&group, "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n").unwrap();
+    let in_ns = |args: &[&OsStr], env: &[(&str, &OsStr)]| {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$0" "$@""#,
+        ])
+        .arg(common::bin())
+        .arg(&passwd)
+        .arg(&group)
+        .arg("fix-ownership")
+        .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_cmd(cmd, 30)
+    };
+    let target = (T, 10001);
+    let fixture = |tag: &str| {
+        let mut fx = Fx::with_target(tag, target);
+        fx.file("config.yaml", 0o600, 0, 0)
+            .dir("logs", 0o700, 0, 0)
+            .file("staff", 0o644, 0, 50)
+            .file("half", 0o644, T, 0)
+            .file("host", 0o644, 1000, 0);
+        fx
+    };
+    let fx = fixture("fo-name-flag");
+    let out = in_ns(
+        &[
+            fx.path().as_os_str(),
+            OsStr::new("--user"),
+            OsStr::new("hermtest"),
+            OsStr::new("--json"),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        report(&out, fx.path(), None, false, target),
+        fx.counts,
+        "{out}"
+    );
+    fx.check_fixed(&out);
+
+    let fx = fixture("fo-name-env");
+    let out = in_ns(
+        &[OsStr::new("--json")],
+        &[
+            ("HERMES_HOME", fx.path().as_os_str()),
+            ("HERMES_SHIM_USER", OsStr::new("hermtest")),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        report(&out, fx.path(), None, false, target),
+        fx.counts,
+        "{out}"
+    );
+    fx.check_fixed(&out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds: a 10,000-level tree under a 256-fd limit
+// ---------------------------------------------------------------------------------------------
+
+const DEEP: usize = 10_000;
+
+fn open_dir_at(parent: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
+    openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Builds root/d/d/…/d, `DEEP` levels, relative to the parent's fd (the paths exceed PATH_MAX,
+/// and chdir would disturb the tests running in parallel threads).
+fn build_deep(root: &Path) {
+    let mut fd: OwnedFd = File::open(root).unwrap().into();
+    for i in 0..DEEP {
+        mkdirat(&fd, "d", Mode::from_bits_truncate(0o755))
+            .unwrap_or_else(|e| panic!("mkdirat level {i}: {e}"));
+        fd = open_dir_at(&fd, "d").unwrap_or_else(|e| panic!("openat level {i}: {e}"));
+    }
+}
+
+/// Owners of root and every level below it, read by fd.
+fn deep_owners(root: &Path) -> Vec<(u32, u32)> {
+    let mut fd: OwnedFd = File::open(root).unwrap().into();
+    let mut v = Vec::with_capacity(DEEP + 1);
+    loop {
+        let st = fstat(&fd).unwrap();
+        v.push((st.st_uid, st.st_gid));
+        match open_dir_at(&fd, "d") {
+            Ok(next) => fd = next,
+            Err(nix::errno::Errno::ENOENT) => return v,
+            Err(e) => panic!("openat at level {}: {e}", v.len()),
+        }
+    }
+}
+
+fn deep_tree(walk: &str) {
+    let name = format!("deep_tree_{walk}");
+    if !require_all(&name, &["prlimit", "rm"]) {
+        return;
+    }
+    let dir = TempDir::new(&format!("fo-deep-{walk}"));
+    build_deep(dir.path());
+    let before = deep_owners(dir.path());
+    assert_eq!(before.len(), DEEP + 1);
+    assert!(
+        before.iter().all(|&o| o == (0, 0)),
+        "fixture not root-owned"
+    );
+    let mut cmd = Command::new("prlimit");
+    clean_env(&mut cmd);
+    cmd.arg("--nofile=256:256")
+        .arg(common::bin())
+        .arg("fix-ownership")
+        .arg(dir.path())
+        .args(["--user", USER, "--walk", walk, "--json"]);
+    let out = run_cmd(cmd, 300);
+    let after = deep_owners(dir.path());
+    // Remove the tree here: rm copes with any depth, whatever the drop path does.
+    let rm = Command::new("rm")
+        .arg("-rf")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(rm.success(), "rm -rf of the deep tree failed");
+    assert_eq!(out.code, Some(0), "exit code\n{out}");
+    let c = report(&out, dir.path(), Some(walk), false, (T, T));
+    let want = Counts {
+        scanned: DEEP as u64 + 1,
+        changed: DEEP as u64 + 1,
+        ..Counts::default()
+    };
+    assert_eq!(c, want, "{out}");
+    let wrong = after.iter().filter(|&&o| o != (T, T)).count();
+    assert_eq!(wrong, 0, "{wrong} levels not changed to {USER}\n{out}");
+}
+
+#[test]
+fn deep_tree_openat2() {
+    deep_tree("openat2");
+}
+
+#[test]
+fn deep_tree_fallback() {
+    deep_tree("fallback");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Race: an attacker with write access to PATH swaps directories for symlinks to a root-owned tree
+// ---------------------------------------------------------------------------------------------
+
+/// The attacker, run as uid 10000. It keeps: swapping directories for symlinks to the outside
+/// tree and back, renaming entries around, planting hardlinks (its own files in and out of PATH,
+/// and root's outside files, which fs.protected_hardlinks normally refuses), planting symlinks to
+/// the outside tree, and pruning. Every 64 rounds it writes its tally to STATUS.
+const ATTACKER: &str = r#"
+import os, random, sys
+home, out, own, status = sys.argv[1:5]
+outs = [out, out + "/a", out + "/a/b", out + "/f", out + "/a/g", out + "/a/b/h"]
+mine = [own + "/mine0", own + "/mine1"]
+uid = os.getuid()
+tally = {"swap": 0, "rename": 0, "link": 0, "symlink": 0, "prune": 0}
+dirs = [home]
+
+def rescan():
+    found = [home]
+    for dp, dns, fns in os.walk(home):
+        for d in dns:
+            q = os.path.join(dp, d)
+            try:
+                if os.lstat(q).st_uid == uid:
+                    found.append(q)
+            except OSError:
+                pass
+    return found
+
+n = 0
+while True:
+    n += 1
+    if n % 64 == 1:
+        try:
+            dirs = rescan()
+        except OSError:
+            dirs = [home]
+        with open(status + ".tmp", "w") as f:
+            f.write(" ".join("%s=%d" % kv for kv in sorted(tally.items())))
+        os.rename(status + ".tmp", status)
+    try:
+        x = random.choice(dirs)
+        names = os.listdir(x)
+        op = random.randrange(8)
+        if op < 4:
+            subs = [m for m in names
+                    if os.path.isdir(os.path.join(x, m)) and not os.path.islink(os.path.join(x, m))]
+            if not subs:
+                continue
+            a = os.path.join(x, random.choice(subs))
+            t = os.path.join(x, ".sw%d" % n)
+            for _ in range(16):
+                os.rename(a, t)
+                os.symlink(random.choice(outs), a)
+                tally["swap"] += 1
+                os.unlink(a)
+                os.rename(t, a)
+        elif op == 4:
+            if names:
+                a = os.path.join(x, random.choice(names))
+                os.rename(a, os.path.join(random.choice(dirs), "mv%d" % n))
+                tally["rename"] += 1
+        elif op == 5:
+            src = random.choice(mine + outs + [os.path.join(x, m) for m in names])
+            try:
+                os.link(src, os.path.join(x, "hl%d" % n))
+                tally["link"] += 1
+            except OSError:
+                pass
+        elif op == 6:
+            os.symlink(random.choice(outs), os.path.join(x, "ln%d" % n))
+            tally["symlink"] += 1
+        else:
+            for m in names:
+                if m.startswith(("hl", "ln")) and random.random() < 0.5:
+                    os.unlink(os.path.join(x, m))
+                    tally["prune"] += 1
+    except OSError:
+        pass
+"#;
+
+/// Kills the attacker however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Adds fresh root-owned entries inside PATH (dirs, files, and root-owned symlinks pointing at
+/// the outside tree), created relative to fds so the attacker cannot redirect the test itself.
+fn seed(home: &OwnedFd, i: usize, out: &Path) {
+    let name = format!("g{i}");
+    if mkdirat(home, name.as_str(), Mode::from_bits_truncate(0o755)).is_err() {
+        return;
+    }
+    let Ok(g) = open_dir_at(home, &name) else {
+        return;
+    };
+    let _ = mkdirat(&g, "s", Mode::from_bits_truncate(0o755));
+    let create =
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let _ = openat(&g, "f", create, Mode::from_bits_truncate(0o644));
+    let _ = nix::unistd::symlinkat(out, &g, "to-out");
+    if let Ok(s) = open_dir_at(&g, "s") {
+        let _ = openat(&s, "f", create, Mode::from_bits_truncate(0o600));
+        let _ = nix::unistd::symlinkat(&out.join("f"), &s, "to-out-f");
+        let _ = mkdirat(&s, "t", Mode::from_bits_truncate(0o700));
+    }
+}
+
+#[test]
+fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
+    if !require_all(
+        "race_attacker_swapping_symlinks_never_redirects_a_chown",
+        &["setpriv"],
+    ) {
+        return;
+    }
+    if !Path::new("/usr/bin/python3").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "race test needs /usr/bin/python3"
+        );
+        eprintln!(
+            "SKIP race_attacker_swapping_symlinks_never_redirects_a_chown: needs /usr/bin/python3"
+        );
+        return;
+    }
+    let base = TempDir::new("fo-race");
+    let home = base.path().join("home");
+    Fx::make_dir(&home, 0o755, T, T);
+    // The outside tree: root-owned, readable, the target of every attacker symlink.
+    let outside = TempDir::new("fo-race-out");
+    let out = outside.path().to_path_buf();
+    Fx::make_dir(&out.join("a"), 0o755, 0, 0);
+    Fx::make_dir(&out.join("a/b"), 0o755, 0, 0);
+    for f in ["f", "a/g", "a/b/h"] {
+        Fx::make_file(&out.join(f), 0o644, 0, 0);
+    }
+    let outside_before = snapshot(&out);
+    // The attacker's own files outside PATH, to hardlink into PATH.
+    let own = TempDir::new("fo-race-own");
+    Fx::set(own.path(), None, T, T);
+    for f in ["mine0", "mine1"] {
+        Fx::make_file(&own.path().join(f), 0o644, T, T);
+    }
+    let status = own.path().join("status");
+
+    let home_fd: OwnedFd = File::open(&home).unwrap().into();
+    for i in 0..20 {
+        seed(&home_fd, 100_000 + i, &out);
+    }
+    let mut cmd = Command::new("setpriv");
+    clean_env(&mut cmd);
+    cmd.args([
+        "--reuid=10000",
+        "--regid=10000",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+    ])
+    .arg(ATTACKER)
+    .arg(&home)
+    .arg(&out)
+    .arg(own.path())
+    .arg(&status)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    let attacker = KillOnDrop(cmd.spawn().expect("start the attacker"));
+    // Let it get going before the first sweep.
+    let t0 = Instant::now();
+    while !status.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let runs = 200;
+    let mut changed_runs = 0;
+    let mut failed_runs = Vec::new();
+    let started = Instant::now();
+    for i in 0..runs {
+        seed(&home_fd, i, &out);
+        let walk = WALKS[i % 2];
+        let out_run = fo(&home, walk, &["--json"]);
+        match out_run.code {
+            Some(0) | Some(1) => {}
+            _ => panic!("run {i} ({walk}): exit must be 0 or 1 under a race\n{out_run}"),
+        }
+        if out_run.code == Some(1) {
+            failed_runs.push(format!("run {i} ({walk})"));
+        }
+        let c = report(&out_run, &home, Some(walk), false, (T, T));
+        if c.changed > 0 {
+            changed_runs += 1;
+        }
+        // The one thing that must never happen, checked after every run so a failure points
+        // at the run that caused it.
+        let now = snapshot(&out);
+        if now != outside_before {
+            assert_same_snapshot(
+                &outside_before,
+                &now,
+                &format!("outside tree after run {i} ({walk})"),
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    drop(attacker);
+    let tally = fs::read_to_string(&status).unwrap_or_default();
+    eprintln!(
+        "race: {runs} runs in {elapsed:?}, {changed_runs} changed something, {} exited 1; attacker: {tally}",
+        failed_runs.len()
+    );
+    assert_same_snapshot(&outside_before, &snapshot(&out), "outside tree");
+    assert_same_snapshot(
+        &BTreeMap::from_iter(["mine0", "mine1"].map(|f| own.path().join(f)).map(|p| {
+            let m = lstat(&p);
+            (p, (m.ino(), T, T, 0o100644))
+        })),
+        &BTreeMap::from_iter(["mine0", "mine1"].map(|f| own.path().join(f)).map(|p| {
+            let m = lstat(&p);
+            (p, (m.ino(), m.uid(), m.gid(), m.mode()))
+        })),
+        "attacker's own outside files",
+    );
+    // The race must actually have happened: sweeps with work to do, and an attacker that swapped.
+    assert!(
+        changed_runs >= runs / 2,
+        "only {changed_runs} runs had anything to change"
+    );
+    let swaps: u64 = tally
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("swap="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(swaps >= 100, "attacker barely ran: {tally:?}");
+
+    // With the attacker gone, one more sweep heals everything inside PATH.
+    let last = fo(&home, "openat2", &["--json"]);
+    assert_eq!(last.code, Some(0), "final sweep\n{last}");
+    let c = report(&last, &home, Some("openat2"), false, (T, T));
+    assert_eq!(c.errors, 0, "{last}");
+    let wrong: Vec<String> = walkdir::WalkDir::new(&home)
+        .into_iter()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let m = e.metadata().ok()?;
+            ((m.uid(), m.gid()) != (T, T))
+                .then(|| format!("{} {}:{}", e.path().display(), m.uid(), m.gid()))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "left unfixed after the final sweep:\n{}\n{last}",
+        wrong.join("\n")
+    );
+    assert!(
+        elapsed < Duration::from_secs(90),
+        "race test took {elapsed:?}; keep it under a minute"
+    );
+}
