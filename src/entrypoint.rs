@@ -68,17 +68,23 @@ pub fn run(args: &[OsString]) -> u8 {
         return code;
     }
     let path_var = std::env::var_os("PATH");
-    let (program, rest) = match choose(args, path_var.as_deref(), executable_file) {
-        Program::Other(p, rest) => (p, rest),
+    // A program found on PATH may well be the shim itself (/opt/hermes/bin/hermes): run as the
+    // hermes user it passes straight through, so only `hermes-shim entrypoint` again, which
+    // would exec itself forever, is refused as a loop.
+    let (program, rest, loop_check) = match choose(args, path_var.as_deref(), executable_file) {
+        Program::Other(p, rest) => {
+            let again = rest.first().is_some_and(|a| a == "entrypoint");
+            (p, rest, me.as_ref().filter(|_| again))
+        }
         Program::Hermes(rest) => match shim::real_program(OsStr::new("hermes")) {
-            Ok(p) => (p, rest),
+            Ok(p) => (p, rest, me.as_ref()),
             Err((code, msg)) => {
                 eprintln!("{msg}");
                 return code;
             }
         },
     };
-    if let Err((code, msg)) = shim::check_program(&program, me.as_ref()) {
+    if let Err((code, msg)) = shim::check_program(&program, loop_check) {
         eprintln!("{msg}");
         return code;
     }

@@ -1,0 +1,115 @@
+# Hermes Agent image with hermes-shim: `docker exec <c> hermes ...` as root runs as the hermes
+# user, and ownership under /opt/data is repaired once per container start.
+#
+# Production build (needs a registry, PyPI, crates.io and GitHub):
+#   docker build -t hermes .
+# Offline build (this repository's CI; docker/build-image.sh prepares the context):
+#   --build-arg BASE_IMAGE=<local Debian 12 image with python3 + python3-venv>
+#   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
+#   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
+#   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
+# The *_FROM arguments name stages of this file; BuildKit builds only the stages the target needs.
+
+ARG BASE_IMAGE=debian:bookworm-slim
+ARG RUST_IMAGE=rust:1-bookworm
+ARG SHIM_FROM=builder
+ARG VENV_FROM=venv-pypi
+ARG S6_FROM=s6-overlay
+
+FROM ${RUST_IMAGE} AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Static (crt-static, for the target only so proc-macros still build): the shim's own exec is
+# pure overhead in front of every `docker exec … hermes`, and a static binary skips the loader.
+RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
+    && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple" \
+    && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
+
+FROM scratch AS host-binary
+COPY dist/hermes-shim /out/hermes-shim
+
+FROM ${SHIM_FROM} AS shim
+
+# The runtime base: python3 with venv support and CA certificates. The offline base image already
+# has them (apt-get would need the network), so install only what is missing.
+FROM ${BASE_IMAGE} AS runtime-base
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN if ! dpkg-query -W python3 python3-venv ca-certificates >/dev/null 2>&1; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
+# The venv is built in its own stage (same base, same path) so wheels never reach the image.
+FROM runtime-base AS venv-pypi
+ARG HERMES_AGENT_VERSION=0.19.0
+RUN python3 -m venv /opt/hermes/.venv \
+    && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        "hermes-agent==${HERMES_AGENT_VERSION}"
+
+FROM runtime-base AS venv-wheelhouse
+ARG HERMES_AGENT_VERSION=0.19.0
+COPY dist/wheelhouse/ /wheels/
+RUN python3 -m venv /opt/hermes/.venv \
+    && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        --no-index --find-links /wheels "hermes-agent==${HERMES_AGENT_VERSION}"
+
+FROM ${VENV_FROM} AS venv
+
+# s6-overlay, pinned by version and by the published sha256 of each tarball.
+FROM runtime-base AS s6-overlay-download
+ARG S6_OVERLAY_VERSION=3.2.3.2
+ARG S6_OVERLAY_NOARCH_SHA256=5379750ed30a84bbd2e2dd74847ba6b5bd29cd0b2e3ea2ec58049b57eb2eda12
+ARG S6_OVERLAY_X86_64_SHA256=e6befcc96a437a3831386ecfc51808c5d3e939dc5fe3c02ae9284599e8aa2408
+ARG S6_OVERLAY_AARCH64_SHA256=b17f17a82e7a515c682a91edaf2ffdabb73f891981b6c1fd712115693a2f8b4c
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl xz-utils \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /tmp/s6
+RUN case "${TARGETARCH:-amd64}" in \
+        amd64) arch=x86_64; arch_sha="${S6_OVERLAY_X86_64_SHA256}" ;; \
+        arm64) arch=aarch64; arch_sha="${S6_OVERLAY_AARCH64_SHA256}" ;; \
+        *) echo "no pinned s6-overlay for ${TARGETARCH}" >&2; exit 1 ;; \
+    esac \
+    && url="https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}" \
+    && curl -fsSLo noarch.tar.xz "${url}/s6-overlay-noarch.tar.xz" \
+    && curl -fsSLo arch.tar.xz "${url}/s6-overlay-${arch}.tar.xz" \
+    && printf '%s  noarch.tar.xz\n%s  arch.tar.xz\n' "${S6_OVERLAY_NOARCH_SHA256}" "${arch_sha}" \
+        | sha256sum -c - \
+    && mkdir /s6root \
+    && tar -C /s6root -Jxpf noarch.tar.xz \
+    && tar -C /s6root -Jxpf arch.tar.xz
+
+# The two bases the image can start from; s6-overlay goes in first so that the tree this
+# repository ships is laid over it, never the other way round.
+FROM runtime-base AS s6-overlay
+COPY --from=s6-overlay-download /s6root/ /
+
+FROM runtime-base AS no-s6-overlay
+
+FROM ${S6_FROM}
+ENV HERMES_HOME=/opt/data \
+    PATH=/opt/hermes/bin:/opt/hermes/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    S6_BEHAVIOUR_IF_STAGE2_FAILS=1 \
+    S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
+# As upstream: uid 10000, home = the data volume. The shim looks the user up at run time, so a
+# boot-time uid remap needs no rebuild.
+RUN useradd -u 10000 -m -d /opt/data hermes
+COPY --from=venv /opt/hermes/.venv /opt/hermes/.venv
+COPY --from=shim /out/hermes-shim /opt/hermes/bin/hermes-shim
+# Each name the venv installs as a console script goes through the shim first.
+RUN ln -s hermes-shim /opt/hermes/bin/hermes \
+    && ln -s hermes-shim /opt/hermes/bin/hermes-agent \
+    && ln -s hermes-shim /opt/hermes/bin/hermes-acp
+COPY s6-overlay/ /etc/s6-overlay/
+COPY docker/entrypoint.sh /opt/hermes/entrypoint.sh
+VOLUME /opt/data
+WORKDIR /opt/data
+ENTRYPOINT ["/opt/hermes/entrypoint.sh"]
+CMD []

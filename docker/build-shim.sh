@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the release hermes-shim as a static PIE and prints its path.
+#
+# Static linking is what keeps the shim cheap: it runs in front of every `docker exec … hermes`,
+# and a static binary skips the dynamic loader, which is most of a small program's start-up
+# cost (see tests/bench/shim.sh). It needs no NSS: /etc/passwd and /etc/group are parsed by hand.
+# `--target` is given explicitly so that crt-static applies to the binary only, not to
+# build-time proc-macros (which cannot be static).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+triple=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --quiet --target "$triple" >&2
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/$triple/release/hermes-shim"
+if ldd "$bin" 2>&1 | grep -q '=>'; then
+  echo "build-shim: $bin is not static" >&2
+  exit 1
+fi
+echo "$bin"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The demo: build the image offline, start a container, show that a root `docker exec ... hermes`
+# leaves hermes-owned files, plant the root-owned damage an unshimmed image gets, restart the
+# container and show it healed. Cleans up its container and volume. Needs root.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
+NAME="hermes-shim-demo-$$"
+
+say() { printf 'demo: %s\n' "$*"; }
+
+cleanup() {
+    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    docker volume rm -f "$NAME" >/dev/null 2>&1 || true
+}
+
+"$REPO/tests/setup-host.sh"
+HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" 2>&1 | sed -n 's/^build-image: built/demo: built/p'
+
+trap cleanup EXIT
+docker volume create "$NAME" >/dev/null
+docker run -d --name "$NAME" -v "$NAME:/opt/data" "$IMAGE" sleep infinity >/dev/null
+
+# The main program runs only after the start-up repair, so wait for it.
+wait_main() {
+    for _ in $(seq 60); do
+        docker exec "$NAME" sh -c 'for p in /proc/[0-9]*; do
+            [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0; done; exit 1' && return 0
+        sleep 0.5
+    done
+    echo "demo: container did not reach its main program" >&2
+    exit 1
+}
+
+state() {
+    local root unreadable
+    root=$(docker exec "$NAME" find /opt/data \( -user 0 -o -group 0 \) -print | wc -l)
+    # find exits non-zero when it cannot enter a directory: exactly the damage being counted.
+    unreadable=$({ docker exec --user hermes "$NAME" find /opt/data ! -readable -print 2>/dev/null || true; } | wc -l)
+    say "   /opt/data: $root root-owned entries, $unreadable unreadable by hermes"
+}
+
+wait_main
+say "1. as root: docker exec $NAME hermes config set model.default demo"
+docker exec "$NAME" hermes config set model.default demo >/dev/null
+say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml): the shim ran hermes as the hermes user"
+state
+
+say "2. the damage a root docker exec did before the shim: empty the volume, then as root with"
+say "   HERMES_DOCKER_EXEC_AS_ROOT=1: hermes config set model.default damaged; a root tool writes auth.json"
+docker exec "$NAME" find /opt/data -mindepth 1 -delete
+docker exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 "$NAME" hermes config set model.default damaged >/dev/null
+docker exec "$NAME" sh -c 'echo "{}" >/opt/data/auth.json && chmod 0600 /opt/data/auth.json'
+say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml), auth.json is $(docker exec "$NAME" stat -c %U:%G:%a /opt/data/auth.json)"
+state
+
+say "3. docker restart $NAME: the start-up repair heals the volume"
+docker restart -t 1 "$NAME" >/dev/null
+wait_main
+say "   $(docker logs "$NAME" 2>&1 | grep '^hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
+say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml), auth.json is $(docker exec "$NAME" stat -c %U:%G:%a /opt/data/auth.json)"
+state

@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# Container tests in the real engine: builds the image offline (docker/build-image.sh), then
+# checks the docker-exec contract, self-heal on start, manual repair (openat2 and, under a
+# seccomp profile that denies openat2, the fallback walk) and the main-program table.
+# The offline image has no s6-overlay, so the entrypoint applet does the start-up repair itself;
+# every check is written to hold for the s6-overlay image too (IMAGE=... HERMES_SHIM_SKIP_BUILD=1).
+# Needs root and a running Docker engine: skips with a reason otherwise, fails when $CI is set.
+# Ends with `N passed, N failed`; exits non-zero on any failure.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
+TAG="hermes-shim-ct-$$"
+WORK="/tmp/$TAG"
+HERMES_UID=10000
+
+passed=0
+failed=0
+
+skip_all() {
+    if [ -n "${CI:-}" ]; then
+        echo "FAIL container tests cannot run under CI: $*"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    echo "SKIP container tests: $*"
+    echo "0 passed, 0 failed"
+    exit 0
+}
+
+ok() {
+    passed=$((passed + 1))
+    echo "ok   $1"
+}
+
+not_ok() {
+    failed=$((failed + 1))
+    echo "FAIL $1"
+}
+
+# check NAME EXPECTED ACTUAL
+check() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected [$2], got [$3]"; fi
+}
+
+# check_contains NAME NEEDLE HAYSTACK
+check_contains() {
+    case "$3" in
+        *"$2"*) ok "$1" ;;
+        *) not_ok "$1: [$2] not in output: $(printf '%s' "$3" | tail -n 5)" ;;
+    esac
+}
+
+# check_lacks NAME NEEDLE HAYSTACK
+check_lacks() {
+    case "$3" in
+        *"$2"*) not_ok "$1: unexpected [$2] in output: $(printf '%s' "$3" | tail -n 5)" ;;
+        *) ok "$1" ;;
+    esac
+}
+
+dk() { timeout 180 docker "$@"; }
+
+containers=()
+volumes=()
+cleanup() {
+    local v mp
+    for v in "${volumes[@]}"; do
+        mp=$(docker volume inspect -f '{{.Mountpoint}}' "$v" 2>/dev/null) &&
+            chattr -R -i "$mp" 2>/dev/null
+    done
+    [ "${#containers[@]}" -eq 0 ] || docker rm -f -v "${containers[@]}" >/dev/null 2>&1
+    [ "${#volumes[@]}" -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+
+# start NAME [docker run options...] -- [args...]: a detached container, removed at exit.
+start() {
+    local name="$TAG-$1"
+    shift
+    containers+=("$name")
+    local opts=()
+    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    dk run -d --name "$name" "${opts[@]}" "$IMAGE" "$@" >/dev/null
+}
+
+volume() {
+    local name="$TAG-$1"
+    volumes+=("$name")
+    docker volume create "$name" >/dev/null
+}
+
+# Waits until the main program (`sleep`) runs: by then the start-up repair has finished, under
+# the entrypoint applet and under s6-overlay alike.
+wait_main() {
+    local i
+    for i in $(seq 60); do
+        if docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
+                [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
+            done; exit 1' 2>/dev/null; then
+            return 0
+        fi
+        # A container that died (e.g. the entrypoint crashed) will not come back: say so now.
+        if [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" != true ]; then
+            echo "# $1 is not running: $(docker inspect -f 'exit {{.State.ExitCode}}' "$1" 2>&1);" \
+                "last log lines: $(docker logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
+            return 1
+        fi
+        [ "$i" -lt 60 ] && sleep 0.5
+    done
+    return 1
+}
+
+owner() { docker exec "$1" stat -c %U:%G "$2" 2>&1; }
+
+# Summary lines the repair printed in a container's log (one per container start).
+summaries() {
+    docker logs "$1" 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries'
+}
+
+json_field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (it drives the Docker engine and chattr)"
+command -v docker >/dev/null 2>&1 || skip_all "no docker client (run tests/setup-host.sh)"
+docker info >/dev/null 2>&1 || skip_all "Docker engine not reachable (run tests/setup-host.sh)"
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ]; then
+    HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" || {
+        not_ok "docker/build-image.sh builds $IMAGE"
+        echo "$passed passed, $failed failed"
+        exit 1
+    }
+fi
+docker image inspect "$IMAGE" >/dev/null 2>&1 || skip_all "image $IMAGE not present"
+t0=$(date +%s)
+
+mkdir -p "$WORK/fake" "$WORK/nested"
+chmod 0755 "$WORK" "$WORK/fake" "$WORK/nested"
+# A stand-in for the real hermes: shows who runs it and with which arguments, in milliseconds.
+cat >"$WORK/fake/hermes" <<'EOF'
+#!/bin/sh
+echo "uid=$(id -u) gid=$(id -g) home=$HOME argv=$*"
+EOF
+chmod 0755 "$WORK/fake/hermes"
+FAKE=(-v "$WORK/fake:/opt/fake:ro")
+
+# The seccomp profile the default one is not: allow everything but openat2, which answers ENOSYS
+# as on kernels and engines that predate it.
+cat >"$WORK/seccomp-no-openat2.json" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    { "names": ["openat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }
+  ]
+}
+EOF
+
+echo "# docker-exec contract"
+start exec "${FAKE[@]}" -- sleep infinity
+C="$TAG-exec"
+wait_main "$C" || not_ok "exec container reaches its main program"
+
+dk exec "$C" hermes config set model.default from-root >/dev/null 2>&1
+check "root docker exec hermes config set: exit 0" 0 $?
+check "root docker exec hermes config set: config.yaml hermes:hermes" hermes:hermes \
+    "$(owner "$C" /opt/data/config.yaml)"
+check "root docker exec hermes config set: nothing under /opt/data owned by root" "" \
+    "$(docker exec "$C" find /opt/data \( -user 0 -o -group 0 \) -print 2>&1)"
+check "docker exec --user hermes: find ! -readable prints nothing" "" \
+    "$(docker exec --user hermes "$C" find /opt/data -maxdepth 2 -type f ! -readable 2>&1)"
+
+dk exec --user hermes "$C" hermes config set model.default from-hermes >/dev/null 2>&1
+check "docker exec --user hermes hermes config set: exit 0" 0 $?
+check "docker exec --user hermes hermes config set: config.yaml hermes:hermes" hermes:hermes \
+    "$(owner "$C" /opt/data/config.yaml)"
+check_contains "config.yaml holds the value set as hermes" from-hermes \
+    "$(docker exec --user hermes "$C" cat /opt/data/config.yaml 2>&1)"
+
+# The opt-out, with the real hermes in a fresh HERMES_HOME per value: only 1/true/yes (any case)
+# keep root; every other value, however close, still drops.
+i=0
+for value in 1 0 false no "" garbage 2 " 1"; do
+    i=$((i + 1))
+    home="/tmp/optout-$i"
+    dk exec -e HERMES_DOCKER_EXEC_AS_ROOT="$value" -e HERMES_HOME="$home" "$C" \
+        hermes config set model.default x >/dev/null 2>&1
+    rc=$?
+    if [ "$value" = 1 ]; then want=root:root; else want=hermes:hermes; fi
+    check "HERMES_DOCKER_EXEC_AS_ROOT='$value' hermes config set: exit 0" 0 "$rc"
+    check "HERMES_DOCKER_EXEC_AS_ROOT='$value': config.yaml $want" "$want" \
+        "$(owner "$C" "$home/config.yaml")"
+done
+for value in true TRUE yes Yes; do
+    check "HERMES_DOCKER_EXEC_AS_ROOT='$value' keeps root" "uid=0 gid=0 home=/root argv=x" \
+        "$(dk exec -e HERMES_DOCKER_EXEC_AS_ROOT="$value" -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes x 2>&1)"
+done
+check "root docker exec drops to hermes with its HOME, args untouched" \
+    "uid=$HERMES_UID gid=$HERMES_UID home=/opt/data argv=a  b --c" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes a ' b' --c 2>&1)"
+for name in hermes-agent hermes-acp; do
+    check "$name is shimmed too" 127 \
+        "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" "$name" >/dev/null 2>&1; echo $?)"
+done
+out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
+check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"
+check_contains "unknown HERMES_SHIM_USER names the remedy" "HERMES_DOCKER_EXEC_AS_ROOT=1" "$out"
+
+out=$(dk run --rm "$IMAGE" chat --help 2>&1)
+rc=$?
+check "docker run IMAGE chat --help: exit 0" 0 "$rc"
+check_lacks "docker run IMAGE chat --help: no Traceback" Traceback "$out"
+check_contains "docker run IMAGE chat --help: shows chat usage" usage "$out"
+
+echo "# self-heal on start"
+volume data
+V="$TAG-data"
+echo "root-owned, outside the volume's filesystem" >"$WORK/nested/root-file"
+chmod 0600 "$WORK/nested/root-file"
+start heal -v "$V:/opt/data" -v "$WORK/nested:/opt/data/nested" -- sleep infinity
+H="$TAG-heal"
+wait_main "$H" || not_ok "heal container reaches its main program"
+shadow_before=$(docker exec "$H" stat -c %u:%g:%a /etc/shadow)
+
+# Damage as a root `docker exec` with the opt-out leaves it, plus files root tools write.
+dk exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 "$H" hermes config set model.default planted >/dev/null 2>&1
+docker exec "$H" bash -c '
+    cd /opt/data &&
+    echo "{}" >auth.json && chmod 0600 auth.json &&
+    echo state >state.db && chmod 0600 state.db &&
+    : >gateway.lock &&
+    echo "not yours" >other-owner && chown 1000:1000 other-owner && chmod 0600 other-owner'
+check "planted damage is root-owned before the restart" root:root \
+    "$(owner "$H" /opt/data/config.yaml)"
+
+dk restart -t 1 "$H" >/dev/null
+wait_main "$H" || not_ok "heal container restarts"
+check "after restart: every entry hermes-owned except uid 1000's and the nested mount" \
+    "/opt/data/other-owner" \
+    "$(docker exec "$H" find /opt/data -path /opt/data/nested -prune -o ! -user hermes -print 2>&1)"
+check "after restart: no group root left" "" \
+    "$(docker exec "$H" find /opt/data -path /opt/data/nested -prune -o -group 0 -print 2>&1)"
+for f in auth.json state.db gateway.lock config.yaml logs/agent.log sessions; do
+    check "after restart: $f hermes:hermes" hermes:hermes "$(owner "$H" "/opt/data/$f")"
+done
+check "after restart: hermes reads everything (find ! -readable as hermes)" "" \
+    "$(docker exec --user hermes "$H" find /opt/data -path /opt/data/nested -prune -o ! -name other-owner ! -readable -print 2>&1)"
+check "after restart: uid 1000's file untouched" 1000:1000:600 \
+    "$(docker exec "$H" stat -c %u:%g:%a /opt/data/other-owner)"
+check "after restart: file in nested bind mount untouched" 0:0 "$(stat -c %u:%g "$WORK/nested/root-file")"
+check "after restart: nested bind mount root untouched" 0:0 "$(stat -c %u:%g "$WORK/nested")"
+check "one repair summary per container start (2 starts)" 2 "$(summaries "$H")"
+check_contains "the restart's summary counts the nested mount as skipped" "1 mounts" \
+    "$(docker logs "$H" 2>&1 | grep 'hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
+
+docker exec "$H" bash -c 'rm -f /opt/data/auth.json && ln -s /etc/shadow /opt/data/auth.json'
+dk restart -t 1 "$H" >/dev/null
+wait_main "$H" || not_ok "heal container restarts with a symlink to /etc/shadow"
+check "symlink auth.json -> /etc/shadow: /etc/shadow unchanged" "$shadow_before" \
+    "$(docker exec "$H" stat -c %u:%g:%a /etc/shadow)"
+check "symlink auth.json -> /etc/shadow: the link itself is hermes-owned" hermes:hermes \
+    "$(owner "$H" /opt/data/auth.json)"
+check "symlink auth.json -> /etc/shadow: hermes still cannot read /etc/shadow" 1 \
+    "$(docker exec --user hermes "$H" cat /opt/data/auth.json >/dev/null 2>&1; echo $?)"
+
+echo "# manual repair"
+docker exec "$H" bash -c 'cd /opt/data && mkdir -p new/deeper && : >new/deeper/f && : >new/g'
+out=$(dk exec "$H" hermes-shim fix-ownership --dry-run --json 2>/dev/null)
+check "fix-ownership --dry-run --json: exit 0" 0 "$(dk exec "$H" hermes-shim fix-ownership --dry-run --json >/dev/null 2>&1; echo $?)"
+check "fix-ownership --dry-run --json: dry_run true" True "$(printf '%s' "$out" | json_field dry_run 2>&1)"
+check "fix-ownership --dry-run --json: counts the 4 new entries" 4 "$(printf '%s' "$out" | json_field changed 2>&1)"
+check "fix-ownership --dry-run --json: uses openat2 in the default engine" openat2 \
+    "$(printf '%s' "$out" | json_field walk 2>&1)"
+check "fix-ownership --dry-run: changed nothing" root:root "$(owner "$H" /opt/data/new/deeper/f)"
+err=$(dk exec "$H" hermes-shim fix-ownership 2>&1 >/dev/null)
+check_contains "fix-ownership: summary line" "hermes-shim fix-ownership: /opt/data: changed 4 of " "$err"
+check "fix-ownership: healed new damage" "" \
+    "$(docker exec "$H" find /opt/data -path /opt/data/nested -prune -o ! -user hermes ! -name other-owner -print 2>&1)"
+check "fix-ownership as hermes (not root): refused, exit 2" 2 \
+    "$(docker exec --user hermes "$H" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
+check "fix-ownership /etc: refused, exit 2" 2 \
+    "$(docker exec "$H" hermes-shim fix-ownership /etc >/dev/null 2>&1; echo $?)"
+
+# The s6-overlay oneshot's script, run by sh here (no /command/with-contenv without s6-overlay).
+check "oneshot script: clean run exits 0" 0 \
+    "$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
+out=$(docker exec -e HERMES_HOME=/etc "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership 2>&1)
+check "oneshot script: refusal exits 2" 2 \
+    "$(docker exec -e HERMES_HOME=/etc "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
+check_contains "oneshot script: refusal is loud" "WARNING" "$out"
+# A partial failure: an immutable file refuses chown even to root.
+mp=$(docker volume inspect -f '{{.Mountpoint}}' "$V" 2>/dev/null) || mp=""
+# Never plant an immutable file anywhere but inside the test's own volume.
+case "$mp" in
+    /*/_data) [ -d "$mp" ] && : >"$mp/stuck" ;;
+    *) mp="" ;;
+esac
+if [ -n "$mp" ] && [ -f "$mp/stuck" ] && chattr +i "$mp/stuck" 2>/dev/null; then
+    check "fix-ownership with an immutable root file: exit 1" 1 \
+        "$(docker exec "$H" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
+    out=$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership 2>&1)
+    check "oneshot script: partial failure exits 0" 0 \
+        "$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
+    check_contains "oneshot script: partial failure logged" "could not be repaired" "$out"
+    dk restart -t 1 "$H" >/dev/null
+    if wait_main "$H"; then ok "container still starts when the repair partly fails"; else
+        not_ok "container still starts when the repair partly fails"; fi
+    chattr -i "$mp/stuck"
+else
+    not_ok "chattr +i on the volume (needed for the partial-failure rows)"
+fi
+[ -z "$mp" ] || rm -f "$mp/stuck"
+check "start-up refusal is not fatal (HERMES_HOME=/etc)" ok \
+    "$(dk run --rm -e HERMES_HOME=/etc "$IMAGE" echo ok 2>/dev/null)"
+
+echo "# fallback walk under a seccomp profile denying openat2"
+volume seccomp
+start seccomp --security-opt "seccomp=$WORK/seccomp-no-openat2.json" -v "$TAG-seccomp:/opt/data" -- sleep infinity
+S="$TAG-seccomp"
+wait_main "$S" || not_ok "seccomp container reaches its main program"
+check "seccomp container: start-up repair ran" 1 "$(summaries "$S")"
+dk exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 "$S" hermes config set model.default planted >/dev/null 2>&1
+docker exec "$S" bash -c 'cd /opt/data && echo "{}" >auth.json && chmod 0600 auth.json'
+check "seccomp: damage planted" root:root "$(owner "$S" /opt/data/auth.json)"
+out=$(dk exec "$S" hermes-shim fix-ownership --json 2>/dev/null)
+check "seccomp: fix-ownership --json exit 0" 0 $?
+check "seccomp: walk fell back" fallback "$(printf '%s' "$out" | json_field walk 2>&1)"
+check "seccomp: healed" "" "$(docker exec "$S" find /opt/data ! -user hermes -print 2>&1)"
+check "seccomp: hermes reads everything" "" \
+    "$(docker exec --user hermes "$S" find /opt/data ! -readable -print 2>&1)"
+
+echo "# main program"
+run_main() { dk run --rm "$@" 2>/dev/null; }
+check "no args -> hermes, as hermes" "uid=$HERMES_UID gid=$HERMES_UID home=/opt/data argv=" \
+    "$(run_main "${FAKE[@]}" -e HERMES_SHIM_REAL_DIR=/opt/fake "$IMAGE")"
+check "chat --help -> hermes chat --help, as hermes" \
+    "uid=$HERMES_UID gid=$HERMES_UID home=/opt/data argv=chat --help" \
+    "$(run_main "${FAKE[@]}" -e HERMES_SHIM_REAL_DIR=/opt/fake "$IMAGE" chat --help)"
+# shellcheck disable=SC2016 # expanded in the container
+check "program on PATH (id) runs as hermes" "$HERMES_UID:$HERMES_UID:$HERMES_UID" \
+    "$(run_main "$IMAGE" sh -c 'echo "$(id -u):$(id -g):$(id -G)"')"
+# shellcheck disable=SC2016 # expanded in the container
+check "bash -c runs as hermes with HOME and HERMES_HOME" "hermes /opt/data /opt/data" \
+    "$(run_main "$IMAGE" bash -c 'echo "$(id -un) $HOME $HERMES_HOME"')"
+check "hermes --version via PATH" "Hermes Agent v0.19.0" \
+    "$(run_main "$IMAGE" hermes --version | head -n 1 | cut -d' ' -f1-3)"
+check "exit code 42 propagates" 42 "$(dk run --rm "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
+check "exit code 42 propagates with --init" 42 \
+    "$(dk run --rm --init "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
+check "docker run --user hermes: runs as hermes" "$HERMES_UID" "$(run_main --user hermes "$IMAGE" id -u)"
+check "docker run --user 1234: not root, no drop" 1234 "$(run_main --user 1234 "$IMAGE" id -u)"
+check "docker run --user 1234: no repair sweep" 0 \
+    "$(dk run --rm --user 1234 "$IMAGE" true 2>&1 | grep -c 'hermes-shim fix-ownership: /opt/data:')"
+check "as root: exactly one repair sweep per start" 1 \
+    "$(dk run --rm "$IMAGE" true 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed')"
+check "as root with --init: exactly one repair sweep per start" 1 \
+    "$(dk run --rm --init "$IMAGE" true 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed')"
+start pid1 -- sleep infinity
+P="$TAG-pid1"
+wait_main "$P" || not_ok "sleep infinity container reaches its main program"
+check "sleep infinity: main program runs with all uids and gids hermes" \
+    "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
+    "$(docker exec "$P" sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
+        grep -E "^(Uid|Gid):" "$p/status" | tr -s "\t " " " | paste -sd "|"
+      done')"
+check "sleep infinity: no capabilities left" 0000000000000000 \
+    "$(docker exec "$P" sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
+        sed -n "s/^CapEff:\t//p" "$p/status"
+      done')"
+
+echo "# container tests took $(($(date +%s) - t0)) s (image build not included)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

