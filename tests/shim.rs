@@ -129,8 +129,7 @@ impl Sandbox {
     fn program_in(&self, dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
         let p = dir.join(name);
         let text = format!("#!/bin/sh\nout='{}'\n{body}", self.out().display());
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        common::write_program(&p, &text, mode);
         p
     }
     fn program(&self, name: &str, body: &str) -> PathBuf {
@@ -982,8 +981,7 @@ fn sigpipe_default_and_empty_mask_in_child() {
     // The kernel runs `cat /proc/self/status SCRIPT`, so the report is the status of the very
     // process the shim exec'd, on stdout.
     let program = sb.real_dir().join("hermes");
-    fs::write(&program, "#!/bin/cat /proc/self/status\n").unwrap();
-    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_program(&program, "#!/bin/cat /proc/self/status\n", 0o755);
     let hostile = |mut cmd: Command| {
         // SAFETY: runs in the forked child before exec; signal(2) and sigprocmask(2) are
         // async-signal-safe and the closure touches no memory shared with the parent.

@@ -80,3 +80,31 @@ pub fn run<S: AsRef<OsStr>>(cmd: &mut Command, what: S) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", what.as_ref().to_string_lossy()))
 }
+
+/// Writes an executable file without this process ever holding it open for writing.
+///
+/// Tests run in threads; a thread that forks while another holds a freshly written program open
+/// (until its exec closes the CLOEXEC fd) makes exec of that program fail with ETXTBSY. A child
+/// `sh` writes the file instead, so no fork in this process can inherit it.
+pub fn write_program(path: &Path, text: &str, mode: u32) {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "cat > \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("start /bin/sh to write a program");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and as .ci/run calls it: host setup, lints,
+# unit and root integration tests (cargo test), and the container tests in a real engine.
+# Closes with one line `total: N passed, N failed` counting every test that ran.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+export PATH="$HOME/.cargo/bin:$PATH"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+passed=0
+failed=0
+broken=()
+
+# step NAME CMD...: runs one step, keeps its output, and counts its tests (or the step itself).
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  local log="$logs/$name.log" rc
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local p f
+  # cargo's `test result: ok. N passed; N failed` and the shell suites' `N passed, N failed`.
+  local counts
+  counts=$(grep -E '^(test result: [A-Za-z]+\. )?[0-9]+ passed[;,] [0-9]+ failed' "$log")
+  p=$(grep -oE '[0-9]+ passed' <<<"$counts" | awk '{s+=$1} END {print s+0}')
+  f=$(grep -oE '[0-9]+ failed' <<<"$counts" | awk '{s+=$1} END {print s+0}')
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+    if [ "$rc" -eq 0 ]; then p=1; else f=1; fi
+  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  [ "$rc" -eq 0 ] || broken+=("$name")
+}
+
+step setup tests/setup-host.sh
+step fmt cargo fmt --check
+step clippy cargo clippy --all-targets --quiet -- -D warnings
+step cargo-test cargo test --quiet
+mapfile -t scripts < <(git ls-files -- '*.sh' .ci/run 's6-overlay/scripts/*')
+step shellcheck shellcheck "${scripts[@]}"
+step hadolint hadolint Dockerfile
+step container tests/container.sh
+
+if [ "${#broken[@]}" -gt 0 ]; then
+  echo "failing steps: ${broken[*]}"
+fi
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "${#broken[@]}" -eq 0 ]
