@@ -1929,3 +1929,87 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
         "race test took {elapsed:?}; keep it under a minute"
     );
 }
+
+#[test]
+fn chown_impossible_is_said_once_and_stops() {
+    if !require_all("chown_impossible_is_said_once_and_stops", &["unshare"]) {
+        return;
+    }
+    // In a user namespace that maps only uid 0, every chown to 10000 is EINVAL: the same answer
+    // rootless Podman and some NAS mounts give container root.
+    let mut fx = victim("fo-impossible");
+    for i in 0..20 {
+        fx.file(&format!("f{i}"), 0o644, 0, 0);
+    }
+    for walk in WALKS {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args(["--user", "--map-root-user"])
+            .arg(common::bin())
+            .args(["fix-ownership", "--walk", walk, "--user", USER])
+            .arg(fx.path());
+        let out = run_cmd(cmd, 30);
+        assert_eq!(
+            out.code,
+            Some(1),
+            "--walk {walk}: some entries were not fixed\n{out}"
+        );
+        let said: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("chown is not permitted here"))
+            .collect();
+        assert_eq!(said.len(), 1, "--walk {walk}: said once\n{out}");
+        assert!(
+            !out.stderr.contains("error:"),
+            "--walk {walk}: no per-entry flood before the verdict\n{out}"
+        );
+        let c = summary(&out, fx.path(), false);
+        assert_eq!(c.changed, 0, "--walk {walk}\n{out}");
+        assert!(
+            c.scanned < 26,
+            "--walk {walk}: it stops instead of walking on ({} scanned)\n{out}",
+            c.scanned
+        );
+        fx.check_untouched(&out);
+    }
+}
+
+#[test]
+fn a_few_denied_chowns_are_ordinary_errors() {
+    if !common::require_root("a_few_denied_chowns_are_ordinary_errors") {
+        return;
+    }
+    if !common::require_tool("a_few_denied_chowns_are_ordinary_errors", "chattr") {
+        return;
+    }
+    // One immutable root-owned file refuses chown with EPERM even to root. With nothing else to
+    // change, that is one ordinary, reported error: not "chown is impossible here".
+    let mut fx = Fx::new("fo-immutable");
+    fx.dir("d", 0o755, T, T).file("d/stuck", 0o644, 0, 0);
+    let stuck = fx.abs("d/stuck");
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(&stuck)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !chattr("+i") {
+        if std::env::var_os("CI").is_some() {
+            panic!("chattr +i is not supported on the temp filesystem");
+        }
+        eprintln!("SKIP a_few_denied_chowns_are_ordinary_errors: chattr +i unsupported here");
+        return;
+    }
+    let out = fo(fx.path(), "openat2", &[]);
+    chattr("-i");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("error:") && out.stderr.contains("d/stuck"),
+        "the failing entry is reported by path\n{out}"
+    );
+    assert!(!out.stderr.contains("not permitted here"), "{out}");
+    assert_eq!(owner(&stuck), (0, 0));
+}

@@ -17,11 +17,11 @@ use std::time::Instant;
 use nix::errno::Errno;
 
 use crate::cli::{FixOptions, WalkChoice};
-use crate::policy::{self, Action};
+use crate::policy;
 use crate::sys::{self, fs};
 use crate::users;
 
-pub use walk::Counts;
+use walk::Counts;
 use walk::{Config, shown};
 
 /// Exit codes of the applet.
@@ -42,51 +42,13 @@ pub fn run(opts: FixOptions) -> u8 {
         }
     };
     let (cfg, root_fd, root_st) = cfg;
-    let mut counts = Counts {
-        scanned: 1,
-        ..Counts::default()
-    };
-    let mut impossible = None;
-    match walk::change_root(&cfg, root_fd.as_fd(), &root_st) {
-        Ok(Action::Change { .. }) => {
-            counts.changed += 1;
-            if cfg.verbose {
-                let verb = if cfg.dry_run {
-                    "would change"
-                } else {
-                    "changed"
-                };
-                eprintln!("{PREFIX}: {verb} {}", shown(&cfg.root));
-            }
-        }
-        Ok(Action::Skip(s)) => {
-            counts.skip(s);
-            if cfg.verbose {
-                eprintln!("{PREFIX}: skipped {} ({})", shown(&cfg.root), s.reason());
-            }
-        }
-        Ok(Action::Keep) => {}
-        Err(e @ (Errno::EPERM | Errno::EINVAL)) => impossible = Some(e),
-        Err(e) => {
-            counts.errors += 1;
-            eprintln!(
-                "{PREFIX}: error: {}: fchownat: {}",
-                shown(&cfg.root),
-                e.desc()
-            );
-        }
-    }
-    if impossible.is_none() {
-        let out = walk::sweep(&cfg, root_fd, root_st.ident());
-        counts.add(&out.counts);
-        impossible = out.chown_impossible;
-    }
-    if let Some(e) = impossible {
-        counts.errors += 1;
+    let out = walk::sweep(&cfg, root_fd, &root_st);
+    let counts = out.counts;
+    if out.chown_impossible {
         eprintln!(
-            "{PREFIX}: {}: chown is not permitted here ({}) — rootless Podman and some NAS mounts refuse it even to container root; fix ownership from the host, or run the container rootful",
+            "{PREFIX}: cannot change owners under {}: chown is not permitted here (the first {} attempts were all denied) — rootless Podman and some NAS mounts refuse it even to container root; fix ownership from the host, or run the container rootful",
             shown(&cfg.root),
-            e.desc()
+            counts.errors
         );
     }
     let elapsed_ms = start.elapsed().as_millis();

@@ -59,7 +59,7 @@ pub struct Counts {
 
 impl Counts {
     /// Adds another worker's counts.
-    pub fn add(&mut self, o: &Counts) {
+    fn add(&mut self, o: &Counts) {
         self.scanned += o.scanned;
         self.changed += o.changed;
         self.other_owner += o.other_owner;
@@ -71,7 +71,7 @@ impl Counts {
     }
 
     /// Counts one skipped entry.
-    pub fn skip(&mut self, s: Skip) {
+    fn skip(&mut self, s: Skip) {
         match s {
             Skip::OtherOwner => self.other_owner += 1,
             Skip::Device => self.device += 1,
@@ -105,17 +105,20 @@ struct Shared<'a> {
     stop: AtomicBool,
     chowned: AtomicU64,
     denied: AtomicU64,
+    /// Messages for denied chowns, held back until chown is known to work at all: where it
+    /// never does (rootless Podman, some NAS mounts) one line says so instead of a flood.
+    held: Mutex<Vec<String>>,
 }
 
 /// The result of a walk.
 pub struct Outcome {
     pub counts: Counts,
     /// Set when chown turned out to be impossible here and the walk stopped early.
-    pub chown_impossible: Option<Errno>,
+    pub chown_impossible: bool,
 }
 
-/// Walks everything under the directory `root_fd` (the root itself is handled by the caller).
-pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_ident: (u64, u64)) -> Outcome {
+/// Sweeps the root (already opened and stat'ed as `root_st`) and everything under it.
+pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_st: &Stat) -> Outcome {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_WORKERS);
@@ -123,11 +126,7 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_ident: (u64, u64)) -> Outcome 
         cfg,
         workers,
         queue: Mutex::new(Queue {
-            jobs: vec![Job {
-                fd: root_fd,
-                path: cfg.root.clone(),
-                ident: root_ident,
-            }],
+            jobs: Vec::new(),
             idle: 0,
             done: false,
         }),
@@ -136,8 +135,31 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_ident: (u64, u64)) -> Outcome 
         stop: AtomicBool::new(false),
         chowned: AtomicU64::new(0),
         denied: AtomicU64::new(0),
+        held: Mutex::new(Vec::new()),
     };
-    let mut counts = Counts::default();
+    // The root is judged like any entry, named relative to its parent for the messages.
+    let mut counts = Counts {
+        scanned: 1,
+        ..Counts::default()
+    };
+    let parent = cfg.root.parent().unwrap_or(Path::new("/"));
+    let name = std::ffi::CString::new(cfg.root.file_name().unwrap_or_default().as_bytes())
+        .expect("a path component holds no NUL");
+    Judge {
+        cfg,
+        sh: &shared,
+        counts: &mut counts,
+        dir: parent,
+    }
+    .apply(root_fd.as_fd(), root_st, &name);
+    if !shared.stop.load(Ordering::Relaxed) {
+        let job = Job {
+            fd: root_fd,
+            path: cfg.root.clone(),
+            ident: root_st.ident(),
+        };
+        shared.queue.lock().expect("queue lock").jobs.push(job);
+    }
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| s.spawn(|| Worker::new(&shared).run()))
@@ -146,7 +168,12 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_ident: (u64, u64)) -> Outcome 
             counts.add(&h.join().expect("a sweep worker panicked"));
         }
     });
-    let impossible = shared.stop.load(Ordering::Relaxed).then_some(Errno::EPERM);
+    let impossible = shared.stop.load(Ordering::Relaxed);
+    if !impossible {
+        // chown never worked, yet too few were denied to call it impossible (a few immutable
+        // files, say): those are ordinary failures after all.
+        shared.flush_held();
+    }
     Outcome {
         counts,
         chown_impossible: impossible,
@@ -189,6 +216,12 @@ impl Shared<'_> {
         q.jobs.push(job);
         self.wake.notify_one();
         Ok(())
+    }
+
+    fn flush_held(&self) {
+        for line in self.held.lock().expect("held lock").drain(..) {
+            eprintln!("{line}");
+        }
     }
 
     fn halt(&self) {
@@ -499,6 +532,17 @@ impl Judge<'_> {
                         );
                     }
                 }
+                Err(e @ (Errno::EPERM | Errno::EINVAL))
+                    if self.sh.chowned.load(Ordering::Relaxed) == 0 =>
+                {
+                    self.counts.errors += 1;
+                    let line = format!(
+                        "hermes-shim fix-ownership: error: {}: fchownat: {}",
+                        shown(&self.dir.join(os(name))),
+                        e.desc()
+                    );
+                    self.sh.held.lock().expect("held lock").push(line);
+                }
                 Err(e) => self.error(Path::new(os(name)), "fchownat", e),
             },
         }
@@ -560,7 +604,9 @@ impl Config {
         }
         match fs::chown_fd(fd, uid, gid) {
             Ok(()) => {
-                sh.chowned.fetch_add(1, Ordering::Relaxed);
+                if sh.chowned.fetch_add(1, Ordering::Relaxed) == 0 {
+                    sh.flush_held();
+                }
                 Ok(())
             }
             Err(e @ (Errno::EPERM | Errno::EINVAL)) => {
@@ -573,17 +619,6 @@ impl Config {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Applies the rule to the sweep root itself (through its fd), for the caller.
-pub fn change_root(cfg: &Config, fd: BorrowedFd, st: &Stat) -> Result<Action, Errno> {
-    let action = cfg.decide(st);
-    if let Action::Change { uid, gid } = action
-        && !cfg.dry_run
-    {
-        fs::chown_fd(fd, uid, gid)?;
-    }
-    Ok(action)
 }
 
 fn os(name: &CStr) -> &std::ffi::OsStr {
