@@ -6,6 +6,7 @@
 //! so its exit code and signals are the container's.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -62,11 +63,7 @@ fn under_s6() -> bool {
 }
 
 /// Runs the applet; returns only when the program could not be started.
-pub fn run(args: &[OsString]) -> u8 {
-    let me = shim::self_exe();
-    if let Some(code) = shim::refuse_setuid(me.as_ref()) {
-        return code;
-    }
+pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     let path_var = std::env::var_os("PATH");
     // A program found on PATH may well be the shim itself (/opt/hermes/bin/hermes): run as the
     // hermes user it passes straight through, so only `hermes-shim entrypoint` again, which
@@ -74,18 +71,18 @@ pub fn run(args: &[OsString]) -> u8 {
     let (program, rest, loop_check) = match choose(args, path_var.as_deref(), executable_file) {
         Program::Other(p, rest) => {
             let again = rest.first().is_some_and(|a| a == "entrypoint");
-            (p, rest, me.as_ref().filter(|_| again))
+            (p, rest, me.filter(|_| again))
         }
         Program::Hermes(rest) => match shim::real_program(OsStr::new("hermes")) {
-            Ok(p) => (p, rest, me.as_ref()),
+            Ok(p) => (p, rest, me),
             Err((code, msg)) => {
-                eprintln!("{msg}");
+                say!("{msg}");
                 return code;
             }
         },
     };
     if let Err((code, msg)) = shim::check_program(&program, loop_check) {
-        eprintln!("{msg}");
+        say!("{msg}");
         return code;
     }
     let (ruid, ..) = sys::caller_ids();
@@ -117,10 +114,10 @@ fn repair_once() {
     };
     match fix::run(opts) {
         fix::EXIT_OK => {}
-        fix::EXIT_PARTIAL => eprintln!(
+        fix::EXIT_PARTIAL => say!(
             "hermes-shim entrypoint: some entries could not be fixed (see above); starting anyway"
         ),
-        _ => eprintln!(
+        _ => say!(
             "hermes-shim entrypoint: WARNING: ownership repair REFUSED to run (see above); root-owned files in $HERMES_HOME stay unreadable to hermes"
         ),
     }

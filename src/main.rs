@@ -5,6 +5,15 @@
 //! the shim for the venv console script of that name.
 #![deny(unsafe_code)]
 
+/// One line on stderr. Unlike `eprintln!` it never panics: a closed stderr (`… 2>&1 | head`)
+/// must not turn a sweep or a refusal into an abort.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod entrypoint;
 mod fix;
@@ -48,15 +57,21 @@ fn is_exec(args: &[OsString]) -> bool {
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().cloned().unwrap_or_else(|| SELF_NAME.into());
+    // No applet runs setuid or setgid: installed that way, any user could chown as root.
+    let me = shim::self_exe();
+    if let Some(code) = shim::refuse_setuid(me.as_ref()) {
+        return ExitCode::from(code);
+    }
+    let me = me.as_ref();
     let code = match dispatch(&argv0) {
-        Dispatch::Shim(name) => shim::run(name, &args[1..]),
+        Dispatch::Shim(name) => shim::run(name, &args[1..], me),
         // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
         // among ARGS, and the shim promises the program its arguments untouched.
-        Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..]),
+        Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..], me),
         Dispatch::Command => match cli::Cli::parse().command {
-            cli::Command::Exec { name, args } => shim::run(&name, &args),
+            cli::Command::Exec { name, args } => shim::run(&name, &args, me),
             cli::Command::FixOwnership(opts) => fix::run(opts),
-            cli::Command::Entrypoint { args } => entrypoint::run(&args),
+            cli::Command::Entrypoint { args } => entrypoint::run(&args, me),
         },
     };
     ExitCode::from(code)

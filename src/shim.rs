@@ -110,7 +110,7 @@ fn user_label(t: &Target) -> String {
 }
 
 fn refuse(user: &str, why: &str) -> u8 {
-    eprintln!("hermes-shim: cannot drop to user '{user}': {why} — {REMEDY}");
+    say!("hermes-shim: cannot drop to user '{user}': {why} — {REMEDY}");
     EXIT_REFUSED
 }
 
@@ -120,7 +120,7 @@ pub fn refuse_setuid(me: Option<&Metadata>) -> Option<u8> {
     let (ruid, euid, rgid, egid) = sys::caller_ids();
     let bits = me.map(|m| m.mode() & 0o6000).unwrap_or(0);
     if ruid != euid || rgid != egid || bits != 0 {
-        eprintln!(
+        say!(
             "hermes-shim: refusing to run setuid or setgid (uid {ruid}/{euid}, gid {rgid}/{egid}) — install it with mode 0755 and no s-bits"
         );
         return Some(EXIT_REFUSED);
@@ -215,11 +215,11 @@ pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
         .chain(args.iter().map(|a| cstring(a)))
         .collect();
     if let Err(e) = sys::reset_signals() {
-        eprintln!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
+        say!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
         return EXIT_REFUSED;
     }
     let e = sys::exec(&prog, &argv, &envp);
-    eprintln!(
+    say!(
         "hermes-shim: cannot execute {}: {} — check the file and its interpreter",
         path.display(),
         e.desc()
@@ -228,15 +228,11 @@ pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
 }
 
 /// The shim applet: runs the real program for `name` with `args`, dropping root first.
-pub fn run(name: &OsStr, args: &[OsString]) -> u8 {
-    let me = self_exe();
-    if let Some(code) = refuse_setuid(me.as_ref()) {
-        return code;
-    }
-    let path = match real_program(name).and_then(|p| check_program(&p, me.as_ref()).map(|()| p)) {
+pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
+    let path = match real_program(name).and_then(|p| check_program(&p, me).map(|()| p)) {
         Ok(p) => p,
         Err((code, msg)) => {
-            eprintln!("{msg}");
+            say!("{msg}");
             return code;
         }
     };

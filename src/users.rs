@@ -33,14 +33,21 @@ impl UserSpec {
             return Err(bad());
         }
         let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // (uid_t)-1 means "leave unchanged" to chown and setresuid: never a real id.
+        let id = |s: &str| {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n != u32::MAX)
+                .ok_or_else(bad)
+        };
         match spec.split_once(':') {
             Some((u, g)) if numeric(u) && numeric(g) => Ok(UserSpec::Ids {
-                uid: u.parse().map_err(|_| bad())?,
-                gid: Some(g.parse().map_err(|_| bad())?),
+                uid: id(u)?,
+                gid: Some(id(g)?),
             }),
             Some(_) => Err(bad()),
             None if numeric(spec) => Ok(UserSpec::Ids {
-                uid: spec.parse().map_err(|_| bad())?,
+                uid: id(spec)?,
                 gid: None,
             }),
             None => Ok(UserSpec::Name(spec.to_string())),
@@ -192,6 +199,9 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
     }
     groups.sort_unstable();
     groups.dedup();
+    if groups.first() == Some(&0) {
+        return Err(UserError::RootGroup(spec.to_string()));
+    }
     Ok(Target {
         name: entry.map(|e| e.name.clone()),
         uid,
@@ -217,7 +227,13 @@ pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
 
 /// The spec from `--user`, else `HERMES_SHIM_USER`, else `hermes`.
 pub fn spec_from(cli: Option<&str>) -> Result<UserSpec, UserError> {
-    let env = std::env::var("HERMES_SHIM_USER").ok();
+    let env = match std::env::var("HERMES_SHIM_USER") {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(UserError::BadSpec(v.to_string_lossy().into_owned()));
+        }
+    };
     UserSpec::parse(cli.or(env.as_deref()).unwrap_or(DEFAULT_USER))
 }
 
@@ -286,6 +302,8 @@ users:x:100:alice
             "99999999999",
             "1:2:3",
             "x\n",
+            "4294967295",
+            "1:4294967295",
         ] {
             assert!(UserSpec::parse(bad).is_err(), "{bad:?} should be refused");
         }
@@ -376,5 +394,8 @@ users:x:100:alice
         assert_eq!(r("0:10000"), Err(UserError::Root("0:10000".into())));
         assert_eq!(r("nogroup0"), Err(UserError::RootGroup("nogroup0".into())));
         assert_eq!(r("10000:0"), Err(UserError::RootGroup("10000:0".into())));
+        let wheel = format!("{GROUP_TEXT}root:x:0:alice\n");
+        let in_root_group = resolve_in(&UserSpec::Name("alice".into()), PASSWD_TEXT, &wheel);
+        assert_eq!(in_root_group, Err(UserError::RootGroup("alice".into())));
     }
 }

@@ -1252,6 +1252,61 @@ fn refuses_path_that_is_a_symlink_and_names_the_real_path() {
 }
 
 #[test]
+fn refuses_symlinks_anywhere_in_path_even_with_a_trailing_slash() {
+    if !common::require_root("refuses_symlinks_anywhere_in_path_even_with_a_trailing_slash") {
+        return;
+    }
+    // `lstat("link/")` and `open("link/", O_NOFOLLOW)` both follow the link: the trailing slash
+    // must not smuggle a symlink past the check, and neither may a symlink earlier in PATH.
+    let fx = victim("fo-ref-slash");
+    fs::create_dir(fx.path().join("sub")).unwrap();
+    Fx::set(&fx.path().join("sub"), None, 0, 0);
+    let holder = TempDir::new("fo-ref-slash-holder");
+    let link = holder.path().join("home");
+    symlink(fx.path(), &link).unwrap();
+    let before = snapshot(fx.path());
+    for path in [
+        format!("{}/", link.display()),
+        format!("{}/.", link.display()),
+        format!("{}/sub", link.display()),
+        format!("{}/sub/", link.display()),
+    ] {
+        let out = run_cmd(fo_cmd(&[path.as_str(), "--user", USER]), 30);
+        let line = assert_refused(&out);
+        assert!(line.contains("symlink"), "{path}: names the symlink\n{out}");
+        assert!(
+            line.contains(fx.path().to_str().unwrap()),
+            "{path}: suggests the real path\n{out}"
+        );
+        assert_same_snapshot(&before, &snapshot(fx.path()), &out.to_string());
+    }
+}
+
+#[test]
+fn no_applet_runs_setuid() {
+    if !common::require_root("no_applet_runs_setuid") {
+        return;
+    }
+    // Installed setuid root, fix-ownership would let any user chown as root: every applet refuses.
+    let fx = victim("fo-setuid");
+    let dir = TempDir::new("fo-setuid-bin");
+    let copy = dir.path().join("hermes-shim");
+    fs::copy(common::bin(), &copy).unwrap();
+    for mode in [0o4755, 0o2755] {
+        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = Command::new(&copy);
+        clean_env(&mut cmd);
+        cmd.arg("fix-ownership")
+            .arg(fx.path())
+            .args(["--user", USER]);
+        let out = run_cmd(cmd, 30);
+        assert_eq!(out.code, Some(126), "mode {mode:o}\n{out}");
+        assert!(out.stderr.contains("setuid"), "mode {mode:o}\n{out}");
+        fx.check_untouched(&out);
+    }
+}
+
+#[test]
 fn refuses_non_directory_and_nonexistent_path() {
     if !common::require_root("refuses_non_directory_and_nonexistent_path") {
         return;
@@ -1589,11 +1644,11 @@ fn open_dir_at(parent: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
     )
 }
 
-/// Builds root/d/d/…/d, `DEEP` levels, relative to the parent's fd (the paths exceed PATH_MAX,
+/// Builds root/d/d/…/d, `levels` deep, relative to the parent's fd (the paths exceed PATH_MAX,
 /// and chdir would disturb the tests running in parallel threads).
-fn build_deep(root: &Path) {
+fn build_deep(root: &Path, levels: usize) {
     let mut fd: OwnedFd = File::open(root).unwrap().into();
-    for i in 0..DEEP {
+    for i in 0..levels {
         mkdirat(&fd, "d", Mode::from_bits_truncate(0o755))
             .unwrap_or_else(|e| panic!("mkdirat level {i}: {e}"));
         fd = open_dir_at(&fd, "d").unwrap_or_else(|e| panic!("openat level {i}: {e}"));
@@ -1621,7 +1676,7 @@ fn deep_tree(walk: &str) {
         return;
     }
     let dir = TempDir::new(&format!("fo-deep-{walk}"));
-    build_deep(dir.path());
+    build_deep(dir.path(), DEEP);
     let before = deep_owners(dir.path());
     assert_eq!(before.len(), DEEP + 1);
     assert!(
@@ -1664,6 +1719,44 @@ fn deep_tree_openat2() {
 #[test]
 fn deep_tree_fallback() {
     deep_tree("fallback");
+}
+
+/// The documented depth cap (README): memory per worker grows with depth, so a hostile chain
+/// is cut there, reported, and everything above the cut is still fixed.
+const MAX_DEPTH: usize = 16 * 1024;
+
+#[test]
+fn a_chain_deeper_than_the_cap_is_cut_and_reported() {
+    if !require_all("a_chain_deeper_than_the_cap_is_cut_and_reported", &["rm"]) {
+        return;
+    }
+    let dir = TempDir::new("fo-deeper");
+    build_deep(dir.path(), MAX_DEPTH + 5);
+    let out = fo(dir.path(), "openat2", &[]);
+    let after = deep_owners(dir.path());
+    let rm = Command::new("rm")
+        .arg("-rf")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(rm.success(), "rm -rf of the deep tree failed");
+    assert_eq!(out.code, Some(1), "the cut is an error\n{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("deeper than {MAX_DEPTH} levels")),
+        "{out}"
+    );
+    // Levels 0..=MAX_DEPTH+1 are judged (the last of them is changed but not entered).
+    let fixed = MAX_DEPTH + 2;
+    assert_eq!(after.len(), MAX_DEPTH + 6);
+    assert!(
+        after[..fixed].iter().all(|&o| o == (T, T)),
+        "above the cut: fixed\n{out}"
+    );
+    assert!(
+        after[fixed..].iter().all(|&o| o == (0, 0)),
+        "below the cut: untouched\n{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

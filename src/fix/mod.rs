@@ -10,10 +10,11 @@
 
 mod walk;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::{Context, anyhow, bail};
 use nix::errno::Errno;
 
 use crate::cli::{FixOptions, WalkChoice};
@@ -21,8 +22,7 @@ use crate::policy;
 use crate::sys::{self, fs};
 use crate::users;
 
-use walk::Counts;
-use walk::{Config, shown};
+use walk::{Config, Counts, shown};
 
 /// Exit codes of the applet.
 pub const EXIT_OK: u8 = 0;
@@ -36,8 +36,8 @@ pub fn run(opts: FixOptions) -> u8 {
     let start = Instant::now();
     let cfg = match prepare(&opts) {
         Ok(c) => c,
-        Err(msg) => {
-            eprintln!("{PREFIX}: {msg}");
+        Err(e) => {
+            say!("{PREFIX}: {e:#}");
             return EXIT_REFUSED;
         }
     };
@@ -45,7 +45,7 @@ pub fn run(opts: FixOptions) -> u8 {
     let out = walk::sweep(&cfg, root_fd, &root_st);
     let counts = out.counts;
     if out.chown_impossible {
-        eprintln!(
+        say!(
             "{PREFIX}: cannot change owners under {}: chown is not permitted here (the first {} attempts were all denied) — rootless Podman and some NAS mounts refuse it even to container root; fix ownership from the host, or run the container rootful",
             shown(&cfg.root),
             counts.errors
@@ -60,8 +60,9 @@ pub fn run(opts: FixOptions) -> u8 {
     }
 }
 
-/// Every refusal, checked before anything changes.
-fn prepare(opts: &FixOptions) -> Result<(Config, std::os::fd::OwnedFd, fs::Stat), String> {
+/// Every refusal, checked before anything changes. Each error is one line naming the problem
+/// and the remedy.
+fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
     let root = opts
         .path
         .clone()
@@ -71,19 +72,22 @@ fn prepare(opts: &FixOptions) -> Result<(Config, std::os::fd::OwnedFd, fs::Stat)
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from("/opt/data"));
+    // `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the
+    // symlink checks below follow a link.
+    let root: PathBuf = root.components().collect();
     if let Some(why) = policy::refuse_root(&root) {
-        return Err(why);
+        bail!(why);
     }
     let (_, euid, ..) = sys::caller_ids();
     if euid != 0 {
-        return Err(format!(
+        bail!(
             "{}: must run as root to change owners (uid {euid} cannot chown; in a `--user` container run `docker exec -u 0 CONTAINER hermes-shim fix-ownership`)",
             root.display()
-        ));
+        );
     }
-    let meta = std::fs::symlink_metadata(&root).map_err(|e| {
+    let meta = std::fs::symlink_metadata(&root).with_context(|| {
         format!(
-            "{}: {e} — give the Hermes data directory, e.g. /opt/data",
+            "{}: cannot use it (give the Hermes data directory, e.g. /opt/data)",
             root.display()
         )
     })?;
@@ -91,21 +95,21 @@ fn prepare(opts: &FixOptions) -> Result<(Config, std::os::fd::OwnedFd, fs::Stat)
         let real = std::fs::canonicalize(&root)
             .map(|p| format!("run it on {} instead", p.display()))
             .unwrap_or_else(|_| "its target does not resolve".into());
-        return Err(format!(
+        bail!(
             "{}: is a symlink; refusing to follow it — {real}",
             root.display()
-        ));
+        );
     }
     if !meta.is_dir() {
-        return Err(format!(
+        bail!(
             "{}: not a directory — give the Hermes data directory",
             root.display()
-        ));
+        );
     }
     let spec = users::spec_from(opts.user.as_deref())
-        .map_err(|e| format!("{e} — pass --user NAME or UID:GID"))?;
+        .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID"))?;
     let target = users::resolve(&spec)
-        .map_err(|e| format!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
+        .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
     let mut excludes = Vec::new();
     let env = std::env::var("HERMES_SHIM_EXCLUDE").unwrap_or_default();
     for x in opts
@@ -114,26 +118,36 @@ fn prepare(opts: &FixOptions) -> Result<(Config, std::os::fd::OwnedFd, fs::Stat)
         .map(String::as_str)
         .chain(env.split(':').filter(|s| !s.is_empty()))
     {
-        excludes.push(policy::exclude_path(x)?);
+        excludes.push(policy::exclude_path(x).map_err(|e| anyhow!(e))?);
     }
-    let fd = fs::open_root(&root).map_err(|e| {
-        format!(
-            "{}: cannot open: {} — is it a directory?",
-            root.display(),
-            e.desc()
-        )
-    })?;
-    let st =
-        fs::stat_fd(fd.as_fd()).map_err(|e| format!("{}: statx: {}", root.display(), e.desc()))?;
+    let fd = match fs::open_root(&root) {
+        Ok(fd) => fd,
+        // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP; the
+        // lstat above already saw a directory at the end, so either means a symlink on the way.
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            let real = std::fs::canonicalize(&root)
+                .map(|p| format!("run it on {} instead", p.display()))
+                .unwrap_or_else(|_| "give the real path".into());
+            bail!(
+                "{}: goes through a symlink; refusing to follow it — {real}",
+                root.display()
+            );
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("{}: cannot open it as a directory", root.display()));
+        }
+    };
+    let st = fs::stat_fd(fd.as_fd()).with_context(|| format!("{}: statx", root.display()))?;
     let walk = match (opts.walk, fs::probe_openat2(fd.as_fd())) {
         (WalkChoice::Fallback, _) => fs::Walk::Fallback,
         (_, Ok(())) => fs::Walk::Openat2,
         (WalkChoice::Auto, Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL)) => fs::Walk::Fallback,
         (_, Err(e)) => {
-            return Err(format!(
+            bail!(
                 "openat2 is unavailable here ({}) — use --walk auto or --walk fallback",
                 e.desc()
-            ));
+            );
         }
     };
     let cfg = Config {
@@ -155,7 +169,7 @@ fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
     } else {
         "changed"
     };
-    eprintln!(
+    say!(
         "{PREFIX}: {}: {verb} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {elapsed_ms} ms",
         shown(&cfg.root),
         c.changed,
@@ -168,7 +182,8 @@ fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
         c.errors
     );
     if json {
-        println!("{}", to_json(cfg, c, elapsed_ms));
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{}", to_json(cfg, c, elapsed_ms));
     }
 }
 

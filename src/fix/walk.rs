@@ -22,6 +22,9 @@ use crate::sys::fs::{self, DirBuf, Kind, Open, Stat, Walk};
 
 /// Directory fds a worker keeps open at once; deeper trees reopen through `..`.
 const OPEN_FRAMES: usize = 32;
+/// Deepest level entered. Memory per worker grows with depth (a frame and a path component per
+/// level), so a hostile chain is cut here and reported; real trees are nowhere near it.
+const MAX_DEPTH: usize = 16 * 1024;
 /// Subdirectories (each an open fd) waiting for an idle worker.
 const QUEUE_CAP: usize = 16;
 /// getdents buffer per open frame.
@@ -87,6 +90,8 @@ struct Job {
     fd: OwnedFd,
     path: PathBuf,
     ident: (u64, u64),
+    /// Levels below the root (the root is 0).
+    depth: usize,
 }
 
 struct Queue {
@@ -157,6 +162,7 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_st: &Stat) -> Outcome {
             fd: root_fd,
             path: cfg.root.clone(),
             ident: root_st.ident(),
+            depth: 0,
         };
         shared.queue.lock().expect("queue lock").jobs.push(job);
     }
@@ -220,7 +226,7 @@ impl Shared<'_> {
 
     fn flush_held(&self) {
         for line in self.held.lock().expect("held lock").drain(..) {
-            eprintln!("{line}");
+            say!("{line}");
         }
     }
 
@@ -245,8 +251,11 @@ struct Worker<'s, 'c> {
     sh: &'s Shared<'c>,
     counts: Counts,
     frames: Vec<Frame>,
-    /// Path of the directory on top of the stack (for messages and excludes only).
+    /// Path of the directory on top of the stack (for messages and excludes only), grown and
+    /// shrunk in place one component at a time.
     path: PathBuf,
+    /// Depth of the current job's directory below the root.
+    base_depth: usize,
     name: Vec<u8>,
 }
 
@@ -263,6 +272,7 @@ impl<'s, 'c> Worker<'s, 'c> {
             counts: Counts::default(),
             frames: Vec::new(),
             path: PathBuf::new(),
+            base_depth: 0,
             name: Vec::new(),
         }
     }
@@ -276,6 +286,7 @@ impl<'s, 'c> Worker<'s, 'c> {
 
     fn walk(&mut self, job: Job) {
         self.path = job.path;
+        self.base_depth = job.depth;
         self.frames.clear();
         self.frames.push(Frame {
             fd: Some(job.fd),
@@ -327,54 +338,66 @@ impl<'s, 'c> Worker<'s, 'c> {
         let Some(parent) = self.frames.last_mut() else {
             return;
         };
-        let left = self.path.clone();
+        if parent.fd.is_none() {
+            let child_fd = child.fd.expect("the top frame is always open");
+            let cfg = self.sh.cfg;
+            let reopened = fs::open_parent(child_fd.as_fd()).and_then(|fd| {
+                let st = fs::stat_fd(fd.as_fd())?;
+                if st.ident() != parent.ident || cfg.foreign(&st) {
+                    return Err(Errno::ESTALE);
+                }
+                fs::seek_dir(fd.as_fd(), parent.cookie)?;
+                Ok(fd)
+            });
+            match reopened {
+                Ok(fd) => {
+                    parent.fd = Some(fd);
+                    parent.buf = Some(DirBuf::new(DIRBUF));
+                }
+                Err(e) => {
+                    say!(
+                        "hermes-shim fix-ownership: error: cannot return from {} to its parent ({}): it moved during the sweep; {} directories above it left unfinished — run fix-ownership again",
+                        shown(&self.path),
+                        e.desc(),
+                        self.frames.len()
+                    );
+                    self.counts.errors += 1;
+                    self.frames.clear();
+                }
+            }
+        }
         self.path.pop();
-        if parent.fd.is_some() {
-            return;
-        }
-        let child_fd = child.fd.expect("the top frame is always open");
-        let cfg = self.sh.cfg;
-        let reopened = fs::open_parent(child_fd.as_fd()).and_then(|fd| {
-            let st = fs::stat_fd(fd.as_fd())?;
-            if st.ident() != parent.ident || cfg.foreign(&st) {
-                return Err(Errno::ESTALE);
-            }
-            fs::seek_dir(fd.as_fd(), parent.cookie)?;
-            Ok(fd)
-        });
-        match reopened {
-            Ok(fd) => {
-                parent.fd = Some(fd);
-                parent.buf = Some(DirBuf::new(DIRBUF));
-            }
-            Err(e) => {
-                let unfinished = self.frames.len();
-                eprintln!(
-                    "hermes-shim fix-ownership: error: cannot return from {} to its parent ({}): it moved during the sweep; {unfinished} directories above it left unfinished — run fix-ownership again",
-                    shown(&left),
-                    e.desc()
-                );
-                self.counts.errors += 1;
-                self.frames.clear();
-            }
-        }
     }
 
     /// Descends into an opened directory (or hands it to an idle worker), closing the
     /// shallowest open frame past the window.
     fn push(&mut self, fd: OwnedFd, ident: (u64, u64), name: &CStr) {
-        let job = Job {
-            fd,
-            path: self.path.join(os(name)),
-            ident,
-        };
-        let job = match self.sh.offer(job) {
-            Ok(()) => return,
-            Err(job) => job,
-        };
-        self.path = job.path;
+        let depth = self.base_depth + self.frames.len();
+        if depth > MAX_DEPTH {
+            say!(
+                "hermes-shim fix-ownership: error: {}: deeper than {MAX_DEPTH} levels; not entered",
+                shown(&self.path.join(os(name)))
+            );
+            self.counts.errors += 1;
+            return;
+        }
+        let mut fd = fd;
+        // Only build a path for the queue when someone is waiting to take it.
+        if self.sh.idle.load(Ordering::Relaxed) > 0 {
+            let job = Job {
+                fd,
+                path: self.path.join(os(name)),
+                ident,
+                depth,
+            };
+            match self.sh.offer(job) {
+                Ok(()) => return,
+                Err(job) => fd = job.fd,
+            }
+        }
+        self.path.push(os(name));
         self.frames.push(Frame {
-            fd: Some(job.fd),
+            fd: Some(fd),
             buf: Some(DirBuf::new(DIRBUF)),
             ident,
             cookie: 0,
@@ -526,7 +549,7 @@ impl Judge<'_> {
                         } else {
                             "changed"
                         };
-                        eprintln!(
+                        say!(
                             "hermes-shim fix-ownership: {verb} {}",
                             shown(&self.dir.join(os(name)))
                         );
@@ -551,7 +574,7 @@ impl Judge<'_> {
     fn skipped(&mut self, name: &CStr, why: Skip) {
         self.counts.skip(why);
         if self.cfg.verbose {
-            eprintln!(
+            say!(
                 "hermes-shim fix-ownership: skipped {} ({})",
                 shown(&self.dir.join(os(name))),
                 why.reason()
@@ -565,7 +588,7 @@ impl Judge<'_> {
             return;
         }
         self.counts.errors += 1;
-        eprintln!(
+        say!(
             "hermes-shim fix-ownership: error: {}: {call}: {}",
             shown(&self.dir.join(rel)),
             e.desc()

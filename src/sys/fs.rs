@@ -8,7 +8,7 @@
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Component, Path};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
@@ -140,7 +140,7 @@ pub fn open_child(dir: BorrowedFd, name: &CStr, how: Open, walk: Walk) -> Result
         | OFlag::O_CLOEXEC
         | match how {
             Open::Handle => OFlag::O_PATH,
-            Open::Dir => OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOATIME,
+            Open::Dir => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
         };
     match walk {
         Walk::Openat2 => fcntl::openat2(dir, name, resolve_strict(flags)),
@@ -168,22 +168,23 @@ pub fn open_parent(fd: BorrowedFd) -> Result<OwnedFd, Errno> {
     fcntl::openat(
         fd,
         c"..",
-        OFlag::O_RDONLY
-            | OFlag::O_DIRECTORY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOATIME,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
 }
 
-/// Opens the sweep's root directory, refusing a symlink as its last component.
+/// Opens the sweep's root directory one component at a time from `/`, following no symlink
+/// anywhere on the way (ELOOP) — not even a trailing-slash one, since components carry none.
+/// The caller has refused `..` already, so the path opened is exactly the path checked.
 pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
-    fcntl::open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd = fcntl::open("/", flags, Mode::empty())?;
+    for c in path.components() {
+        if let Component::Normal(name) = c {
+            fd = fcntl::openat(&fd, name, flags, Mode::empty())?;
+        }
+    }
+    Ok(fd)
 }
 
 /// Changes owner and/or group of the inode `fd` refers to (a symlink itself, for an O_PATH
@@ -254,10 +255,19 @@ impl DirBuf {
             }
             // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
             let rec = &self.buf[self.pos..self.len];
+            // The kernel's records are well formed; a bad one would be a kernel bug, reported
+            // as an I/O error on this directory rather than a panic.
+            const HEADER: usize = 19;
+            if rec.len() < HEADER {
+                return Err(Errno::EIO);
+            }
             let off = i64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
             let reclen = usize::from(u16::from_ne_bytes(rec[16..18].try_into().expect("2 bytes")));
+            if reclen < HEADER || reclen > rec.len() {
+                return Err(Errno::EIO);
+            }
             let d_type = rec[18];
-            let raw = &rec[19..reclen];
+            let raw = &rec[HEADER..reclen];
             let nul = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
             self.pos += reclen;
             let n = &raw[..nul];
