@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): `hermes-shim fix-ownership` against the tools it replaces, in one run.
+#
+# On a generated tree shaped like a real HERMES_HOME (tests/bench/gen_tree.py: venv-like package
+# trees, sessions/ full of JSON files, skill directories 20-40 levels deep, symlinks), all owned
+# by 10000:10000 and cached under ~/.cache/hermes-shim/bench/, it measures with hyperfine -N
+# (medians, warm page cache):
+#   warm  nothing to change:  fix-ownership PATH --user 10000:10000
+#                         vs  find PATH -xdev ( -uid 0 -o -gid 0 ) -print   (output dropped)
+#   cold  N/10 entries root:root, re-damaged before every run (not timed):
+#                             fix-ownership PATH --user 10000:10000
+#                         vs  chown -R --from=0:0 10000:10000 PATH
+# and our peak RSS (/usr/bin/time -v). Goals: warm <= 0.8x find, cold <= 1.0x chown -R,
+# peak RSS <= 16 MiB.
+#
+# Usage: tests/bench/fix-ownership.sh [--entries N] [--runs N] [--walk auto|openat2|fallback]
+#                                     [--strace] [--regenerate]            (as root)
+#   --entries N   tree size (default 1000000; smaller for a quick run)
+#   --runs N      timed runs per command (default 10 warm, half that cold)
+#   --walk MODE   pass --walk MODE to fix-ownership (default: its own choice)
+#   --strace      also print `strace -c -f` syscall summaries of ours and each peer
+#   --regenerate  throw the cached tree away and generate it again
+set -euo pipefail
+
+me=tests/bench/fix-ownership.sh
+self=$(readlink -f "${BASH_SOURCE[0]}")
+entries=1000000
+runs=10
+walk=
+strace=false
+regenerate=false
+uid=10000
+gid=10000
+goal_warm=0.8
+goal_cold=1.0
+goal_rss_kib=$((16 * 1024))
+
+die() {
+    echo "$me: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "$me: $*" >&2
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$self"
+}
+
+need_pkg() { # COMMAND PACKAGE: install PACKAGE from Debian only when COMMAND is missing
+    command -v "$1" >/dev/null 2>&1 && return 0
+    say "installing Debian package $2 (for $1)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >/dev/null; then
+        die "could not install $2; install it by hand (apt-get install $2)"
+    fi
+}
+
+# Owner census of the whole tree: "COUNT UID:GID" lines. Also warms the page cache.
+census() {
+    find "$tree" -xdev -printf '%U:%G\n' | sort | uniq -c | sed 's/^ *//'
+}
+
+# The benchmark is only meaningful if each contender leaves the whole tree clean.
+expect_clean() { # WHO
+    local got
+    got=$(census)
+    [[ $got == "$entries $uid:$gid" ]] \
+        || die "after $1 the tree is not all $uid:$gid: $(tr '\n' ' ' <<<"$got")(try --regenerate)"
+}
+
+damage() {
+    xargs -0 -a "$damage_list" chown -h 0:0
+}
+
+heal_by_list() {
+    xargs -0 -a "$damage_list" chown -h "$uid:$gid"
+}
+
+# Peak RSS in KiB of one run of "$@" (its stderr is kept in $work/last.err).
+peak_rss() {
+    /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/last.out" 2>"$work/last.err" \
+        || die "$* failed: $(tail -n 3 "$work/last.err")"
+    sed -n 's/^\s*Maximum resident set size (kbytes): //p' "$work/time.txt"
+}
+
+strace_summary() { # TITLE COMMAND...
+    local title=$1
+    shift
+    echo
+    echo "== strace -c -f: $title"
+    strace -c -f -o "$work/strace.txt" "$@" >/dev/null 2>"$work/last.err" \
+        || die "$* failed under strace: $(tail -n 3 "$work/last.err")"
+    cat "$work/strace.txt"
+}
+
+# Prints "median_s mean_s stddev_s" for each command of a hyperfine JSON export, in order.
+medians() {
+    /usr/bin/python3 -c '
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(r["median"], r["mean"], r["stddev"])
+' "$1"
+}
+
+verdict() { # VALUE GOAL
+    awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "met" : "MISSED" }'
+}
+
+main() {
+    while (($#)); do
+        case $1 in
+        --entries) entries=${2:?--entries needs a number}; shift 2 ;;
+        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+        --walk) walk=${2:?--walk needs auto, openat2 or fallback}; shift 2 ;;
+        --strace) strace=true; shift ;;
+        --regenerate) regenerate=true; shift ;;
+        -h | --help) usage; return 0 ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+        esac
+    done
+    if ! [[ $entries =~ ^[1-9][0-9]*$ ]] || ((entries < 2000)); then
+        die "--entries takes a whole number >= 2000"
+    fi
+    [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs takes a whole number >= 1"
+    [[ -z $walk || $walk =~ ^(auto|openat2|fallback)$ ]] || die "--walk takes auto, openat2 or fallback"
+    [[ $(id -u) == 0 ]] || die "must run as root: fix-ownership and chown -R change owners (try: sudo $me)"
+
+    need_pkg hyperfine hyperfine
+    [[ -x /usr/bin/time ]] || need_pkg /usr/bin/time time
+    [[ -x /usr/bin/python3 ]] || need_pkg /usr/bin/python3 python3
+    if $strace; then need_pkg strace strace; fi
+
+    cd "$(dirname "$self")/../.."
+    # The binary the image ships: release, linked static (docker/build-shim.sh).
+    local bin
+    bin=$(docker/build-shim.sh) || die "docker/build-shim.sh failed"
+    [[ -x $bin ]] || die "$bin missing after the build"
+
+    local gen=$PWD/tests/bench/gen_tree.py version cache
+    version=$(/usr/bin/python3 "$gen" --version)
+    cache=${XDG_CACHE_HOME:-$HOME/.cache}/hermes-shim/bench/tree-v$version-n$entries
+    tree=$cache/tree
+    damage_list=$cache/damage.list
+    if $regenerate || [[ ! -e $cache/complete ]]; then
+        rm -rf "$cache"
+        mkdir -p "$cache"
+        say "generating $entries entries in $tree (cached for later runs)"
+        /usr/bin/python3 "$gen" "$tree" --entries "$entries" --uid "$uid" --gid "$gid" \
+            --damage-list "$damage_list"
+        touch "$cache/complete"
+    fi
+    local damaged
+    damaged=$(tr -cd '\0' <"$damage_list" | wc -c)
+
+    work=$(mktemp -d /tmp/hermes-shim-bench.XXXXXX)
+    # shellcheck disable=SC2064  # expand now
+    trap "rm -rf '$work'" EXIT
+
+    # An earlier run may have been interrupted with the damage in place.
+    heal_by_list
+    expect_clean "restoring the cached tree"
+
+    local ours=("$bin" fix-ownership "$tree" --user "$uid:$gid")
+    [[ -z $walk ]] || ours+=(--walk "$walk")
+    local find_cmd=(find "$tree" -xdev "(" -uid 0 -o -gid 0 ")" -print)
+    local chown_cmd=(chown -R --from=0:0 "$uid:$gid" "$tree")
+    local cold_runs=$(((runs + 1) / 2))
+
+    # Correctness and peak RSS first: one run each under /usr/bin/time -v.
+    local rss_warm rss_cold rss_find rss_chown summary_warm summary_cold backend scanned changed
+    rss_warm=$(peak_rss "${ours[@]}" --json)
+    summary_warm=$(tail -n 1 "$work/last.err")
+    backend=$(/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["walk"], j["scanned"], j["changed"])' \
+        <"$work/last.out") || die "fix-ownership --json printed no JSON object: $(head -c 300 "$work/last.out")"
+    read -r backend scanned changed <<<"$backend"
+    [[ $changed == 0 ]] || die "the warm run changed $changed entries, expected 0"
+    [[ $scanned == "$entries" ]] || say "note: fix-ownership scanned $scanned entries; the tree holds $entries"
+    rss_find=$(peak_rss "${find_cmd[@]}")
+    damage
+    rss_cold=$(peak_rss "${ours[@]}")
+    summary_cold=$(tail -n 1 "$work/last.err")
+    expect_clean "fix-ownership"
+    damage
+    rss_chown=$(peak_rss "${chown_cmd[@]}")
+    expect_clean "chown -R"
+
+    say "warm: $runs runs each (2 warm-up), hyperfine -N"
+    hyperfine -N --style basic --warmup 2 --runs "$runs" --export-json "$work/warm.json" \
+        -n fix-ownership "${ours[*]}" -n find "${find_cmd[*]}" >&2
+    say "cold: $cold_runs runs each (1 warm-up), $damaged entries made root:root before each (not timed)"
+    hyperfine -N --style basic --warmup 1 --runs "$cold_runs" --export-json "$work/cold.json" \
+        --prepare "xargs -0 -a $damage_list chown -h 0:0" \
+        -n fix-ownership "${ours[*]}" -n "chown -R" "${chown_cmd[*]}" >&2
+    expect_clean "the cold runs"
+
+    local w_ours w_find c_ours c_chown x
+    { read -r w_ours x x; read -r w_find x x; } < <(medians "$work/warm.json")
+    { read -r c_ours x x; read -r c_chown x x; } < <(medians "$work/cold.json")
+    local r_warm r_cold
+    r_warm=$(awk -v a="$w_ours" -v b="$w_find" 'BEGIN { printf "%.2f", a / b }')
+    r_cold=$(awk -v a="$c_ours" -v b="$c_chown" 'BEGIN { printf "%.2f", a / b }')
+    local rss_max=$((rss_warm > rss_cold ? rss_warm : rss_cold))
+    local -A mib
+    for x in rss_warm rss_cold rss_find rss_chown; do
+        mib[$x]=$(awk -v k="${!x}" 'BEGIN { printf "%.1f", k / 1024 }')
+    done
+
+    echo "fix-ownership benchmark: $tree"
+    echo "  $entries entries, $damaged root:root in the cold case; walk: $backend; medians of $runs warm / $cold_runs cold runs (hyperfine -N)"
+    printf '  warm  fix-ownership %8.3f s   find -uid 0 -o -gid 0 %8.3f s   ratio %sx  goal <= %sx: %s\n' \
+        "$w_ours" "$w_find" "$r_warm" "$goal_warm" "$(verdict "$r_warm" "$goal_warm")"
+    printf '  cold  fix-ownership %8.3f s   chown -R --from=0:0   %8.3f s   ratio %sx  goal <= %sx: %s\n' \
+        "$c_ours" "$c_chown" "$r_cold" "$goal_cold" "$(verdict "$r_cold" "$goal_cold")"
+    echo "  peak RSS  fix-ownership warm ${mib[rss_warm]} MiB, cold ${mib[rss_cold]} MiB  goal <= 16 MiB: $(verdict "$rss_max" "$goal_rss_kib")"
+    echo "            find ${mib[rss_find]} MiB, chown -R ${mib[rss_chown]} MiB"
+    echo "  ours, warm: $summary_warm"
+    echo "  ours, cold: $summary_cold"
+
+    if $strace; then
+        strace_summary "fix-ownership, warm" "${ours[@]}"
+        strace_summary "find, warm" "${find_cmd[@]}"
+        damage
+        strace_summary "fix-ownership, cold" "${ours[@]}"
+        damage
+        strace_summary "chown -R, cold" "${chown_cmd[@]}"
+        expect_clean "the strace runs"
+    fi
+}
+
+main "$@"
