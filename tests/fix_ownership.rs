@@ -106,18 +106,7 @@ fn run_cmd(mut cmd: Command, secs: u64) -> Out {
         let _ = se.read_to_end(&mut v);
         v
     });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {secs} s, killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = common::wait_timeout(&mut child, secs, &what);
     Out {
         what,
         code: status.code(),

@@ -16,7 +16,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use common::TempDir;
 
@@ -217,18 +216,7 @@ impl Sandbox {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("timed out after 60 s: {what}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = common::wait_timeout(&mut child, 60, &what);
         Outcome {
             status,
             pid,
@@ -419,40 +407,26 @@ fn assert_not_runnable(sb: &Sandbox, o: &Outcome, path: &Path, what: &str) {
 }
 
 #[test]
-fn write_through_symlink_lands_as_target_uid_gid() {
-    if !common::require_root("write_through_symlink_lands_as_target_uid_gid") {
+fn write_through_the_shim_lands_as_target_uid_gid() {
+    if !common::require_root("write_through_the_shim_lands_as_target_uid_gid") {
         return;
     }
-    let sb = Sandbox::new("write-link");
+    let sb = Sandbox::new("write");
     sb.probe("hermes");
-    let o = sb.run(sb.via_link("hermes", &[]));
-    sb.report(&o, "via symlink");
-    for name in ["file", "dir"] {
-        let m = fs::metadata(sb.out().join(name)).unwrap();
-        assert_eq!(
-            (m.uid(), m.gid()),
-            (HERMES_UID, HERMES_UID),
-            "owner of {name}"
-        );
-    }
-}
-
-#[test]
-fn write_through_exec_applet_lands_as_target_uid_gid() {
-    if !common::require_root("write_through_exec_applet_lands_as_target_uid_gid") {
-        return;
-    }
-    let sb = Sandbox::new("write-exec");
-    sb.probe("hermes");
-    let o = sb.run(sb.via_exec("hermes", &[]));
-    sb.report(&o, "via exec");
-    for name in ["file", "dir"] {
-        let m = fs::metadata(sb.out().join(name)).unwrap();
-        assert_eq!(
-            (m.uid(), m.gid()),
-            (HERMES_UID, HERMES_UID),
-            "owner of {name}"
-        );
+    for (how, cmd) in [
+        ("via symlink", sb.via_link("hermes", &[])),
+        ("via exec", sb.via_exec("hermes", &[])),
+    ] {
+        let o = sb.run(cmd);
+        sb.report(&o, how);
+        for name in ["file", "dir"] {
+            let m = fs::metadata(sb.out().join(name)).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (HERMES_UID, HERMES_UID),
+                "{how}: owner of {name}"
+            );
+        }
     }
 }
 

@@ -91,16 +91,8 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
             root.display()
         )
     })?;
-    if meta.file_type().is_symlink() {
-        let real = std::fs::canonicalize(&root)
-            .map(|p| format!("run it on {} instead", p.display()))
-            .unwrap_or_else(|_| "its target does not resolve".into());
-        bail!(
-            "{}: is a symlink; refusing to follow it — {real}",
-            root.display()
-        );
-    }
-    if !meta.is_dir() {
+    // A symlink, here or on the way, is refused when the root is opened below.
+    if !meta.is_dir() && !meta.file_type().is_symlink() {
         bail!(
             "{}: not a directory — give the Hermes data directory",
             root.display()
@@ -122,14 +114,13 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
     }
     let fd = match fs::open_root(&root) {
         Ok(fd) => fd,
-        // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP; the
-        // lstat above already saw a directory at the end, so either means a symlink on the way.
+        // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP.
         Err(Errno::ELOOP | Errno::ENOTDIR) => {
             let real = std::fs::canonicalize(&root)
                 .map(|p| format!("run it on {} instead", p.display()))
-                .unwrap_or_else(|_| "give the real path".into());
+                .unwrap_or_else(|_| "its target does not resolve".into());
             bail!(
-                "{}: goes through a symlink; refusing to follow it — {real}",
+                "{}: is or goes through a symlink; refusing to follow it — {real}",
                 root.display()
             );
         }

@@ -108,3 +108,24 @@ pub fn write_program(path: &Path, text: &str, mode: u32) {
     );
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// Waits for `child`, killing it and panicking after `secs` seconds: a hung binary must fail
+/// its test, not stall the suite.
+pub fn wait_timeout(
+    child: &mut std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().expect("waitpid") {
+            return st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s, killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
