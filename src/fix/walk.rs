@@ -3,9 +3,9 @@
 //! Each worker walks a subtree with an explicit stack of frames (no recursion). Only the
 //! deepest [`OPEN_FRAMES`] frames keep their directory fd; shallower ones keep just their
 //! identity and getdents resume cookie, and are reopened through `..` of the child on the way
-//! back up, then checked to be the very directory that was left (device and inode, same mount).
-//! A directory that moved away meanwhile is reported and its unfinished part abandoned, never
-//! re-resolved by path. Idle workers take whole subdirectories (as open fds) from a small
+//! back up, then checked to be the very directory that was left (device and inode, same mount);
+//! if the child was moved elsewhere meanwhile, that is reported and the unfinished part left
+//! for the next run, never re-resolved by path. Idle workers take whole subdirectories (as open fds) from a small
 //! bounded queue, so a 2-core machine walks two subtrees at once.
 
 use std::ffi::CStr;
@@ -259,10 +259,10 @@ struct Worker<'s, 'c> {
     name: Vec<u8>,
 }
 
-fn io_error(e: Errno) -> bool {
-    // A name that vanished or changed type between listing and opening is a rename in flight,
-    // not a failure: the entry is simply no longer here.
-    !matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)
+/// A name that vanished or changed type between listing and opening: a rename in flight, not
+/// a failure; the entry is simply no longer here.
+fn in_flight(e: Errno) -> bool {
+    matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)
 }
 
 impl<'s, 'c> Worker<'s, 'c> {
@@ -445,18 +445,21 @@ impl Judge<'_> {
     ) -> Option<(OwnedFd, (u64, u64))> {
         let st = match fs::stat_at(dir, name) {
             Ok(st) => st,
-            Err(Errno::ENOENT) => return self.vanished(),
+            Err(Errno::ENOENT) => {
+                self.vanished();
+                return None;
+            }
             Err(e) => {
                 self.error(Path::new(os(name)), "statx", e);
                 return None;
             }
         };
         if st.kind == Kind::Dir {
-            return if may_enter {
-                self.directory(dir, name)
-            } else {
-                self.vanished()
-            };
+            if may_enter {
+                return self.directory(dir, name);
+            }
+            self.vanished();
+            return None;
         }
         if self.cfg.foreign(&st) {
             self.skipped(name, Skip::Mount);
@@ -471,9 +474,8 @@ impl Judge<'_> {
     }
 
     /// A name that disappeared (or changed type) between listing and looking: not counted.
-    fn vanished<T>(&mut self) -> Option<T> {
+    fn vanished(&mut self) {
         self.counts.scanned -= 1;
-        None
     }
 
     /// Re-checks a non-directory on the handle we will change, then changes it through that
@@ -483,10 +485,7 @@ impl Judge<'_> {
         let handle = match fs::open_child(dir, name, Open::Handle, self.cfg.walk) {
             Ok(h) => h,
             Err(Errno::EXDEV) => return self.skipped(name, Skip::Mount),
-            Err(e) if !io_error(e) => {
-                self.vanished::<()>();
-                return;
-            }
+            Err(e) if in_flight(e) => return self.vanished(),
             Err(e) => return self.error(Path::new(os(name)), "open", e),
         };
         let st = match fs::stat_fd(handle.as_fd()) {
@@ -495,8 +494,7 @@ impl Judge<'_> {
         };
         if st.kind == Kind::Dir {
             // Swapped for a directory since we looked; it is not entered this run.
-            self.vanished::<()>();
-            return;
+            return self.vanished();
         }
         self.apply(handle.as_fd(), &st, name);
     }
@@ -509,7 +507,10 @@ impl Judge<'_> {
                 self.skipped(name, Skip::Mount);
                 return None;
             }
-            Err(Errno::ENOENT) => return self.vanished(),
+            Err(Errno::ENOENT) => {
+                self.vanished();
+                return None;
+            }
             // Became a symlink or a file since it was listed: judge it as what it is now.
             Err(Errno::ENOTDIR | Errno::ELOOP) => return self.other(dir, name, false),
             Err(e) => {
@@ -524,7 +525,7 @@ impl Judge<'_> {
                 return None;
             }
         };
-        if st.kind != Kind::Dir || self.cfg.foreign(&st) {
+        if self.cfg.foreign(&st) {
             self.skipped(name, Skip::Mount);
             return None;
         }
