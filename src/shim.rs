@@ -86,6 +86,16 @@ pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropE
             detail: format!("asked for {want:?}, kernel reports {now:?}"),
         });
     }
+    match p.capabilities() {
+        Ok(0) => {}
+        Ok(caps) => {
+            return Err(DropError {
+                step: Step::Verify,
+                detail: format!("capabilities left: {caps:#x}"),
+            });
+        }
+        Err(e) => return Err(fail(Step::Verify, e)),
+    }
     if p.regain_root().is_ok() {
         return Err(DropError {
             step: Step::RegainRoot,
@@ -274,6 +284,7 @@ mod tests {
         fail: Option<&'static str>,
         lie: bool,
         reversible: bool,
+        caps: u64,
         ids: Option<Ids>,
         groups: Vec<u32>,
         gid: u32,
@@ -321,6 +332,9 @@ mod tests {
                 sgid: self.gid,
                 groups: self.groups.clone(),
             }))
+        }
+        fn capabilities(&self) -> Result<u64, Errno> {
+            Ok(self.caps)
         }
         fn regain_root(&mut self) -> Result<(), Errno> {
             self.calls.push("setuid(0)");
@@ -413,6 +427,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(run_with(&mut r), (EXIT_REFUSED, false));
+
+        let mut kept = Recorder {
+            caps: 1 << 21,
+            ..Default::default()
+        };
+        assert_eq!(
+            run_with(&mut kept),
+            (EXIT_REFUSED, false),
+            "CAP_SYS_ADMIN kept"
+        );
 
         let mut rev = Recorder {
             reversible: true,

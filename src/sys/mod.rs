@@ -38,6 +38,8 @@ pub trait Privileges {
     fn current(&self) -> Result<Ids, Errno>;
     /// setuid(0); succeeding here means the drop did not hold.
     fn regain_root(&mut self) -> Result<(), Errno>;
+    /// Effective and permitted capability sets, or-ed together (capget); 0 after a real drop.
+    fn capabilities(&self) -> Result<u64, Errno>;
 }
 
 /// The real calls.
@@ -74,6 +76,34 @@ impl Privileges for Linux {
     }
     fn regain_root(&mut self) -> Result<(), Errno> {
         unistd::setuid(Uid::from_raw(0))
+    }
+    fn capabilities(&self) -> Result<u64, Errno> {
+        // struct __user_cap_header_struct / __user_cap_data_struct (linux/capability.h), version 3:
+        // two data records, low and high 32 bits of each set.
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data::default(); 2];
+        // SAFETY: header and two data records are valid, writable and laid out as the kernel's.
+        let rc =
+            unsafe { nix::libc::syscall(nix::libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        Errno::result(rc)?;
+        let set = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+        Ok(set(data[0].effective, data[1].effective) | set(data[0].permitted, data[1].permitted))
     }
 }
 
