@@ -59,7 +59,12 @@ fn executable_file(p: &Path) -> bool {
 
 /// True when s6-overlay runs this container (its oneshot has already repaired ownership).
 fn under_s6() -> bool {
-    std::fs::read("/proc/1/comm").is_ok_and(|c| c.trim_ascii_end() == b"s6-svscan")
+    std::fs::read("/proc/1/comm").is_ok_and(|c| is_s6_svscan(&c))
+}
+
+/// Whether a /proc/PID/comm value names s6-overlay's PID 1 (the supervision tree's root).
+fn is_s6_svscan(comm: &[u8]) -> bool {
+    comm.trim_ascii_end() == b"s6-svscan"
 }
 
 /// Runs the applet; returns only when the program could not be started.
@@ -129,6 +134,21 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn s6_is_recognised_by_pid_1_comm() {
+        assert!(is_s6_svscan(b"s6-svscan\n"));
+        for other in [
+            &b"docker-init\n"[..],
+            b"hermes-shim\n",
+            b"sh\n",
+            b"s6-svscanctl\n",
+            b"",
+            b"init\n",
+        ] {
+            assert!(!is_s6_svscan(other), "{:?}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]
