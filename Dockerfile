@@ -8,7 +8,8 @@
 #   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
-# The *_FROM arguments name stages of this file; BuildKit builds only the stages the target needs.
+# The *_FROM arguments name stages of this file; BuildKit (required: DOCKER_BUILDKIT=1) builds
+# only the stages the target needs, where the classic builder would build them all.
 
 ARG BASE_IMAGE=debian:bookworm-slim
 ARG RUST_IMAGE=rust:1-bookworm
@@ -65,17 +66,17 @@ ARG S6_OVERLAY_VERSION=3.2.3.2
 ARG S6_OVERLAY_NOARCH_SHA256=5379750ed30a84bbd2e2dd74847ba6b5bd29cd0b2e3ea2ec58049b57eb2eda12
 ARG S6_OVERLAY_X86_64_SHA256=e6befcc96a437a3831386ecfc51808c5d3e939dc5fe3c02ae9284599e8aa2408
 ARG S6_OVERLAY_AARCH64_SHA256=b17f17a82e7a515c682a91edaf2ffdabb73f891981b6c1fd712115693a2f8b4c
-ARG TARGETARCH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl xz-utils \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /tmp/s6
-RUN case "${TARGETARCH:-amd64}" in \
+# The architecture of the stage itself, so an unset TARGETARCH can never pick the wrong /init.
+RUN case "$(dpkg --print-architecture)" in \
         amd64) arch=x86_64; arch_sha="${S6_OVERLAY_X86_64_SHA256}" ;; \
         arm64) arch=aarch64; arch_sha="${S6_OVERLAY_AARCH64_SHA256}" ;; \
-        *) echo "no pinned s6-overlay for ${TARGETARCH}" >&2; exit 1 ;; \
+        *) echo "no pinned s6-overlay for $(dpkg --print-architecture)" >&2; exit 1 ;; \
     esac \
     && url="https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}" \
     && curl -fsSLo noarch.tar.xz "${url}/s6-overlay-noarch.tar.xz" \

@@ -38,8 +38,9 @@ step() {
 step setup tests/setup-host.sh
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets --quiet -- -D warnings
-step cargo-test cargo test --quiet
-mapfile -t scripts < <(git ls-files -- '*.sh' .ci/run 's6-overlay/scripts/*')
+step cargo-test cargo test --quiet --no-fail-fast
+mapfile -t scripts < <(find . -path ./target -prune -o -path ./.git -prune -o \
+    \( -name '*.sh' -o -path ./.ci/run -o -path './s6-overlay/scripts/*' \) -type f -print | sort)
 step shellcheck shellcheck "${scripts[@]}"
 step hadolint hadolint Dockerfile
 step container tests/container.sh

