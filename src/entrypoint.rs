@@ -9,11 +9,9 @@ use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
-
-use crate::cli::{FixOptions, WalkChoice};
 use crate::{fix, shim, sys};
 
 /// What the container runs, from its arguments.
@@ -100,30 +98,27 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     shim::run_as_target(&program, rest)
 }
 
-/// The start-up sweep for containers without s6-overlay. Its failures are reported by the
-/// sweep itself and never keep the program from starting: a gateway that can read most of its
-/// files beats a container that will not start.
+/// The start-up sweep for containers without s6-overlay, run as a child process of this very
+/// binary: whatever happens to it (a refusal, a crash), this process goes on to start the
+/// program, because a gateway that can read most of its files beats a container that will not
+/// start. The sweep reports its own findings on the shared stderr.
 fn repair_once() {
-    let walk = std::env::var("HERMES_SHIM_WALK")
-        .ok()
-        .and_then(|v| WalkChoice::from_str(&v, true).ok())
-        .unwrap_or(WalkChoice::Auto);
-    let opts = FixOptions {
-        path: None,
-        user: None,
-        exclude: vec![],
-        dry_run: false,
-        verbose: false,
-        json: false,
-        walk,
-    };
-    match fix::run(opts) {
-        fix::EXIT_OK => {}
-        fix::EXIT_PARTIAL => say!(
+    // argv[0] picks the applet in a multi-call binary: "exe" would be the shim for "exe".
+    let status = std::process::Command::new("/proc/self/exe")
+        .arg0(crate::SELF_NAME)
+        .arg("fix-ownership")
+        .stdin(std::process::Stdio::null())
+        .status();
+    match status.map(|s| s.code()) {
+        Ok(Some(c)) if c == i32::from(fix::EXIT_OK) => {}
+        Ok(Some(c)) if c == i32::from(fix::EXIT_PARTIAL) => say!(
             "hermes-shim entrypoint: some entries could not be fixed (see above); starting anyway"
         ),
-        _ => say!(
+        Ok(Some(c)) if c == i32::from(fix::EXIT_REFUSED) => say!(
             "hermes-shim entrypoint: WARNING: ownership repair REFUSED to run (see above); root-owned files in $HERMES_HOME stay unreadable to hermes"
+        ),
+        other => say!(
+            "hermes-shim entrypoint: WARNING: ownership repair failed ({other:?}); starting anyway"
         ),
     }
 }
