@@ -17,11 +17,12 @@ Environment:
   HERMES_HOME                 fix-ownership's default PATH (else /opt/data)
   HERMES_SHIM_EXCLUDE         fix-ownership excludes, colon-separated, relative to PATH
   HERMES_SHIM_WALK            fix-ownership walk: auto, openat2 or fallback
+  HERMES_UID, HERMES_GID      boot: remap the user to these ids first (aliases PUID, PGID)
 
 Exit codes:
   shim/exec/entrypoint  the program's own; 126 refused (drop impossible, setuid install);
                         127 real program missing or not executable
-  fix-ownership         0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed";
+  fix-ownership, boot   0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed";
 
 /// Native docker-exec privilege drop and race-safe ownership repair for the Hermes Agent image.
 #[derive(Debug, Parser)]
@@ -43,6 +44,8 @@ pub enum Command {
     },
     /// Give root-owned entries under PATH to the hermes user, safely against a live writer.
     FixOwnership(FixOptions),
+    /// Start-up repair: the HERMES_UID/PUID, HERMES_GID/PGID remap if asked for, then fix-ownership.
+    Boot,
     /// The container's main program: repair ownership once, then run hermes (or ARGS) as hermes.
     Entrypoint {
         /// Nothing: `hermes`; a program on PATH: that program; anything else: `hermes ARGS`.
@@ -59,6 +62,9 @@ pub struct FixOptions {
     /// Target user, NAME or UID[:GID] [default: $HERMES_SHIM_USER, else hermes].
     #[arg(long, value_name = "SPEC")]
     pub user: Option<String>,
+    /// Also move entries owned by the user's previous ids (after a boot-time uid remap).
+    #[arg(long, value_name = "UID:GID")]
+    pub also_from: Option<String>,
     /// Leave REL_PATH (relative to PATH) and everything under it alone; repeatable.
     #[arg(long, value_name = "REL_PATH")]
     pub exclude: Vec<String>,
@@ -85,4 +91,14 @@ pub enum WalkChoice {
     Openat2,
     /// openat with O_NOFOLLOW and a mount-id check on each handle.
     Fallback,
+}
+
+impl WalkChoice {
+    /// `HERMES_SHIM_WALK` for applets that take no `--walk`; anything unknown means `auto`.
+    pub fn from_env() -> WalkChoice {
+        std::env::var("HERMES_SHIM_WALK")
+            .ok()
+            .and_then(|v| WalkChoice::from_str(&v, true).ok())
+            .unwrap_or(WalkChoice::Auto)
+    }
 }

@@ -98,15 +98,15 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     shim::run_as_target(&program, rest)
 }
 
-/// The start-up sweep for containers without s6-overlay, run as a child process of this very
-/// binary: whatever happens to it (a refusal, a crash), this process goes on to start the
-/// program, because a gateway that can read most of its files beats a container that will not
-/// start. The sweep reports its own findings on the shared stderr.
+/// The start-up repair (`boot`: remap, then sweep) for containers without s6-overlay, run as a
+/// child process of this very binary: whatever happens to it (a refusal, a crash), this process
+/// goes on to start the program, because a gateway that can read most of its files beats a
+/// container that will not start. The repair reports its own findings on the shared stderr.
 fn repair_once() {
     // argv[0] picks the applet in a multi-call binary: "exe" would be the shim for "exe".
     let status = std::process::Command::new("/proc/self/exe")
         .arg0(crate::SELF_NAME)
-        .arg("fix-ownership")
+        .arg("boot")
         .stdin(std::process::Stdio::null())
         .status();
     match status.map(|s| s.code()) {

@@ -18,6 +18,7 @@ mod cli;
 mod entrypoint;
 mod fix;
 mod policy;
+mod remap;
 mod shim;
 #[allow(unsafe_code)]
 mod sys;
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         Dispatch::Command => match cli::Cli::parse().command {
             cli::Command::Exec { name, args } => shim::run(&name, &args, me),
             cli::Command::FixOwnership(opts) => fix::run(opts),
+            cli::Command::Boot => remap::run(),
             cli::Command::Entrypoint { args } => entrypoint::run(&args, me),
         },
     };

@@ -52,22 +52,48 @@ pub enum Action {
     Skip(Skip),
 }
 
+/// Whose entries move, and to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The hermes user's uid and gid.
+    pub target: (u32, u32),
+    /// Its uid and gid before a boot-time remap (`--also-from`): entries they own are the
+    /// user's own files under its old ids, and move with it.
+    pub previous: Option<(u32, u32)>,
+}
+
+#[cfg(test)]
+impl Rule {
+    /// The plain rule: only root's ownership moves.
+    pub fn to(target: (u32, u32)) -> Rule {
+        Rule {
+            target,
+            previous: None,
+        }
+    }
+}
+
 /// The ownership rule, for an entry already known to be on the sweep's mount and not excluded.
 ///
-/// Only root's ownership moves to the target, uid and gid independently (`root:staff` becomes
-/// `hermes:staff`). An entry of any other uid is left whole, even with gid 0: it belongs to
-/// someone else. Directories may have any link count; other types with more than one link are
-/// skipped, because a hard link can pull an inode from outside the tree into it.
-pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, target: (u32, u32)) -> Action {
-    let (tuid, tgid) = target;
+/// Only root's ownership (and, after a remap, the user's previous ids) moves to the target, uid
+/// and gid independently (`root:staff` becomes `hermes:staff`). An entry of any other uid is
+/// left whole, even with gid 0: it belongs to someone else. Directories may have any link count;
+/// other types with more than one link are skipped, because a hard link can pull an inode from
+/// outside the tree into it.
+pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, rule: &Rule) -> Action {
+    let (tuid, tgid) = rule.target;
+    let (puid, pgid) = rule
+        .previous
+        .map_or((None, None), |(u, g)| (Some(u), Some(g)));
     if matches!(kind, Kind::BlockDevice | Kind::CharDevice) {
         return Action::Skip(Skip::Device);
     }
-    if uid != 0 && uid != tuid {
+    let moving_uid = uid == 0 || Some(uid) == puid;
+    if !moving_uid && uid != tuid {
         return Action::Skip(Skip::OtherOwner);
     }
-    let new_uid = (uid == 0).then_some(tuid);
-    let new_gid = (gid == 0).then_some(tgid);
+    let new_uid = (moving_uid && uid != tuid).then_some(tuid);
+    let new_gid = ((gid == 0 || Some(gid) == pgid) && gid != tgid).then_some(tgid);
     if new_uid.is_none() && new_gid.is_none() {
         return Action::Keep;
     }
@@ -189,11 +215,42 @@ mod tests {
         ];
         for (kind, uid, gid, nlink, want) in table {
             assert_eq!(
-                decide(kind, uid, gid, nlink, T),
+                decide(kind, uid, gid, nlink, &Rule::to(T)),
                 want,
                 "{kind:?} {uid}:{gid} nlink {nlink}"
             );
         }
+    }
+
+    #[test]
+    fn after_a_remap_the_previous_ids_move_too() {
+        use Action::*;
+        let rule = Rule {
+            target: (1000, 1001),
+            previous: Some((10000, 10000)),
+        };
+        let c = |uid, gid| Change { uid, gid };
+        let table = [
+            (10000, 10000, 1, c(Some(1000), Some(1001))),
+            (10000, 50, 1, c(Some(1000), None)),
+            (0, 10000, 1, c(Some(1000), Some(1001))),
+            (1000, 10000, 1, c(None, Some(1001))),
+            (1000, 1001, 1, Keep),
+            (10001, 10000, 1, Skip(super::Skip::OtherOwner)),
+            (10000, 10000, 2, Skip(super::Skip::Hardlink)),
+        ];
+        for (uid, gid, nlink, want) in table {
+            assert_eq!(
+                decide(Kind::File, uid, gid, nlink, &rule),
+                want,
+                "{uid}:{gid} nlink {nlink}"
+            );
+        }
+        // Without a remap, the old uid is just another owner.
+        assert_eq!(
+            decide(Kind::File, 10000, 10000, 1, &Rule::to((1000, 1001))),
+            Skip(super::Skip::OtherOwner)
+        );
     }
 
     #[test]

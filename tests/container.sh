@@ -359,6 +359,31 @@ check "seccomp: healed" "" "$(docker exec "$S" find /opt/data ! -user hermes -pr
 check "seccomp: hermes reads everything" "" \
     "$(docker exec --user hermes "$S" find /opt/data ! -readable -print 2>&1)"
 
+echo "# boot-time uid remap (HERMES_UID/PUID, HERMES_GID/PGID)"
+volume remap
+R="$TAG-remap"
+rmp=$(docker volume inspect -f '{{.Mountpoint}}' "$R")
+# The volume as an image with the default uid left it, plus root damage and a stranger's file.
+mkdir -p "$rmp/sessions" && echo '{}' >"$rmp/sessions/s.json" && echo k >"$rmp/auth.json" && echo x >"$rmp/host"
+chown -R "$HERMES_UID:$HERMES_UID" "$rmp" && chown 0:0 "$rmp/auth.json" && chown 4321:4321 "$rmp/host"
+start remap -e PUID=1234 -e PGID=1235 -v "$R:/opt/data" -- sleep infinity
+wait_main "$R" || not_ok "remap container reaches its main program"
+check "PUID/PGID: hermes is remapped" "1234 1235" "$(docker exec "$R" sh -c 'echo "$(id -u hermes) $(id -g hermes)"' 2>&1)"
+check "PUID/PGID: the main program runs with the new ids" "Uid: 1234 1234 1234 1234|Gid: 1235 1235 1235 1235" \
+    "$(docker exec "$R" sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
+        grep -E "^(Uid|Gid):" "$p/status" | tr -s "\t " " " | paste -sd "|"
+      done')"
+check "PUID/PGID: files of the old uid and root's moved with it" "1234:1235 1234:1235 1234:1235" \
+    "$(docker exec "$R" stat -c %u:%g /opt/data /opt/data/sessions/s.json /opt/data/auth.json | paste -sd ' ')"
+check "PUID/PGID: a stranger's file untouched" 4321:4321 "$(docker exec "$R" stat -c %u:%g /opt/data/host)"
+dk exec "$R" hermes config set model.default remapped >/dev/null 2>&1
+check "PUID/PGID: a root docker exec hermes config set lands as the new ids" 1234:1235 \
+    "$(docker exec "$R" stat -c %u:%g /opt/data/config.yaml 2>&1)"
+out=$(dk run --rm -e HERMES_UID=0 "$IMAGE" id -u 2>"$WORK/uid0.err")
+check_contains "HERMES_UID=0 is refused loudly" 'HERMES_UID="0" is not a usable id' "$(cat "$WORK/uid0.err")"
+check "HERMES_UID=0: the container still starts, as the unchanged hermes" "$HERMES_UID" "$out"
+
 echo "# main program"
 run_main() { dk run --rm "$@" 2>/dev/null; }
 check "no args -> hermes, as hermes" "uid=$HERMES_UID gid=$HERMES_UID home=/opt/data argv=" \

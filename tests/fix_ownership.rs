@@ -2095,3 +2095,115 @@ fn a_few_denied_chowns_are_ordinary_errors() {
     assert!(!out.stderr.contains("not permitted here"), "{out}");
     assert_eq!(owner(&stuck), (0, 0));
 }
+
+#[test]
+fn boot_remaps_the_user_and_moves_its_files() {
+    if !require_all(
+        "boot_remaps_the_user_and_moves_its_files",
+        &["unshare", "mount", "sh"],
+    ) {
+        return;
+    }
+    let etc = TempDir::new("fo-boot-etc");
+    let passwd = etc.path().join("passwd");
+    let group = etc.path().join("group");
+    let passwd_text =
+        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
+    let group_text = "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n";
+    fs::write(&passwd, passwd_text).unwrap();
+    fs::write(&group, group_text).unwrap();
+    let home = TempDir::new("fo-boot-home");
+    let h = |rel: &str| home.path().join(rel);
+    for (rel, uid, gid) in [
+        ("old", T, 10001),
+        ("oldstaff", T, 50),
+        ("rootfile", 0, 0),
+        ("host", 1000, 1000),
+    ] {
+        fs::write(h(rel), "x").unwrap();
+        lchown(h(rel), Some(uid), Some(gid)).unwrap();
+    }
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let boot = |uid: &str, gid: &str| {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$0" "$@""#,
+        ])
+        .arg(common::bin())
+        .arg(&passwd)
+        .arg(&group)
+        .arg("boot")
+        .env("HERMES_HOME", home.path())
+        .env("HERMES_SHIM_USER", "hermtest")
+        .env("HERMES_UID", uid)
+        .env("PGID", gid);
+        run_cmd(cmd, 30)
+    };
+
+    // A refused request changes nothing at all.
+    let out = boot("0", "2001");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("HERMES_UID=\"0\""), "{out}");
+    assert_eq!(fs::read_to_string(&passwd).unwrap(), passwd_text);
+    assert_eq!(owner(&h("rootfile")), (0, 0), "{out}");
+
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("from 10000:10001 to 2000:2001"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(&passwd).unwrap(),
+        passwd_text.replace(":10000:10001:", ":2000:2001:")
+    );
+    assert_eq!(
+        fs::read_to_string(&group).unwrap(),
+        group_text.replace("hermgrp:x:10001:", "hermgrp:x:2001:")
+    );
+    for (rel, want) in [
+        ("", (2000, 2001)),
+        ("old", (2000, 2001)),
+        ("oldstaff", (2000, 50)),
+        ("rootfile", (2000, 2001)),
+        ("host", (1000, 1000)),
+    ] {
+        assert_eq!(owner(&h(rel)), want, "{rel:?}\n{out}");
+    }
+
+    // The next start finds the ids as asked: no remap, nothing left to move.
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("remapped"), "{out}");
+    assert_eq!(summary(&out, home.path(), false).changed, 0, "{out}");
+}
+
+#[test]
+fn also_from_moves_a_previous_uid_and_refuses_root() {
+    if !common::require_root("also_from_moves_a_previous_uid_and_refuses_root") {
+        return;
+    }
+    let mut fx = Fx::new("fo-also-from");
+    fx.file("mine-before", 0o600, 0, 0);
+    let p = fx.abs("mine-before");
+    lchown(&p, Some(4242), Some(4242)).unwrap();
+    let out = fo(fx.path(), "openat2", &["--also-from", "0:0"]);
+    assert_refused(&out);
+    assert_eq!(owner(&p), (4242, 4242));
+    let out = fo(fx.path(), "openat2", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        owner(&p),
+        (4242, 4242),
+        "without --also-from another uid is not ours\n{out}"
+    );
+    let out = fo(fx.path(), "openat2", &["--also-from", "4242:4242"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(owner(&p), (T, T), "{out}");
+}

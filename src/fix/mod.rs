@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::cli::{FixOptions, WalkChoice};
 use crate::policy;
 use crate::sys::{self, fs};
-use crate::users;
+use crate::users::{self, UserSpec};
 
 use walk::{Config, Counts, shown};
 
@@ -102,6 +102,17 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
         .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID"))?;
     let target = users::resolve(&spec)
         .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
+    let previous = match opts.also_from.as_deref().map(UserSpec::parse) {
+        None => None,
+        Some(Ok(UserSpec::Ids {
+            uid,
+            gid: Some(gid),
+        })) if uid != 0 && gid != 0 => Some((uid, gid)),
+        Some(_) => bail!(
+            "--also-from {}: give the user's previous ids as UID:GID, neither of them 0",
+            opts.also_from.as_deref().unwrap_or_default()
+        ),
+    };
     let mut excludes = Vec::new();
     let env = std::env::var("HERMES_SHIM_EXCLUDE").unwrap_or_default();
     for x in opts
@@ -144,7 +155,10 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
     let cfg = Config {
         root,
         walk,
-        target: (target.uid, target.gid),
+        rule: policy::Rule {
+            target: (target.uid, target.gid),
+            previous,
+        },
         dry_run: opts.dry_run,
         verbose: opts.verbose,
         excludes,
@@ -188,8 +202,8 @@ fn to_json(cfg: &Config, c: &Counts, elapsed_ms: u128) -> String {
         json_string(&cfg.root.to_string_lossy()),
         cfg.dry_run,
         cfg.walk.as_str(),
-        cfg.target.0,
-        cfg.target.1,
+        cfg.rule.target.0,
+        cfg.rule.target.1,
         c.scanned,
         c.changed,
         c.other_owner,

@@ -38,7 +38,7 @@ const MAX_WORKERS: usize = 4;
 pub struct Config {
     pub root: PathBuf,
     pub walk: Walk,
-    pub target: (u32, u32),
+    pub rule: policy::Rule,
     pub dry_run: bool,
     pub verbose: bool,
     pub excludes: Vec<PathBuf>,
@@ -605,7 +605,7 @@ impl Judge<'_> {
 
 impl Config {
     fn decide(&self, st: &Stat) -> Action {
-        policy::decide(st.kind, st.uid, st.gid, st.nlink, self.target)
+        policy::decide(st.kind, st.uid, st.gid, st.nlink, &self.rule)
     }
 
     /// True when `st` lies on another mount than the root: another device, or (where statx
@@ -682,7 +682,7 @@ mod tests {
         Config {
             root: "/opt/data".into(),
             walk: Walk::Fallback,
-            target: (10000, 10000),
+            rule: policy::Rule::to((10000, 10000)),
             dry_run: false,
             verbose: false,
             excludes: vec![],
