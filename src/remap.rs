@@ -105,7 +105,14 @@ pub fn plan(passwd: &str, group: &str, user: &str, req: Request) -> Result<Optio
             new.0, other.name
         ));
     }
-    let own_group = groups.iter().find(|g| g.gid == old.1);
+    // Only a private primary group (no other user has it as primary group or is a member, as
+    // with useradd's own group) follows the gid; a shared one such as `users` keeps its gid, and
+    // only the user's line changes.
+    let shared = users.iter().any(|u| u.gid == old.1 && u.name != user);
+    let own_group = groups
+        .iter()
+        .find(|g| g.gid == old.1)
+        .filter(|g| !shared && g.members.iter().all(|m| m == user));
     if new.1 != old.1
         && let Some(other) = groups.iter().find(|g| g.gid == new.1)
     {
@@ -296,6 +303,42 @@ mod tests {
         .unwrap();
         assert_eq!(uid_only.new, (2000, 10000));
         assert_eq!(uid_only.group, GROUP_TEXT);
+    }
+
+    #[test]
+    fn a_shared_primary_group_keeps_its_gid() {
+        let passwd = "bob:x:3000:100::/home/bob:/bin/sh\ncarol:x:3002:100::/home/carol:/bin/sh\n";
+        let group = "users:x:100:\n";
+        let p = plan(
+            passwd,
+            group,
+            "bob",
+            Request {
+                uid: None,
+                gid: Some(3001),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p.passwd,
+            passwd.replace("bob:x:3000:100:", "bob:x:3000:3001:")
+        );
+        assert_eq!(p.group, group);
+        let members = "users:x:100:bob,dave\n";
+        let alone = "bob:x:3000:100::/home/bob:/bin/sh\n";
+        let p = plan(
+            alone,
+            members,
+            "bob",
+            Request {
+                uid: None,
+                gid: Some(3001),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.group, members, "a group with other members is shared too");
     }
 
     #[test]
