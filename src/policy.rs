@@ -52,14 +52,58 @@ pub enum Action {
     Skip(Skip),
 }
 
+/// The hermes user's ids before a boot-time remap: entries they own are the user's own files
+/// under its old ids, and move with it (`--also-from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Previous {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Previous {
+    /// Parses `UID:GID`, `UID:` or `:GID`; ids 0 and 4294967295 are refused.
+    pub fn parse(spec: &str) -> Result<Previous, String> {
+        let bad = || {
+            format!(
+                "--also-from {spec:?}: give the user's previous ids as UID:GID, UID: or :GID, none of them 0"
+            )
+        };
+        let id = |s: &str| -> Result<Option<u32>, String> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            match s.parse::<u32>() {
+                Ok(n) if n != 0 && n != u32::MAX && s.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(Some(n))
+                }
+                _ => Err(bad()),
+            }
+        };
+        let (u, g) = spec.split_once(':').ok_or_else(bad)?;
+        let p = Previous {
+            uid: id(u)?,
+            gid: id(g)?,
+        };
+        if p == Previous::default() {
+            return Err(bad());
+        }
+        Ok(p)
+    }
+
+    /// The `--also-from` spelling of these ids.
+    pub fn spec(&self) -> String {
+        let f = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+        format!("{}:{}", f(self.uid), f(self.gid))
+    }
+}
+
 /// Whose entries move, and to whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     /// The hermes user's uid and gid.
     pub target: (u32, u32),
-    /// Its uid and gid before a boot-time remap (`--also-from`): entries they own are the
-    /// user's own files under its old ids, and move with it.
-    pub previous: Option<(u32, u32)>,
+    /// Its ids before a remap, if any.
+    pub previous: Previous,
 }
 
 #[cfg(test)]
@@ -68,7 +112,7 @@ impl Rule {
     pub fn to(target: (u32, u32)) -> Rule {
         Rule {
             target,
-            previous: None,
+            previous: Previous::default(),
         }
     }
 }
@@ -82,9 +126,7 @@ impl Rule {
 /// outside the tree into it.
 pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, rule: &Rule) -> Action {
     let (tuid, tgid) = rule.target;
-    let (puid, pgid) = rule
-        .previous
-        .map_or((None, None), |(u, g)| (Some(u), Some(g)));
+    let (puid, pgid) = (rule.previous.uid, rule.previous.gid);
     if matches!(kind, Kind::BlockDevice | Kind::CharDevice) {
         return Action::Skip(Skip::Device);
     }
@@ -227,7 +269,7 @@ mod tests {
         use Action::*;
         let rule = Rule {
             target: (1000, 1001),
-            previous: Some((10000, 10000)),
+            previous: Previous::parse("10000:10000").unwrap(),
         };
         let c = |uid, gid| Change { uid, gid };
         let table = [
@@ -250,6 +292,46 @@ mod tests {
         assert_eq!(
             decide(Kind::File, 10000, 10000, 1, &Rule::to((1000, 1001))),
             Skip(super::Skip::OtherOwner)
+        );
+    }
+
+    #[test]
+    fn also_from_spellings() {
+        let p = |uid, gid| Ok(Previous { uid, gid });
+        assert_eq!(Previous::parse("10000:10001"), p(Some(10000), Some(10001)));
+        assert_eq!(Previous::parse("10000:"), p(Some(10000), None));
+        assert_eq!(Previous::parse(":10001"), p(None, Some(10001)));
+        for bad in [
+            ":",
+            "",
+            "10000",
+            "0:5",
+            "5:0",
+            "4294967295:",
+            "a:b",
+            "+5:",
+            "1:2:3",
+        ] {
+            assert!(Previous::parse(bad).is_err(), "{bad:?}");
+        }
+        for spec in ["10000:10001", "10000:", ":10001"] {
+            assert_eq!(Previous::parse(spec).unwrap().spec(), spec);
+        }
+        // Only the gid moves when only the gid was remapped.
+        let rule = Rule {
+            target: (10000, 2000),
+            previous: Previous::parse(":10000").unwrap(),
+        };
+        assert_eq!(
+            decide(Kind::File, 10000, 10000, 1, &rule),
+            Action::Change {
+                uid: None,
+                gid: Some(2000)
+            }
+        );
+        assert_eq!(
+            decide(Kind::File, 4242, 10000, 1, &rule),
+            Action::Skip(Skip::OtherOwner)
         );
     }
 

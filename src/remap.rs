@@ -3,20 +3,24 @@
 //! belong to the host user; then the ownership sweep, which after a remap also moves the user's
 //! files from its old ids to the new ones (`fix-ownership --also-from`).
 //!
-//! The remap rewrites the hermes user's line in /etc/passwd and its primary group's line in
-//! /etc/group and nothing else; ids that another user or group already holds are refused, as
-//! are 0 and 4294967295. Planning is pure and unit-tested; writing replaces each file whole.
+//! The remap rewrites the hermes user's line in /etc/passwd and, when its primary group is
+//! private to it, that group's line in /etc/group; nothing else. A uid another user holds, 0 and
+//! 4294967295 are refused. The old ids are recorded in /etc/hermes-shim-remap before any file
+//! changes and forgotten only after a sweep that fixed everything, so a start interrupted
+//! halfway is finished by the next one. Planning is pure and unit-tested.
 
 use std::io::Write;
-use std::path::Path;
 
 use crate::cli::{FixOptions, WalkChoice};
 use crate::fix;
+use crate::policy::Previous;
 use crate::users::{self, UserSpec};
 
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
 const PREFIX: &str = "hermes-shim boot";
+/// The old ids of a remap whose sweep has not finished yet.
+const MARKER: &str = "/etc/hermes-shim-remap";
 
 /// The ids asked for in the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +32,11 @@ pub struct Request {
 /// Reads `HERMES_UID` (else `PUID`) and `HERMES_GID` (else `PGID`); `None` when neither is set.
 pub fn request(get: impl Fn(&str) -> Option<String>) -> Result<Option<Request>, String> {
     let id = |primary: &str, alias: &str| -> Result<Option<u32>, String> {
-        let Some((name, value)) = get(primary)
+        // An empty value is unset: compose files often pass `PUID=${PUID}` through unset.
+        let set = |k: &str| get(k).filter(|v| !v.is_empty());
+        let Some((name, value)) = set(primary)
             .map(|v| (primary, v))
-            .or_else(|| get(alias).map(|v| (alias, v)))
+            .or_else(|| set(alias).map(|v| (alias, v)))
         else {
             return Ok(None);
         };
@@ -50,17 +56,19 @@ pub fn request(get: impl Fn(&str) -> Option<String>) -> Result<Option<Request>, 
     Ok((req.uid.is_some() || req.gid.is_some()).then_some(req))
 }
 
-/// A remap to carry out: the new file contents and the ids before and after.
+/// A remap to carry out: the new file contents (`None`: unchanged) and the ids the user's files
+/// move from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub old: (u32, u32),
     pub new: (u32, u32),
-    pub passwd: String,
-    pub group: String,
+    pub passwd: Option<String>,
+    pub group: Option<String>,
+    pub previous: Previous,
 }
 
-/// Replaces field `index` of the first line whose fields satisfy `pick`; the other lines,
-/// comments and line endings are kept byte for byte.
+/// Replaces field `index` of the first line `pick` accepts; the other lines, comments and line
+/// endings are kept byte for byte.
 fn set_field(
     text: &str,
     pick: impl Fn(&[&str]) -> bool,
@@ -72,9 +80,9 @@ fn set_field(
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
         let fields: Vec<&str> = body.split(':').collect();
-        if !done && !body.starts_with('#') && pick(&fields) {
-            let mut fields = fields.clone();
+        if !done && !body.starts_with(['#', '+', '-']) && pick(&fields) {
             let value = value.to_string();
+            let mut fields = fields.clone();
             fields[index] = &value;
             out.push_str(&fields.join(":"));
             out.push_str(&line[body.len()..]);
@@ -86,7 +94,24 @@ fn set_field(
     done.then_some(out)
 }
 
+/// The line the parser in `users` would take for `name`: same field count, numeric ids.
+fn passwd_line(name: &str) -> impl Fn(&[&str]) -> bool + '_ {
+    move |f| {
+        f.len() == 7 && f[0] == name && f[2].parse::<u32>().is_ok() && f[3].parse::<u32>().is_ok()
+    }
+}
+
+fn group_line(name: &str) -> impl Fn(&[&str]) -> bool + '_ {
+    move |f| f.len() == 4 && f[0] == name && f[2].parse::<u32>().is_ok()
+}
+
 /// Plans the remap of `user`; `None` when its ids already are the ones asked for.
+///
+/// The gid works as `usermod -g` and `groupmod -g` would together: a gid some group already
+/// has makes the user a member of that group by primary gid; a free gid renumbers the user's
+/// primary group when that group is private to it (useradd's own group), else only the user's
+/// line changes. Files move from the old gid only when the old group was private: a shared
+/// group's files are not the user's alone.
 pub fn plan(passwd: &str, group: &str, user: &str, req: Request) -> Result<Option<Plan>, String> {
     let users = users::parse_passwd(passwd);
     let groups = users::parse_group(group);
@@ -105,46 +130,49 @@ pub fn plan(passwd: &str, group: &str, user: &str, req: Request) -> Result<Optio
             new.0, other.name
         ));
     }
-    // Only a private primary group (no other user has it as primary group or is a member, as
-    // with useradd's own group) follows the gid; a shared one such as `users` keeps its gid, and
-    // only the user's line changes.
     let shared = users.iter().any(|u| u.gid == old.1 && u.name != user);
-    let own_group = groups
+    let private_group = groups
         .iter()
         .find(|g| g.gid == old.1)
         .filter(|g| !shared && g.members.iter().all(|m| m == user));
-    if new.1 != old.1
-        && let Some(other) = groups.iter().find(|g| g.gid == new.1)
-    {
-        return Err(format!(
-            "gid {} already belongs to group '{}' — pick a free gid",
-            new.1, other.name
-        ));
+    let gid_taken = groups.iter().any(|g| g.gid == new.1);
+    let mut passwd_text = passwd.to_string();
+    if new.0 != old.0 {
+        passwd_text = set_field(&passwd_text, passwd_line(user), 2, new.0)
+            .expect("the user's line was found above");
     }
-    let is_me = |f: &[&str]| f.len() == 7 && f[0] == user;
-    let passwd = set_field(passwd, is_me, 2, new.0).expect("the user's line was found above");
-    let passwd = set_field(&passwd, is_me, 3, new.1).expect("the user's line was found above");
-    let group = match own_group {
-        Some(g) if new.1 != old.1 => {
-            let name = g.name.clone();
-            set_field(group, |f| f.len() == 4 && f[0] == name, 2, new.1)
-                .expect("the group's line was found above")
+    let mut group_text = None;
+    if new.1 != old.1 {
+        passwd_text = set_field(&passwd_text, passwd_line(user), 3, new.1)
+            .expect("the user's line was found above");
+        if let Some(g) = private_group.filter(|_| !gid_taken) {
+            group_text = Some(
+                set_field(group, group_line(&g.name), 2, new.1)
+                    .expect("the group's line was found above"),
+            );
         }
-        _ => group.to_string(),
-    };
+    }
     Ok(Some(Plan {
         old,
         new,
-        passwd,
-        group,
+        passwd: Some(passwd_text),
+        group: group_text,
+        previous: Previous {
+            uid: (new.0 != old.0).then_some(old.0),
+            gid: (new.1 != old.1 && private_group.is_some()).then_some(old.1),
+        },
     }))
 }
 
-/// Replaces `path` with `text`: a new file beside it renamed over it, so a reader never sees
-/// half a file. A file bind-mounted over (rename answers EBUSY) is rewritten in place instead.
+/// Replaces `path` with `text` atomically: a new file beside it, renamed over it. A file that is
+/// bind-mounted over (EBUSY) belongs to whoever mounted it, and is refused, never written.
 fn replace(path: &str, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
+        Err(e) => return Err(e),
+    };
     let tmp = format!("{path}.hermes-shim-new");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -154,45 +182,58 @@ fn replace(path: &str, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())?;
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.sync_all()?;
-    match std::fs::rename(&tmp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
-            std::fs::remove_file(&tmp)?;
-            std::fs::write(Path::new(path), text)
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The ids a remap moved away from, while its sweep has not finished (see the module doc).
+fn pending() -> Result<Previous, String> {
+    match std::fs::read_to_string(MARKER) {
+        Ok(text) => {
+            Previous::parse(text.trim()).map_err(|e| format!("{MARKER}: {e} — remove the file"))
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Previous::default()),
+        Err(e) => Err(format!("cannot read {MARKER}: {e}")),
     }
 }
 
-/// Runs the applet: the remap (if asked for), then the sweep; returns the sweep's exit code,
-/// or 2 when the remap was refused (then nothing at all was changed).
+/// Runs the applet: the remap (if asked for), then the sweep. Returns the sweep's exit code, or
+/// 2 when the remap was refused; a refused remap still leaves root's files repaired.
 pub fn run() -> u8 {
-    let previous = match remap() {
-        Ok(previous) => previous,
+    let (previous, refused) = match remap() {
+        Ok(previous) => (previous, false),
         Err(msg) => {
-            say!("{PREFIX}: {msg}");
-            return fix::EXIT_REFUSED;
+            say!("{PREFIX}: {msg}; repairing root-owned files only");
+            (pending().unwrap_or_default(), true)
         }
     };
-    fix::run(FixOptions {
+    let code = fix::run(FixOptions {
         path: None,
         user: None,
-        also_from: previous.map(|(u, g)| format!("{u}:{g}")),
+        also_from: (previous != Previous::default()).then(|| previous.spec()),
         exclude: Vec::new(),
         dry_run: false,
         verbose: false,
         json: false,
         walk: WalkChoice::from_env(),
-    })
+    });
+    if code == fix::EXIT_OK
+        && !refused
+        && let Err(e) = std::fs::remove_file(MARKER)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        say!("{PREFIX}: cannot remove {MARKER}: {e}");
+    }
+    if refused { fix::EXIT_REFUSED } else { code }
 }
 
-/// Applies the remap the environment asks for; returns the user's previous ids if it changed.
-fn remap() -> Result<Option<(u32, u32)>, String> {
+/// Applies the remap the environment asks for; returns the ids the user's files move from
+/// (this remap's, merged with a pending one's).
+fn remap() -> Result<Previous, String> {
+    let pending = pending()?;
     let Some(req) = request(|k| std::env::var(k).ok())? else {
-        return Ok(None);
+        return Ok(pending);
     };
     let user = match users::spec_from(None).map_err(|e| e.to_string())? {
         UserSpec::Name(n) => n,
@@ -204,10 +245,24 @@ fn remap() -> Result<Option<(u32, u32)>, String> {
     };
     let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
     let Some(plan) = plan(&read(PASSWD)?, &read(GROUP)?, &user, req)? else {
-        return Ok(None);
+        return Ok(pending);
     };
-    replace(PASSWD, &plan.passwd).map_err(|e| format!("cannot rewrite {PASSWD}: {e}"))?;
-    replace(GROUP, &plan.group).map_err(|e| format!("cannot rewrite {GROUP}: {e}"))?;
+    let previous = Previous {
+        uid: pending.uid.or(plan.previous.uid),
+        gid: pending.gid.or(plan.previous.gid),
+    };
+    // The marker first, then the group, then the user: a start cut short anywhere leaves a state
+    // the next one completes (the group renumbered but not yet the user is a gid that a group
+    // holds, which the next plan simply points the user at).
+    if previous != Previous::default() {
+        replace(MARKER, &previous.spec()).map_err(|e| format!("cannot write {MARKER}: {e}"))?;
+    }
+    if let Some(g) = &plan.group {
+        replace(GROUP, g).map_err(|e| format!("cannot rewrite {GROUP}: {e}"))?;
+    }
+    if let Some(p) = &plan.passwd {
+        replace(PASSWD, p).map_err(|e| format!("cannot rewrite {PASSWD}: {e}"))?;
+    }
     say!(
         "{PREFIX}: remapped user '{user}' from {}:{} to {}:{}; its files move with it",
         plan.old.0,
@@ -215,7 +270,7 @@ fn remap() -> Result<Option<(u32, u32)>, String> {
         plan.new.0,
         plan.new.1
     );
-    Ok(Some(plan.old))
+    Ok(previous)
 }
 
 #[cfg(test)]
@@ -234,6 +289,11 @@ mod tests {
     fn requests_from_the_environment() {
         let r = |uid, gid| Ok(Some(Request { uid, gid }));
         assert_eq!(request(env(&[])), Ok(None));
+        assert_eq!(
+            request(env(&[("PUID", ""), ("PGID", "")])),
+            Ok(None),
+            "empty is unset"
+        );
         assert_eq!(request(env(&[("HERMES_UID", "1000")])), r(Some(1000), None));
         assert_eq!(
             request(env(&[("PUID", "1000"), ("PGID", "100")])),
@@ -247,16 +307,7 @@ mod tests {
             request(env(&[("HERMES_GID", "2000"), ("PGID", "5")])),
             r(None, Some(2000))
         );
-        for bad in [
-            "0",
-            "",
-            "-1",
-            "+5",
-            " 5",
-            "4294967295",
-            "99999999999",
-            "abc",
-        ] {
+        for bad in ["0", "-1", "+5", " 5", "4294967295", "99999999999", "abc"] {
             assert!(
                 request(env(&[("HERMES_UID", bad)])).is_err(),
                 "HERMES_UID={bad:?}"
@@ -265,8 +316,12 @@ mod tests {
         }
     }
 
-    const PASSWD_TEXT: &str = "root:x:0:0:root:/root:/bin/bash\n# hermes:x:1:1::/:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+    const PASSWD_TEXT: &str = "root:x:0:0:root:/root:/bin/bash\n# hermes:x:1:1::/:/bin/sh\nhermes:x:bad:1::/:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
     const GROUP_TEXT: &str = "root:x:0:\nhermes:x:10000:\nalice:x:1000:\ndocker:x:990:hermes\n";
+
+    fn req(uid: Option<u32>, gid: Option<u32>) -> Request {
+        Request { uid, gid }
+    }
 
     #[test]
     fn plans_touch_only_the_users_lines() {
@@ -274,96 +329,107 @@ mod tests {
             PASSWD_TEXT,
             GROUP_TEXT,
             "hermes",
-            Request {
-                uid: Some(2000),
-                gid: Some(2001),
-            },
+            req(Some(2000), Some(2001)),
         )
         .unwrap()
         .unwrap();
         assert_eq!((p.old, p.new), ((10000, 10000), (2000, 2001)));
         assert_eq!(
-            p.passwd,
+            p.passwd.unwrap(),
             PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:2000:2001:")
         );
         assert_eq!(
-            p.group,
+            p.group.unwrap(),
             GROUP_TEXT.replace("hermes:x:10000:", "hermes:x:2001:")
         );
-        let uid_only = plan(
-            PASSWD_TEXT,
-            GROUP_TEXT,
-            "hermes",
-            Request {
-                uid: Some(2000),
-                gid: None,
-            },
-        )
-        .unwrap()
-        .unwrap();
+        assert_eq!(
+            p.previous,
+            Previous {
+                uid: Some(10000),
+                gid: Some(10000)
+            }
+        );
+        let uid_only = plan(PASSWD_TEXT, GROUP_TEXT, "hermes", req(Some(2000), None))
+            .unwrap()
+            .unwrap();
         assert_eq!(uid_only.new, (2000, 10000));
-        assert_eq!(uid_only.group, GROUP_TEXT);
+        assert_eq!(uid_only.group, None);
+        assert_eq!(
+            uid_only.previous,
+            Previous {
+                uid: Some(10000),
+                gid: None
+            }
+        );
     }
 
     #[test]
-    fn a_shared_primary_group_keeps_its_gid() {
+    fn a_gid_some_group_has_is_joined_not_renumbered() {
+        // PGID=100 on a NAS: the user joins `users` by primary gid; its private group stays.
+        let group = format!("{GROUP_TEXT}users:x:100:\n");
+        let p = plan(PASSWD_TEXT, &group, "hermes", req(None, Some(100)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.passwd.unwrap(),
+            PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:10000:100:")
+        );
+        assert_eq!(p.group, None);
+        assert_eq!(
+            p.previous,
+            Previous {
+                uid: None,
+                gid: Some(10000)
+            },
+            "the private group's files move"
+        );
+    }
+
+    #[test]
+    fn a_shared_primary_group_keeps_its_gid_and_its_files() {
         let passwd = "bob:x:3000:100::/home/bob:/bin/sh\ncarol:x:3002:100::/home/carol:/bin/sh\n";
         let group = "users:x:100:\n";
-        let p = plan(
-            passwd,
-            group,
-            "bob",
-            Request {
-                uid: None,
-                gid: Some(3001),
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let p = plan(passwd, group, "bob", req(None, Some(3001)))
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            p.passwd,
+            p.passwd.unwrap(),
             passwd.replace("bob:x:3000:100:", "bob:x:3000:3001:")
         );
-        assert_eq!(p.group, group);
+        assert_eq!(p.group, None);
+        assert_eq!(
+            p.previous,
+            Previous::default(),
+            "a shared group's files are not bob's alone"
+        );
         let members = "users:x:100:bob,dave\n";
         let alone = "bob:x:3000:100::/home/bob:/bin/sh\n";
-        let p = plan(
-            alone,
-            members,
-            "bob",
-            Request {
-                uid: None,
-                gid: Some(3001),
-            },
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(p.group, members, "a group with other members is shared too");
+        let p = plan(alone, members, "bob", req(None, Some(3001)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.group, None, "a group with other members is shared too");
     }
 
     #[test]
     fn nothing_to_do_and_refusals() {
-        let p = |uid, gid| plan(PASSWD_TEXT, GROUP_TEXT, "hermes", Request { uid, gid });
+        let p = |uid, gid| plan(PASSWD_TEXT, GROUP_TEXT, "hermes", req(uid, gid));
         assert_eq!(p(Some(10000), Some(10000)), Ok(None));
         assert!(
             p(Some(1000), None).unwrap_err().contains("alice"),
             "uid taken"
         );
-        assert!(
-            p(None, Some(990)).unwrap_err().contains("docker"),
-            "gid taken"
-        );
-        assert!(
-            plan(
-                PASSWD_TEXT,
-                GROUP_TEXT,
-                "nosuch",
-                Request {
-                    uid: Some(5),
-                    gid: None
-                }
-            )
-            .is_err()
+        assert!(plan(PASSWD_TEXT, GROUP_TEXT, "nosuch", req(Some(5), None)).is_err());
+    }
+
+    #[test]
+    fn line_endings_and_other_lines_are_kept() {
+        let passwd = "root:x:0:0::/root:/bin/sh\r\nhermes:x:10000:10000::/opt/data:/bin/sh";
+        let p = plan(passwd, "hermes:x:10000:", "hermes", req(Some(7), None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.passwd.unwrap(),
+            "root:x:0:0::/root:/bin/sh\r\nhermes:x:7:10000::/opt/data:/bin/sh"
         );
     }
 }

@@ -225,6 +225,14 @@ pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
     resolve_in(spec, &passwd, &group)
 }
 
+/// The name of the user that has `uid` in /etc/passwd, if any.
+pub fn user_with_uid(uid: u32) -> Result<Option<String>, UserError> {
+    Ok(parse_passwd(&read(PASSWD)?)
+        .into_iter()
+        .find(|u| u.uid == uid)
+        .map(|u| u.name))
+}
+
 /// The spec from `--user`, else `HERMES_SHIM_USER`, else `hermes`.
 pub fn spec_from(cli: Option<&str>) -> Result<UserSpec, UserError> {
     let env = match std::env::var("HERMES_SHIM_USER") {

@@ -2104,9 +2104,12 @@ fn boot_remaps_the_user_and_moves_its_files() {
     ) {
         return;
     }
+    // A private /etc (a directory bind-mounted over it in a mount namespace), so the remap can
+    // replace passwd and group by rename as it does in a container.
     let etc = TempDir::new("fo-boot-etc");
     let passwd = etc.path().join("passwd");
     let group = etc.path().join("group");
+    let marker = etc.path().join("hermes-shim-remap");
     let passwd_text =
         "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
     let group_text = "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n";
@@ -2133,11 +2136,10 @@ fn boot_remaps_the_user_and_moves_its_files() {
             "private",
             "sh",
             "-c",
-            r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$0" "$@""#,
+            r#"mount --bind "$1" /etc && shift && exec "$0" "$@""#,
         ])
         .arg(common::bin())
-        .arg(&passwd)
-        .arg(&group)
+        .arg(etc.path())
         .arg("boot")
         .env("HERMES_HOME", home.path())
         .env("HERMES_SHIM_USER", "hermtest")
@@ -2146,12 +2148,13 @@ fn boot_remaps_the_user_and_moves_its_files() {
         run_cmd(cmd, 30)
     };
 
-    // A refused request changes nothing at all.
+    // A refused request changes no account, yet root's files are still repaired.
     let out = boot("0", "2001");
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("HERMES_UID=\"0\""), "{out}");
     assert_eq!(fs::read_to_string(&passwd).unwrap(), passwd_text);
-    assert_eq!(owner(&h("rootfile")), (0, 0), "{out}");
+    assert_eq!(owner(&h("rootfile")), (T, 10001), "{out}");
+    assert!(!marker.exists());
 
     let out = boot("2000", "2001");
     assert_eq!(out.code, Some(0), "{out}");
@@ -2176,12 +2179,25 @@ fn boot_remaps_the_user_and_moves_its_files() {
     ] {
         assert_eq!(owner(&h(rel)), want, "{rel:?}\n{out}");
     }
+    assert!(
+        !marker.exists(),
+        "forgotten once the sweep fixed everything\n{out}"
+    );
 
     // The next start finds the ids as asked: no remap, nothing left to move.
     let out = boot("2000", "2001");
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!out.stderr.contains("remapped"), "{out}");
     assert_eq!(summary(&out, home.path(), false).changed, 0, "{out}");
+
+    // A start cut short after the accounts changed: the recorded old ids still move.
+    fs::write(h("late"), "x").unwrap();
+    lchown(h("late"), Some(T), Some(10001)).unwrap();
+    fs::write(&marker, "10000:10001").unwrap();
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(owner(&h("late")), (2000, 2001), "{out}");
+    assert!(!marker.exists(), "{out}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::cli::{FixOptions, WalkChoice};
 use crate::policy;
 use crate::sys::{self, fs};
-use crate::users::{self, UserSpec};
+use crate::users;
 
 use walk::{Config, Counts, shown};
 
@@ -102,17 +102,18 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
         .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID"))?;
     let target = users::resolve(&spec)
         .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
-    let previous = match opts.also_from.as_deref().map(UserSpec::parse) {
-        None => None,
-        Some(Ok(UserSpec::Ids {
-            uid,
-            gid: Some(gid),
-        })) if uid != 0 && gid != 0 => Some((uid, gid)),
-        Some(_) => bail!(
-            "--also-from {}: give the user's previous ids as UID:GID, neither of them 0",
-            opts.also_from.as_deref().unwrap_or_default()
-        ),
+    let previous = match opts.also_from.as_deref() {
+        None => policy::Previous::default(),
+        Some(spec) => policy::Previous::parse(spec).map_err(|e| anyhow!(e))?,
     };
+    // Previous ids are a user's *former* ids; a uid someone still has is that someone's.
+    if let Some(uid) = previous.uid
+        && let Some(owner) = users::user_with_uid(uid).map_err(|e| anyhow!("{e}"))?
+    {
+        bail!(
+            "--also-from: uid {uid} still belongs to user '{owner}'; its files are not the hermes user's to take"
+        );
+    }
     let mut excludes = Vec::new();
     let env = std::env::var("HERMES_SHIM_EXCLUDE").unwrap_or_default();
     for x in opts
