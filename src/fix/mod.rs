@@ -34,14 +34,13 @@ const PREFIX: &str = "hermes-shim fix-ownership";
 /// Runs the applet; returns its exit code.
 pub fn run(opts: FixOptions) -> u8 {
     let start = Instant::now();
-    let cfg = match prepare(&opts) {
-        Ok(c) => c,
+    let (cfg, root_fd, root_st) = match prepare(&opts) {
+        Ok(prepared) => prepared,
         Err(e) => {
             say!("{PREFIX}: {e:#}");
             return EXIT_REFUSED;
         }
     };
-    let (cfg, root_fd, root_st) = cfg;
     let out = walk::sweep(&cfg, root_fd, &root_st);
     let counts = out.counts;
     if out.chown_impossible {
@@ -170,11 +169,7 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
 }
 
 fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
-    let verb = if cfg.dry_run {
-        "would change"
-    } else {
-        "changed"
-    };
+    let verb = cfg.verb();
     say!(
         "{PREFIX}: {}: {verb} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {elapsed_ms} ms",
         shown(&cfg.root),

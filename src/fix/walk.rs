@@ -545,13 +545,9 @@ impl Judge<'_> {
                 Ok(()) => {
                     self.counts.changed += 1;
                     if self.cfg.verbose {
-                        let verb = if self.cfg.dry_run {
-                            "would change"
-                        } else {
-                            "changed"
-                        };
                         say!(
-                            "hermes-shim fix-ownership: {verb} {}",
+                            "hermes-shim fix-ownership: {} {}",
+                            self.cfg.verb(),
                             shown(&self.dir.join(os(name)))
                         );
                     }
@@ -604,6 +600,15 @@ impl Judge<'_> {
 }
 
 impl Config {
+    /// How a change is reported: what a dry run would do, or what was done.
+    pub fn verb(&self) -> &'static str {
+        if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        }
+    }
+
     fn decide(&self, st: &Stat) -> Action {
         policy::decide(st.kind, st.uid, st.gid, st.nlink, &self.rule)
     }

@@ -162,26 +162,26 @@ pub fn probe_openat2(dir: BorrowedFd) -> Result<(), Errno> {
     fcntl::openat2(dir, c".", resolve_strict(OFlag::O_PATH | OFlag::O_CLOEXEC)).map(drop)
 }
 
+/// A readable directory, never through a symlink.
+const DIR_NOFOLLOW: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
 /// Opens the parent of the directory `fd` (to resume a directory whose fd was closed to keep
 /// the number of open fds bounded). The caller checks the result is the directory it left.
 pub fn open_parent(fd: BorrowedFd) -> Result<OwnedFd, Errno> {
-    fcntl::openat(
-        fd,
-        c"..",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
+    fcntl::openat(fd, c"..", DIR_NOFOLLOW, Mode::empty())
 }
 
 /// Opens the sweep's root directory one component at a time from `/`, following no symlink
 /// anywhere on the way (ELOOP) — not even a trailing-slash one, since components carry none.
 /// The caller has refused `..` already, so the path opened is exactly the path checked.
 pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut fd = fcntl::open("/", flags, Mode::empty())?;
+    let mut fd = fcntl::open("/", DIR_NOFOLLOW, Mode::empty())?;
     for c in path.components() {
         if let Component::Normal(name) = c {
-            fd = fcntl::openat(&fd, name, flags, Mode::empty())?;
+            fd = fcntl::openat(&fd, name, DIR_NOFOLLOW, Mode::empty())?;
         }
     }
     Ok(fd)
