@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local Debian 12 base image the offline image build starts from (no registry here):
-# debootstrap a minbase rootfs with python3, python3-venv and
+# debootstrap a minbase rootfs with python3, python3-venv, xz-utils (to unpack s6-overlay) and
 # ca-certificates (what the image needs at run time), then `docker import` it.
 # Skipped when the tag already exists; the rootfs tarball is cached under ~/.cache/hermes-shim/.
 set -euo pipefail
@@ -8,7 +8,7 @@ set -euo pipefail
 BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:bookworm}"
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 SUITE=bookworm
-INCLUDE=python3,python3-venv,ca-certificates
+INCLUDE=python3,python3-venv,ca-certificates,xz-utils
 # The cache key names everything that shapes the rootfs, so changing it builds a new tarball.
 TARBALL="$CACHE_DIR/rootfs-$SUITE-minbase-${INCLUDE//,/+}.tar"
 
