@@ -10,7 +10,6 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
 BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:bookworm}"
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-CONTEXT="$CACHE_DIR/context"
 # Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
 DOCKER_BUILD=(/usr/bin/docker build)
 
@@ -23,8 +22,11 @@ wheelhouse=$("$REPO/docker/build-wheelhouse.sh")
 binary=$("$REPO/docker/build-shim.sh")
 [ -x "$binary" ] || { log "no release binary at $binary"; exit 1; }
 
-# The context lives outside the repository and holds exactly what the Dockerfile copies.
-rm -rf "$CONTEXT"
+# The context lives outside the repository and holds exactly what the Dockerfile copies; one per
+# build, so two builds (two image tags) can run at once.
+mkdir -p "$CACHE_DIR"
+CONTEXT=$(mktemp -d "$CACHE_DIR/context.XXXXXX")
+trap 'rm -rf --one-file-system "$CONTEXT"' EXIT
 mkdir -p "$CONTEXT/dist" "$CONTEXT/docker"
 cp "$REPO/Dockerfile" "$REPO/.dockerignore" "$CONTEXT/"
 cp -a "$REPO/s6-overlay" "$CONTEXT/s6-overlay"
@@ -43,9 +45,9 @@ if ! DOCKER_BUILDKIT=1 "${DOCKER_BUILD[@]}" --network=none --progress=plain \
     --build-arg SHIM_FROM=host-binary \
     --build-arg VENV_FROM=venv-wheelhouse \
     --build-arg S6_FROM=no-s6-overlay \
-    -t "$IMAGE" "$CONTEXT" >"$CACHE_DIR/build-image.log" 2>&1; then
-    tail -n 30 "$CACHE_DIR/build-image.log" >&2
-    log "docker build failed; full log: $CACHE_DIR/build-image.log"
+    -t "$IMAGE" "$CONTEXT" >"$CONTEXT.log" 2>&1; then
+    tail -n 30 "$CONTEXT.log" >&2
+    log "docker build failed; full log: $CONTEXT.log"
     exit 1
 fi
 log "built $IMAGE in $(($(date +%s) - start)) s"
