@@ -8,6 +8,10 @@
 #   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
+#   or, for the production flavour without GitHub:
+#   --build-arg S6_TARBALLS=s6-tarballs-context  (dist/s6/s6-overlay-{noarch,x86_64}.tar.xz from the
+#                                                  context, same sha256 checks; override the
+#                                                  S6_OVERLAY_*_SHA256 args for a local s6 build)
 # The *_FROM arguments name stages of this file; BuildKit (required: DOCKER_BUILDKIT=1) builds
 # only the stages the target needs, where the classic builder would build them all.
 
@@ -16,6 +20,7 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG SHIM_FROM=builder
 ARG VENV_FROM=venv-pypi
 ARG S6_FROM=s6-overlay
+ARG S6_TARBALLS=s6-tarballs-download
 
 FROM ${RUST_IMAGE} AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -60,27 +65,54 @@ RUN python3 -m venv /opt/hermes/.venv \
 
 FROM ${VENV_FROM} AS venv
 
-# s6-overlay, pinned by version and by the published sha256 of each tarball.
-FROM runtime-base AS s6-overlay-download
+# s6-overlay's two release tarballs (noarch, and the one for this architecture), as
+# /tmp/s6/noarch.tar.xz and /tmp/s6/arch.tar.xz, from one of two sources: the release download,
+# or (S6_TARBALLS=s6-tarballs-context) the release file names in the build context's dist/s6/,
+# for air-gapped builds. Either way they are checked against the same sha256 build args below.
+FROM runtime-base AS s6-tarballs-download
 ARG S6_OVERLAY_VERSION=3.2.3.2
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /tmp/s6
+RUN arch="$(uname -m)" \
+    && url="https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}" \
+    && curl -fsSLo noarch.tar.xz "${url}/s6-overlay-noarch.tar.xz" \
+    && curl -fsSLo arch.tar.xz "${url}/s6-overlay-${arch}.tar.xz"
+
+FROM runtime-base AS s6-tarballs-context
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY dist/s6/ /tmp/s6/dist/
+WORKDIR /tmp/s6
+RUN mv "dist/s6-overlay-noarch.tar.xz" noarch.tar.xz \
+    && mv "dist/s6-overlay-$(uname -m).tar.xz" arch.tar.xz \
+    && rm -rf dist
+
+FROM ${S6_TARBALLS} AS s6-tarballs
+
+# One verification and one extraction for both sources. The pins default to the published
+# sha256 of the 3.2.3.2 release assets; a mirror of the release passes as is, a local build of
+# s6-overlay passes its own sums.
+FROM s6-tarballs AS s6-overlay-root
 ARG S6_OVERLAY_NOARCH_SHA256=5379750ed30a84bbd2e2dd74847ba6b5bd29cd0b2e3ea2ec58049b57eb2eda12
 ARG S6_OVERLAY_X86_64_SHA256=e6befcc96a437a3831386ecfc51808c5d3e939dc5fe3c02ae9284599e8aa2408
 ARG S6_OVERLAY_AARCH64_SHA256=b17f17a82e7a515c682a91edaf2ffdabb73f891981b6c1fd712115693a2f8b4c
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends curl xz-utils \
-    && rm -rf /var/lib/apt/lists/*
+RUN if ! command -v xz >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends xz-utils \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /tmp/s6
 # The architecture of the stage itself, so an unset TARGETARCH can never pick the wrong /init.
-RUN case "$(dpkg --print-architecture)" in \
-        amd64) arch=x86_64; arch_sha="${S6_OVERLAY_X86_64_SHA256}" ;; \
-        arm64) arch=aarch64; arch_sha="${S6_OVERLAY_AARCH64_SHA256}" ;; \
-        *) echo "no pinned s6-overlay for $(dpkg --print-architecture)" >&2; exit 1 ;; \
+RUN case "$(uname -m)" in \
+        x86_64) arch_sha="${S6_OVERLAY_X86_64_SHA256}" ;; \
+        aarch64) arch_sha="${S6_OVERLAY_AARCH64_SHA256}" ;; \
+        *) echo "no pinned s6-overlay for $(uname -m)" >&2; exit 1 ;; \
     esac \
-    && url="https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}" \
-    && curl -fsSLo noarch.tar.xz "${url}/s6-overlay-noarch.tar.xz" \
-    && curl -fsSLo arch.tar.xz "${url}/s6-overlay-${arch}.tar.xz" \
     && printf '%s  noarch.tar.xz\n%s  arch.tar.xz\n' "${S6_OVERLAY_NOARCH_SHA256}" "${arch_sha}" \
         | sha256sum -c - \
     && mkdir /s6root \
@@ -90,7 +122,7 @@ RUN case "$(dpkg --print-architecture)" in \
 # The two bases the image can start from; s6-overlay goes in first so that the tree this
 # repository ships is laid over it, never the other way round.
 FROM runtime-base AS s6-overlay
-COPY --from=s6-overlay-download /s6root/ /
+COPY --from=s6-overlay-root /s6root/ /
 
 FROM runtime-base AS no-s6-overlay
 
