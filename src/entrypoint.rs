@@ -1,9 +1,11 @@
 //! The `entrypoint` applet: the container's main program.
 //!
-//! As root it repairs `$HERMES_HOME` once per container start (unless s6-overlay's oneshot
-//! already did, which it knows because s6-svscan is PID 1), then runs the chosen program as the
-//! hermes user through the same verified drop as the shim. The program replaces this process,
-//! so its exit code and signals are the container's.
+//! As root it repairs `$HERMES_HOME` once per container start (unless a start-up repair already
+//! ran in this start, which it knows from the record that repair left, see [`crate::record`]),
+//! then runs the chosen program as the hermes user through the same verified drop as the shim.
+//! Under an init (s6-overlay's `/init`, `docker run --init`) the program replaces this process;
+//! as PID 1 without one, this process stays a minimal init for it ([`crate::init`]). Either way
+//! the program's exit code is the container's.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
@@ -12,7 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use crate::{fix, shim, sys};
+use crate::shim::{Launch, Prepared};
+use crate::sys::process;
+use crate::{fix, record, shim, sys};
 
 /// What the container runs, from its arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,16 +59,6 @@ fn executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// True when s6-overlay runs this container (its oneshot has already repaired ownership).
-fn under_s6() -> bool {
-    std::fs::read("/proc/1/comm").is_ok_and(|c| is_s6_svscan(&c))
-}
-
-/// Whether a /proc/PID/comm value names s6-overlay's PID 1 (the supervision tree's root).
-fn is_s6_svscan(comm: &[u8]) -> bool {
-    comm.trim_ascii_end() == b"s6-svscan"
-}
-
 /// Runs the applet; returns only when the program could not be started.
 pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     let path_var = std::env::var_os("PATH");
@@ -88,14 +82,27 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
         say!("{msg}");
         return code;
     }
+    let how = if process::is_pid1() {
+        Launch::Supervise
+    } else {
+        Launch::Exec
+    };
     let (ruid, ..) = sys::caller_ids();
     if ruid != 0 {
-        return shim::exec(&program, rest, None);
+        return how.start(&Prepared::new(&program, rest, None));
     }
-    if !under_s6() {
-        repair_once();
+    match record::this_start() {
+        Some(code) => say!(
+            "hermes-shim entrypoint: the start-up repair already ran in this container start (exit {code}); not repairing again"
+        ),
+        None => {
+            say!(
+                "hermes-shim entrypoint: no start-up repair has run in this container start; repairing now"
+            );
+            repair_once();
+        }
     }
-    shim::run_as_target(&program, rest)
+    shim::run_as_target(&program, rest, how)
 }
 
 /// The start-up repair (`boot`: remap, then sweep) for containers without s6-overlay, run as a
@@ -129,21 +136,6 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn s6_is_recognised_by_pid_1_comm() {
-        assert!(is_s6_svscan(b"s6-svscan\n"));
-        for other in [
-            &b"docker-init\n"[..],
-            b"hermes-shim\n",
-            b"sh\n",
-            b"s6-svscanctl\n",
-            b"",
-            b"init\n",
-        ] {
-            assert!(!is_s6_svscan(other), "{:?}", String::from_utf8_lossy(other));
-        }
     }
 
     #[test]

@@ -17,7 +17,9 @@ macro_rules! say {
 mod cli;
 mod entrypoint;
 mod fix;
+mod init;
 mod policy;
+mod record;
 mod remap;
 mod shim;
 #[allow(unsafe_code)]

@@ -12,9 +12,9 @@
 use std::io::Write;
 
 use crate::cli::{FixOptions, WalkChoice};
-use crate::fix;
 use crate::policy::Previous;
 use crate::users::{self, UserSpec};
+use crate::{fix, record};
 
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
@@ -225,7 +225,13 @@ pub fn run() -> u8 {
     {
         say!("{PREFIX}: cannot remove {MARKER}: {e}");
     }
-    if refused { fix::EXIT_REFUSED } else { code }
+    let code = if refused { fix::EXIT_REFUSED } else { code };
+    if let Err(e) = record::write(code) {
+        say!(
+            "{PREFIX}: cannot record this repair in /run/hermes-shim ({e}); the entrypoint will repair again"
+        );
+    }
+    code
 }
 
 /// Applies the remap the environment asks for; returns the ids the user's files move from

@@ -199,42 +199,88 @@ fn cstring(s: &OsStr) -> CString {
     CString::new(s.as_bytes()).expect("no NUL inside an argument")
 }
 
-/// Execs `path` with `args` (argv[0] is `path`), as the current user; with `as_user`, HOME,
-/// USER and LOGNAME describe that user. Returns the exit code only when exec failed.
-pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    if let Some(t) = as_user {
-        env.retain(|(k, _)| !matches!(k.as_bytes(), b"HOME" | b"USER" | b"LOGNAME"));
-        env.push(("HOME".into(), t.home.clone().into()));
-        if let Some(n) = &t.name {
-            env.push(("USER".into(), n.into()));
-            env.push(("LOGNAME".into(), n.into()));
+/// A program ready to exec: argv and environment built up front, so that a forked child only
+/// execs (see [`Launch::Supervise`]).
+pub struct Prepared {
+    path: PathBuf,
+    prog: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Prepared {
+    /// `path` with `args` (argv[0] is `path`), in this process's environment; with `as_user`,
+    /// HOME, USER and LOGNAME describe that user.
+    pub fn new(path: &Path, args: &[OsString], as_user: Option<&Target>) -> Prepared {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        if let Some(t) = as_user {
+            env.retain(|(k, _)| !matches!(k.as_bytes(), b"HOME" | b"USER" | b"LOGNAME"));
+            env.push(("HOME".into(), t.home.clone().into()));
+            if let Some(n) = &t.name {
+                env.push(("USER".into(), n.into()));
+                env.push(("LOGNAME".into(), n.into()));
+            }
+        }
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstring(&kv)
+            })
+            .collect();
+        let prog = cstring(path.as_os_str());
+        let argv = std::iter::once(prog.clone())
+            .chain(args.iter().map(|a| cstring(a)))
+            .collect();
+        Prepared {
+            path: path.to_path_buf(),
+            prog,
+            argv,
+            envp,
         }
     }
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| {
-            let mut kv = k.clone();
-            kv.push("=");
-            kv.push(v);
-            cstring(&kv)
-        })
-        .collect();
-    let prog = cstring(path.as_os_str());
-    let argv: Vec<CString> = std::iter::once(prog.clone())
-        .chain(args.iter().map(|a| cstring(a)))
-        .collect();
-    if let Err(e) = sys::reset_signals() {
-        say!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
-        return EXIT_REFUSED;
+
+    /// Execs the program as the current user; returns the exit code only when exec failed.
+    pub fn exec(&self) -> u8 {
+        if let Err(e) = sys::reset_signals() {
+            say!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
+            return EXIT_REFUSED;
+        }
+        let e = sys::exec(&self.prog, &self.argv, &self.envp);
+        say!(
+            "hermes-shim: cannot execute {}: {} — check the file and its interpreter",
+            self.path.display(),
+            e.desc()
+        );
+        EXIT_NOT_FOUND
     }
-    let e = sys::exec(&prog, &argv, &envp);
-    say!(
-        "hermes-shim: cannot execute {}: {} — check the file and its interpreter",
-        path.display(),
-        e.desc()
-    );
-    EXIT_NOT_FOUND
+}
+
+/// Execs `path` with `args` as the current user (see [`Prepared::new`]). Returns the exit code
+/// only when exec failed.
+pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
+    Prepared::new(path, args, as_user).exec()
+}
+
+/// How the program is started once this process is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// Exec it in this process (same PID, its own exit code and signals).
+    Exec,
+    /// Stay as PID 1 and run it in a child (see [`crate::init`]).
+    Supervise,
+}
+
+impl Launch {
+    /// Starts `p` this way; returns only with an exit code.
+    pub fn start(self, p: &Prepared) -> u8 {
+        match self {
+            Launch::Exec => p.exec(),
+            Launch::Supervise => crate::init::supervise(|| p.exec()),
+        }
+    }
 }
 
 /// The shim applet: runs the real program for `name` with `args`, dropping root first.
@@ -250,11 +296,11 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
     if ruid != 0 || policy::opt_out(std::env::var("HERMES_DOCKER_EXEC_AS_ROOT").ok().as_deref()) {
         return exec(&path, args, None);
     }
-    run_as_target(&path, args)
+    run_as_target(&path, args, Launch::Exec)
 }
 
-/// Resolves the target user, drops to it and execs `path`; every failure refuses with 126.
-pub fn run_as_target(path: &Path, args: &[OsString]) -> u8 {
+/// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
+pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
     let spec = match users::spec_from(None) {
         Ok(s) => s,
         Err(e) => {
@@ -268,7 +314,9 @@ pub fn run_as_target(path: &Path, args: &[OsString]) -> u8 {
         Ok(t) => t,
         Err(e) => return refuse(&spec.to_string(), &e.to_string()),
     };
-    drop_then(&mut sys::Linux, &target, || exec(path, args, Some(&target)))
+    drop_then(&mut sys::Linux, &target, || {
+        how.start(&Prepared::new(path, args, Some(&target)))
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! double while root integration tests prove the real calls.
 
 pub mod fs;
+pub mod process;
 
 use std::ffi::CString;
 

@@ -1,0 +1,158 @@
+//! The record a start-up repair (`boot`) leaves for the container start it ran in.
+//!
+//! The entrypoint skips its own repair only on evidence that one already ran in this very start
+//! (s6-overlay's oneshot, a cont-init.d hook), never on a guess such as PID 1's name: if the
+//! oneshot is ever lost, the entrypoint repairs instead. A container start is named by the
+//! kernel's boot id and PID 1's start time, so a record left in a `/run` that outlives
+//! `docker restart` (it is not a tmpfs under Docker) never passes for a new start.
+//!
+//! Threat model: the record lives in a root-owned directory under `/run` that the hermes user
+//! cannot write, so the agent cannot forge one to switch the repair off; a directory that is not
+//! root's alone is neither trusted nor written.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+const DIR: &str = "/run/hermes-shim";
+const FILE: &str = "/run/hermes-shim/boot";
+
+/// One container start: the kernel's boot id and PID 1's start time (clock ticks since boot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartId {
+    boot_id: String,
+    pid1_start: u64,
+}
+
+impl StartId {
+    /// This container start, from /proc; `None` where /proc does not tell.
+    pub fn current() -> Option<StartId> {
+        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let stat = fs::read_to_string("/proc/1/stat").ok()?;
+        Some(StartId {
+            boot_id: boot_id.trim().to_string(),
+            pid1_start: start_time(&stat)?,
+        })
+    }
+}
+
+/// Field 22 (`starttime`) of a /proc/PID/stat line. The command name (field 2) may hold spaces
+/// and parentheses, so the fields are counted from the last `)`.
+fn start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+fn line(id: &StartId, code: u8) -> String {
+    format!("{} {} {code}\n", id.boot_id, id.pid1_start)
+}
+
+/// The exit code recorded for `id`, if the record is of that start.
+fn parse(text: &str, id: &StartId) -> Option<u8> {
+    let mut f = text.split_ascii_whitespace();
+    let (boot, start, code) = (f.next()?, f.next()?, f.next()?);
+    if f.next().is_some() || boot != id.boot_id || start.parse::<u64>().ok()? != id.pid1_start {
+        return None;
+    }
+    code.parse().ok()
+}
+
+/// True when `dir` is a directory only root can write (not a symlink, owned by uid 0, no
+/// group or other write bit).
+fn roots_alone(dir: &Path) -> bool {
+    fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
+/// Records that the start-up repair ran in this start and ended with `code`.
+pub fn write(code: u8) -> io::Result<()> {
+    let id =
+        StartId::current().ok_or_else(|| io::Error::other("/proc does not name this start"))?;
+    match fs::DirBuilder::new().mode(0o755).create(DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    if !roots_alone(Path::new(DIR)) {
+        return Err(io::Error::other(format!(
+            "{DIR} is not a directory that only root can write"
+        )));
+    }
+    let tmp = format!("{FILE}.new");
+    let _ = fs::remove_file(&tmp);
+    let result = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(line(&id, code).as_bytes()))
+        .and_then(|()| fs::rename(&tmp, FILE));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The exit code of the start-up repair that ran in this start, if one did.
+pub fn this_start() -> Option<u8> {
+    let id = StartId::current()?;
+    if !roots_alone(Path::new(DIR)) {
+        return None;
+    }
+    let f = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(FILE)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.uid() != 0 {
+        return None;
+    }
+    parse(&io::read_to_string(f).ok()?, &id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_even_with_odd_command_names() {
+        let tail = "S 0 1 1 0 -1 4194560 1209 0 0 0 3 2 0 0 20 0 1 0 987654 1200000 300";
+        assert_eq!(start_time(&format!("1 (s6-svscan) {tail}")), Some(987_654));
+        assert_eq!(start_time(&format!("1 (a) b) (c) {tail}")), Some(987_654));
+        assert_eq!(start_time(&format!("1 (x y z) {tail}")), Some(987_654));
+        assert_eq!(start_time("1 (short) S 0"), None);
+        assert_eq!(start_time("no parenthesis"), None);
+    }
+
+    #[test]
+    fn a_record_counts_only_for_its_own_start() {
+        let id = StartId {
+            boot_id: "b-1".into(),
+            pid1_start: 42,
+        };
+        assert_eq!(parse(&line(&id, 0), &id), Some(0));
+        assert_eq!(parse(&line(&id, 2), &id), Some(2));
+        let restarted = StartId {
+            pid1_start: 43,
+            ..id.clone()
+        };
+        assert_eq!(parse(&line(&id, 0), &restarted), None, "docker restart");
+        let rebooted = StartId {
+            boot_id: "b-2".into(),
+            ..id.clone()
+        };
+        assert_eq!(parse(&line(&id, 0), &rebooted), None, "host reboot");
+        for bad in [
+            "",
+            "b-1",
+            "b-1 42",
+            "b-1 42 x",
+            "b-1 42 0 extra",
+            "b-1 -42 0",
+        ] {
+            assert_eq!(parse(bad, &id), None, "{bad:?}");
+        }
+    }
+}
