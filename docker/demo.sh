@@ -2,10 +2,22 @@
 # The demo: build the image offline, start a container, show that a root `docker exec ... hermes`
 # leaves hermes-owned files, plant the root-owned damage an unshimmed image gets, restart the
 # container and show it healed. Cleans up its container and volume. Needs root.
+# It shows the production flavour (s6-overlay's /init as PID 1) when s6-overlay's release
+# tarballs are at hand (HERMES_SHIM_S6_TARBALLS, else ../shared/s6-overlay beside the checkout),
+# and the flavour without s6-overlay otherwise.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
+if [ -z "${HERMES_SHIM_S6_TARBALLS:-}" ] && [ -d "$REPO/../shared/s6-overlay" ]; then
+    HERMES_SHIM_S6_TARBALLS=$(cd "$REPO/../shared/s6-overlay" && pwd)
+fi
+if [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
+    export HERMES_SHIM_FLAVOUR=s6 HERMES_SHIM_S6_TARBALLS
+    IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}"
+else
+    export HERMES_SHIM_FLAVOUR=no-s6
+    IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
+fi
 NAME="hermes-shim-demo-$$"
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -42,6 +54,7 @@ state() {
 }
 
 wait_main
+say "0. $IMAGE: PID 1 is $(docker exec "$NAME" cat /proc/1/comm) (flavour $HERMES_SHIM_FLAVOUR)"
 say "1. as root: docker exec $NAME hermes config set model.default demo"
 docker exec "$NAME" hermes config set model.default demo >/dev/null
 say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml): the shim ran hermes as the hermes user"

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Container tests in the real engine: builds the image offline (docker/build-image.sh), then
 # checks the docker-exec contract, self-heal on start, manual repair (openat2 and, under a
-# seccomp profile that denies openat2, the fallback walk) and the main-program table.
-# The offline image has no s6-overlay, so the entrypoint applet does the start-up repair itself.
-# The checks are written to hold for an s6-overlay image too (HERMES_SHIM_IMAGE=...
-# HERMES_SHIM_SKIP_BUILD=1), but s6-overlay itself (with-contenv, the oneshot's ordering, the
-# s6-svscan detection) cannot be exercised here: its tarballs cannot be fetched offline.
+# seccomp profile that denies openat2, the fallback walk), the main-program table, the
+# container's environment and working directory, and PID 1's duties.
+# HERMES_SHIM_FLAVOUR picks the image: no-s6 (default; the entrypoint applet is PID 1 and
+# repairs itself) or s6 (production: s6-overlay's /init, its oneshot repairs; needs the release
+# tarballs in HERMES_SHIM_S6_TARBALLS, see docker/build-image.sh). Every check runs on both,
+# plus the ones only one flavour has (s6-svscan, the oneshot's order; reaping, SIGTERM as PID 1).
 # Needs root and a running Docker engine: skips with a reason otherwise, fails when $CI is set.
 # Ends with `N passed, N failed`; exits non-zero on any failure.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
-TAG="hermes-shim-ct-$$"
+FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
+case "$FLAVOUR" in
+    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}" ;;
+    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}" ;;
+    *) echo "HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
+esac
+TAG="hermes-shim-ct-$FLAVOUR-$$"
 WORK=""
 HERMES_UID=10000
 
@@ -144,6 +150,10 @@ summaries() {
 json_field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
 
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (it drives the Docker engine and chattr)"
+if [ "$FLAVOUR" = s6 ] && [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ] &&
+    ! [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
+    skip_all "the s6 flavour needs s6-overlay's release tarballs, and there is no network to fetch them: set HERMES_SHIM_S6_TARBALLS to a directory holding them (.ci/run uses ../shared/s6-overlay)"
+fi
 command -v docker >/dev/null 2>&1 || skip_all "no docker client (run tests/setup-host.sh)"
 docker info >/dev/null 2>&1 || skip_all "Docker engine not reachable (run tests/setup-host.sh)"
 
@@ -182,6 +192,7 @@ cat >"$WORK/seccomp-no-openat2.json" <<'EOF'
 }
 EOF
 
+echo "# flavour $FLAVOUR ($IMAGE)"
 echo "# docker-exec contract"
 start exec "${FAKE[@]}" -- sleep infinity
 C="$TAG-exec"
@@ -424,6 +435,92 @@ check "sleep infinity: no capabilities left" 0000000000000000 \
         [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
         sed -n "s/^CapEff:\t//p" "$p/status"
       done')"
+
+echo "# the container's environment and working directory"
+printf 'FROM_FILE=from-env-file\n' >"$WORK/env-file"
+# shellcheck disable=SC2016 # expanded in the container
+check "the main program sees the container's environment (ENV, -e, --env-file)" \
+    "/opt/data sk-test from-env-file" \
+    "$(run_main -e OPENAI_API_KEY=sk-test --env-file "$WORK/env-file" "$IMAGE" \
+        sh -c 'echo "$HERMES_HOME $OPENAI_API_KEY $FROM_FILE"')"
+# shellcheck disable=SC2016 # expanded in the container
+check "HERMES_SHIM_USER=4321 reaches the main program's drop" 4321:4321 \
+    "$(run_main -e HERMES_SHIM_USER=4321 "$IMAGE" sh -c 'echo "$(id -u):$(id -g)"')"
+check "hermes run by the main program writes \$HERMES_HOME/config.yaml, not ~/.hermes" "/opt/data/config.yaml" \
+    "$(run_main "$IMAGE" bash -c 'hermes config set model.default x >/dev/null 2>&1; ls -d /opt/data/config.yaml /opt/data/.hermes 2>/dev/null')"
+check "docker run -w /tmp: the main program starts in /tmp" /tmp "$(run_main -w /tmp "$IMAGE" pwd)"
+out=$(dk run --rm "$IMAGE" true 2>&1)
+if [ "$FLAVOUR" = s6 ]; then
+    check_contains "the entrypoint says the oneshot already repaired" \
+        "hermes-shim entrypoint: the start-up repair already ran in this container start (exit 0); not repairing again" "$out"
+else
+    check_contains "the entrypoint says it repairs itself" \
+        "hermes-shim entrypoint: no start-up repair has run in this container start; repairing now" "$out"
+fi
+
+# docker stop: the exit code says whether the program ended by SIGTERM (143) or the engine had
+# to SIGKILL it after the grace time (137).
+stop_code() {
+    dk stop -t 10 "$1" >/dev/null
+    docker inspect -f '{{.State.ExitCode}}' "$1"
+}
+
+if [ "$FLAVOUR" = s6 ]; then
+    echo "# s6-overlay's /init"
+    start s6 -- sleep infinity
+    S6C="$TAG-s6"
+    wait_main "$S6C" || not_ok "s6 container reaches its main program"
+    check "PID 1 is s6-svscan" s6-svscan "$(docker exec "$S6C" cat /proc/1/comm 2>&1)"
+    t_stop=$(date +%s%N)
+    code=$(stop_code "$S6C")
+    echo "# docker stop took $((($(date +%s%N) - t_stop) / 1000000)) ms"
+    case "$code" in
+        137) not_ok "docker stop ends the s6 container without SIGKILL: exit 137" ;;
+        *) ok "docker stop ends the s6 container without SIGKILL (exit $code)" ;;
+    esac
+
+    # Root damage in a volume before the start; the main program counts what it still sees.
+    volume order
+    dk run --rm --entrypoint sh -v "$TAG-order:/opt/data" "$IMAGE" -c \
+        'touch /opt/data/root-file && mkdir -m 0700 /opt/data/root-dir && touch /opt/data/root-dir/f' ||
+        not_ok "plant root damage in a volume"
+    start order -v "$TAG-order:/opt/data" -- sh -c \
+        'find /opt/data \( -user 0 -o -group 0 \) -print | wc -l >/tmp/root-at-start; exec sleep infinity'
+    wait_main "$TAG-order" || not_ok "order container reaches its main program"
+    check "the oneshot ran before the main program: 0 root-owned entries at its start" 0 \
+        "$(docker exec "$TAG-order" cat /tmp/root-at-start 2>&1)"
+    check "exactly one sweep in that start" 1 "$(summaries "$TAG-order" 1)"
+
+    out=$(dk run --rm --entrypoint sh "$IMAGE" -c \
+        'rm /etc/s6-overlay/user-bundles.d/user/contents.d/hermes-fix-ownership && exec /opt/hermes/entrypoint.sh true' 2>&1)
+    check_contains "oneshot removed from the bundle: the entrypoint repairs itself" \
+        "no start-up repair has run in this container start; repairing now" "$out"
+    check "oneshot removed from the bundle: still exactly one sweep" 1 \
+        "$(grep -cE '^hermes-shim fix-ownership: /opt/data: changed' <<<"$out")"
+
+    out=$(dk run --rm -e HERMES_HOME=/etc -e S6_BEHAVIOUR_IF_STAGE2_FAILS=1 "$IMAGE" echo MAIN-PROGRAM-RAN 2>&1)
+    check_contains "S6_BEHAVIOUR_IF_STAGE2_FAILS=1, refused sweep: the main program starts" MAIN-PROGRAM-RAN "$out"
+    check_contains "S6_BEHAVIOUR_IF_STAGE2_FAILS=1, refused sweep: a WARNING says so" WARNING "$out"
+    out=$(dk run --rm -e HERMES_HOME=/etc -e S6_BEHAVIOUR_IF_STAGE2_FAILS=2 "$IMAGE" echo MAIN-PROGRAM-RAN 2>&1)
+    rc=$?
+    check_lacks "S6_BEHAVIOUR_IF_STAGE2_FAILS=2, refused sweep: the main program never runs" MAIN-PROGRAM-RAN "$out"
+    check "S6_BEHAVIOUR_IF_STAGE2_FAILS=2, refused sweep: the container fails" 1 "$([ "$rc" -ne 0 ] && echo 1 || echo 0)"
+else
+    echo "# PID 1 without an init"
+    # Backgrounded from subshells that exit at once, the sleeps become orphans of PID 1.
+    start reap -- bash -c '(sleep 0.2 &); (sleep 0.1 &); exec sleep infinity'
+    RP="$TAG-reap"
+    wait_main "$RP" || not_ok "reap container reaches its main program"
+    sleep 1
+    check "orphans are reaped: no zombie left" "" \
+        "$(docker exec "$RP" sh -c 'for p in /proc/[0-9]*/stat; do awk "\$3 == \"Z\" { print \$2 }" "$p"; done' 2>&1)"
+    check "PID 1 is the entrypoint, dropped to hermes" "hermes-shim $HERMES_UID" \
+        "$(docker exec "$RP" sh -c 'echo "$(cat /proc/1/comm) $(awk "/^Uid:/ { print \$3 }" /proc/1/status)"')"
+    check "docker stop: the program ends by SIGTERM (143), not SIGKILL (137)" 143 "$(stop_code "$RP")"
+    start reapuser --user hermes -- sleep infinity
+    wait_main "$TAG-reapuser" || not_ok "--user hermes container reaches its main program"
+    check "docker run --user hermes, docker stop: ends by SIGTERM (143)" 143 "$(stop_code "$TAG-reapuser")"
+fi
 
 echo "# container tests took $(($(date +%s) - t0)) s (image build not included)"
 echo "$passed passed, $failed failed"

@@ -112,7 +112,7 @@ fn lint(root: &Path) -> Vec<String> {
 
     if root.join("s6-rc.d/user").exists() && root.join("user-bundles.d/user").exists() {
         problems.push(
-            "both s6-rc.d/user and user-bundles.d/user exist (3.2.3.2 uses only user-bundles.d)"
+            "both s6-rc.d/user and user-bundles.d/user exist (3.2.3.2 then takes s6-rc.d/user and ignores user-bundles.d: what is listed there never starts)"
                 .to_string(),
         );
     }
