@@ -36,6 +36,8 @@ pub enum Step {
     SetUid,
     Verify,
     RegainRoot,
+    CloseFds,
+    GuardTerminal,
 }
 
 impl Step {
@@ -46,6 +48,8 @@ impl Step {
             Step::SetUid => "setresuid",
             Step::Verify => "verifying the new ids",
             Step::RegainRoot => "setuid(0) still succeeds after the drop",
+            Step::CloseFds => "closing inherited descriptors",
+            Step::GuardTerminal => "installing the seccomp filter against terminal injection",
         }
     }
 }
@@ -58,7 +62,7 @@ pub struct DropError {
 }
 
 /// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
-/// then verifies. Groups and gid go first because they need privilege that the uid change
+/// then verifies, then closes inherited descriptors and installs the terminal guard. Groups and gid go first because they need privilege that the uid change
 /// takes away; the verification catches a kernel, seccomp filter or user namespace that
 /// reported success without doing the work.
 pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropError> {
@@ -102,6 +106,11 @@ pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropE
             detail: "the drop is reversible".into(),
         });
     }
+    // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`)
+    // and the power to type into root's terminal.
+    p.close_fds().map_err(|e| fail(Step::CloseFds, e))?;
+    p.guard_terminal()
+        .map_err(|e| fail(Step::GuardTerminal, e))?;
     Ok(())
 }
 
@@ -392,6 +401,12 @@ mod tests {
                 Err(Errno::EPERM)
             }
         }
+        fn close_fds(&mut self) -> Result<(), Errno> {
+            self.step("close fds")
+        }
+        fn guard_terminal(&mut self) -> Result<(), Errno> {
+            self.step("seccomp")
+        }
     }
 
     fn target() -> Target {
@@ -419,7 +434,14 @@ mod tests {
         assert_eq!(run_with(&mut r), (0, true));
         assert_eq!(
             r.calls,
-            ["setgroups", "setresgid", "setresuid", "setuid(0)"]
+            [
+                "setgroups",
+                "setresgid",
+                "setresuid",
+                "setuid(0)",
+                "close fds",
+                "seccomp"
+            ]
         );
         assert_eq!(
             (r.groups.clone(), r.gid, r.uid),
@@ -434,6 +456,27 @@ mod tests {
             ("setresgid", &["setgroups", "setresgid"][..]),
             ("setresuid", &["setgroups", "setresgid", "setresuid"][..]),
             ("current", &["setgroups", "setresgid", "setresuid"][..]),
+            (
+                "close fds",
+                &[
+                    "setgroups",
+                    "setresgid",
+                    "setresuid",
+                    "setuid(0)",
+                    "close fds",
+                ][..],
+            ),
+            (
+                "seccomp",
+                &[
+                    "setgroups",
+                    "setresgid",
+                    "setresuid",
+                    "setuid(0)",
+                    "close fds",
+                    "seccomp",
+                ][..],
+            ),
         ] {
             let mut r = Recorder {
                 fail: Some(fail),

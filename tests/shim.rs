@@ -1003,3 +1003,266 @@ fn sigpipe_default_and_empty_mask_in_child() {
         assert_eq!(r.mask("SigBlk"), 0, "{what}: signal mask not empty");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What root's session must not hand the dropped program: descriptors, and root's terminal
+// ---------------------------------------------------------------------------------------------
+
+/// Reports the probe's open descriptors (one `ls` with no pipeline, whose pipes would show),
+/// and whether fd 3 can be read.
+const FD_PROBE: &str = r#"ls "/proc/$$/fd" > "$out/fds"
+env > "$out/env"
+if cat <&3 > "$out/fd3" 2>/dev/null; then echo readable > "$out/fd3-read"; fi
+cat "/proc/$$/status" > "$out/status"
+echo ran > "$out/ran"
+"#;
+
+/// `sh -c 'exec 3<SECRET 7<SECRET; exec SHIM'`: root's shell hands the shim two open files.
+fn with_open_secret(sb: &Sandbox, secret: &Path, shim: &Path, env: &[(&str, &str)]) -> Outcome {
+    let argv = [
+        os("/bin/sh"),
+        os("-c"),
+        os(r#"exec 3<"$1" 7<"$1"; exec "$2""#),
+        os("sh"),
+        secret.as_os_str().to_owned(),
+        shim.as_os_str().to_owned(),
+    ];
+    let mut cmd = sb.command(&argv);
+    cmd.envs(env.iter().copied());
+    sb.run(cmd)
+}
+
+#[test]
+fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
+    if !common::require_root("descriptors_above_2_are_closed_after_the_drop_and_only_then") {
+        return;
+    }
+    let sb = Sandbox::new("fds");
+    sb.program("hermes", FD_PROBE);
+    let secret = sb.path("shadow");
+    fs::write(&secret, "root:$6$secret:19000:0:99999:7:::\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let o = with_open_secret(&sb, &secret, &sb.link("hermes"), &[]);
+    let r = sb.report(&o, "dropped");
+    assert_dropped_to_hermes(&r, "dropped");
+    // What the shell itself opens (dash keeps its script on fd 10) may be listed too; the two
+    // files root's shell handed over must not.
+    let has = |fds: &str, fd: &str| fds.lines().any(|f| f == fd);
+    let fds = sb.read_out("fds");
+    assert!(!has(&fds, "3") && !has(&fds, "7"), "dropped: fds {fds:?}");
+    assert!(
+        !sb.out().join("fd3-read").exists(),
+        "dropped: the program read root's file through fd 3"
+    );
+    assert_eq!(r.field("NoNewPrivs"), "1", "dropped: NoNewPrivs");
+    assert_eq!(r.field("Seccomp"), "2", "dropped: Seccomp (filter mode)");
+
+    // The opt-out is a plain exec: what root passes on is root's business.
+    let o = with_open_secret(
+        &sb,
+        &secret,
+        &sb.link("hermes"),
+        &[("HERMES_DOCKER_EXEC_AS_ROOT", "1")],
+    );
+    let r = sb.report(&o, "opt-out");
+    let fds = sb.read_out("fds");
+    assert!(has(&fds, "3") && has(&fds, "7"), "opt-out: fds {fds:?}");
+    assert_eq!(sb.read_out("fd3"), fs::read_to_string(&secret).unwrap());
+    assert_eq!(r.field("NoNewPrivs"), "0", "opt-out: NoNewPrivs");
+    assert_eq!(r.field("Seccomp"), "0", "opt-out: Seccomp");
+}
+
+/// Drives an interactive root `sh -i` on a fresh pty, as `docker exec -it c sh` gives one:
+/// each step types a line, waits (reading the terminal meanwhile), resizes the window or sends
+/// Ctrl-C. Writes the whole terminal transcript to argv[1].
+const PTY_DRIVER: &str = r#"import fcntl, os, pty, select, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/sh", ["sh", "-i"])
+seen = bytearray()
+def drain(secs):
+    end = time.time() + secs
+    while True:
+        left = end - time.time()
+        if left <= 0:
+            return
+        if select.select([fd], [], [], left)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            seen.extend(data)
+for step in sys.argv[2:]:
+    kind, _, arg = step.partition(":")
+    if kind == "type":
+        os.write(fd, arg.encode() + b"\n")
+    elif kind == "wait":
+        drain(float(arg))
+    elif kind == "winsize":
+        rows, cols = (int(n) for n in arg.split("x"))
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    elif kind == "intr":
+        os.write(fd, b"\x03")
+os.write(fd, b"exit\n")
+drain(1.0)
+try:
+    os.kill(pid, 9)
+except ProcessLookupError:
+    pass
+os.waitpid(pid, 0)
+with open(sys.argv[1], "wb") as f:
+    f.write(seen)
+"#;
+
+/// The attacker, run as the program: it pushes a command into the terminal with TIOCSTI, and
+/// leaves a child that tries again a second after the program has exited, when root's shell is
+/// back at its prompt. Each attempt records what the kernel said.
+const INJECTOR: &str = r#"#!/usr/bin/python3
+import errno, fcntl, os, sys, termios, time
+out = sys.argv[1]
+def inject(tag):
+    try:
+        for b in ("id -u > %s/pwned-%s\n" % (out, tag)).encode():
+            fcntl.ioctl(0, termios.TIOCSTI, bytes([b]))
+        result = "injected"
+    except OSError as e:
+        result = errno.errorcode.get(e.errno, str(e.errno))
+    with open("%s/%s" % (out, tag), "w") as f:
+        f.write(result)
+if os.fork() == 0:
+    time.sleep(1.0)
+    inject("after")
+    os._exit(0)
+inject("during")
+"#;
+
+/// Runs the pty driver as root in the sandbox's namespace; returns the transcript.
+fn drive_pty(sb: &Sandbox, steps: &[String]) -> String {
+    let driver = sb.path("driver.py");
+    fs::write(&driver, PTY_DRIVER).unwrap();
+    let transcript = sb.path("transcript");
+    let mut argv = vec![
+        os("/usr/bin/python3"),
+        driver.into_os_string(),
+        transcript.clone().into_os_string(),
+    ];
+    argv.extend(steps.iter().map(OsString::from));
+    let o = sb.run(sb.command(&argv));
+    assert_eq!(o.status.code(), Some(0), "pty driver: {}", o.stderr);
+    String::from_utf8_lossy(&fs::read(&transcript).unwrap()).into_owned()
+}
+
+fn legacy_tiocsti() -> bool {
+    fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() == "1")
+}
+
+#[test]
+fn the_dropped_program_cannot_type_into_roots_terminal() {
+    if !common::require_root("the_dropped_program_cannot_type_into_roots_terminal")
+        || !common::require_tool(
+            "the_dropped_program_cannot_type_into_roots_terminal",
+            "python3",
+        )
+    {
+        return;
+    }
+    let sb = Sandbox::new("tiocsti");
+    common::write_program(&sb.real_dir().join("inject"), INJECTOR, 0o755);
+    let out = sb.out();
+    let run = |line: String| {
+        sb.reset_out();
+        let t = drive_pty(&sb, &[format!("type:{line}"), "wait:3".into()]);
+        let read = |name: &str| fs::read_to_string(out.join(name)).ok();
+        (
+            read("during"),
+            read("after"),
+            read("pwned-during"),
+            read("pwned-after"),
+            t,
+        )
+    };
+
+    // The attack is real here: the same program run as uid 10000 by setpriv, with no guard,
+    // gets root's shell to run its command (whenever the kernel still allows TIOCSTI at all).
+    if legacy_tiocsti() && common::require_tool("tiocsti control", "setpriv") {
+        let control = format!(
+            "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
+            sb.real_dir().join("inject").display(),
+            out.display()
+        );
+        let (during, _, pwned, _, t) = run(control);
+        assert_eq!(during.as_deref(), Some("injected"), "control: {t}");
+        assert_eq!(
+            pwned.as_deref().map(str::trim),
+            Some("0"),
+            "control: root's shell did not run the injected command; the test would prove nothing\n{t}"
+        );
+    }
+
+    let (during, after, pwned_during, pwned_after, t) =
+        run(format!("{} {}", sb.link("inject").display(), out.display()));
+    assert_eq!(during.as_deref(), Some("EPERM"), "during the run\n{t}");
+    assert_eq!(after.as_deref(), Some("EPERM"), "lingering child\n{t}");
+    assert_eq!(pwned_during, None, "root ran the program's command\n{t}");
+    assert_eq!(
+        pwned_after, None,
+        "root ran the lingering child's command\n{t}"
+    );
+}
+
+/// A program that uses the terminal as `hermes chat` does: reads a line, follows the window
+/// size, and is interrupted by Ctrl-C.
+const INTERACTIVE: &str = r#"#!/usr/bin/python3
+import fcntl, signal, struct, sys, termios, time
+out = sys.argv[1]
+def size():
+    rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+    return "%dx%d" % (rows, cols)
+def winch(*_):
+    with open(out + "/winsize", "w") as f:
+        f.write(size())
+signal.signal(signal.SIGWINCH, winch)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+print("READY", flush=True)
+line = sys.stdin.readline()
+with open(out + "/read", "w") as f:
+    f.write(line)
+print("WAITING", flush=True)
+time.sleep(30)
+with open(out + "/not-interrupted", "w") as f:
+    f.write("1")
+"#;
+
+#[test]
+fn interactive_use_still_works_after_the_drop() {
+    if !common::require_root("interactive_use_still_works_after_the_drop")
+        || !common::require_tool("interactive_use_still_works_after_the_drop", "python3")
+    {
+        return;
+    }
+    let sb = Sandbox::new("pty");
+    common::write_program(&sb.real_dir().join("chat"), INTERACTIVE, 0o755);
+    let t = drive_pty(
+        &sb,
+        &[
+            format!("type:{} {}", sb.link("chat").display(), sb.out().display()),
+            "wait:1.5".into(),
+            "type:hello from root".into(),
+            "wait:0.5".into(),
+            "winsize:40x100".into(),
+            "wait:0.5".into(),
+            "intr".into(),
+            "wait:0.5".into(),
+            "type:echo status=$?".into(),
+            "wait:0.5".into(),
+        ],
+    );
+    let read = |name: &str| fs::read_to_string(sb.out().join(name)).ok();
+    assert_eq!(read("read").as_deref(), Some("hello from root\n"), "{t}");
+    assert_eq!(read("winsize").as_deref(), Some("40x100"), "{t}");
+    assert_eq!(read("not-interrupted"), None, "Ctrl-C did not stop it\n{t}");
+    assert!(t.contains("status=130"), "not ended by SIGINT\n{t}");
+}

@@ -6,6 +6,7 @@
 //! double while root integration tests prove the real calls.
 
 pub mod fs;
+pub mod guard;
 pub mod process;
 
 use std::ffi::CString;
@@ -41,6 +42,11 @@ pub trait Privileges {
     fn regain_root(&mut self) -> Result<(), Errno>;
     /// Effective and permitted capability sets, or-ed together (capget); 0 after a real drop.
     fn capabilities(&self) -> Result<u64, Errno>;
+    /// Closes every descriptor above 2, so nothing root opened reaches the program.
+    fn close_fds(&mut self) -> Result<(), Errno>;
+    /// PR_SET_NO_NEW_PRIVS and the seccomp filter that keeps the program (and everything it
+    /// starts) from pushing input into root's terminal ([`guard`]).
+    fn guard_terminal(&mut self) -> Result<(), Errno>;
 }
 
 /// The real calls.
@@ -105,6 +111,12 @@ impl Privileges for Linux {
         Errno::result(rc)?;
         let set = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
         Ok(set(data[0].effective, data[1].effective) | set(data[0].permitted, data[1].permitted))
+    }
+    fn close_fds(&mut self) -> Result<(), Errno> {
+        guard::close_above_stderr()
+    }
+    fn guard_terminal(&mut self) -> Result<(), Errno> {
+        guard::deny_terminal_injection()
     }
 }
 

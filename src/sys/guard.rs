@@ -1,0 +1,232 @@
+//! What the dropped program must not inherit from root's session: open descriptors, and the
+//! ability to push input into root's terminal.
+//!
+//! After the drop the program still holds root's terminal (the `docker exec -it` pty). With
+//! `ioctl(TIOCSTI)` (and, on a virtual console, `TIOCLINUX`'s paste) any process on that
+//! terminal can queue bytes as if typed, and root's shell runs them once the program exits.
+//! The kernel allows it unless `dev.tty.legacy_tiocsti` is 0, which many hosts do not set. A
+//! seccomp filter, installed just before exec and inherited by every descendant, denies both
+//! requests with EPERM; it needs `PR_SET_NO_NEW_PRIVS`, which also keeps setuid programs from
+//! raising the agent's privileges. Interactive use is untouched: reading the terminal, job
+//! control, window size and signals do not go through these requests.
+
+use nix::errno::Errno;
+use nix::libc;
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+/// Offsets in `struct seccomp_data`: nr, arch, then the instruction pointer and six u64 args.
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+/// ioctl's request is an `unsigned int`: the kernel reads only the low 32 bits of the argument,
+/// so the filter must compare exactly those (the high half is whatever the caller left there;
+/// comparing all 64 bits is how such filters have been bypassed).
+#[cfg(target_endian = "little")]
+const ARG1_LOW: u32 = 16 + 8;
+#[cfg(target_endian = "big")]
+const ARG1_LOW: u32 = 16 + 8 + 4;
+
+/// The native architecture and its ioctl; the 32-bit compat one and its ioctl; and x32, which
+/// reaches the kernel as the native architecture with bit 30 set in the syscall number.
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    pub const NATIVE: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    pub const IOCTL: u32 = 16;
+    pub const IOCTL_X32: u32 = 0x4000_0000 | 514;
+    pub const COMPAT: u32 = 0x4000_0003; // AUDIT_ARCH_I386
+    pub const IOCTL_COMPAT: u32 = 54;
+}
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    pub const NATIVE: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    pub const IOCTL: u32 = 29;
+    pub const IOCTL_X32: u32 = IOCTL; // no such ABI: the same check twice
+    pub const COMPAT: u32 = 0x4000_0028; // AUDIT_ARCH_ARM
+    pub const IOCTL_COMPAT: u32 = 54;
+}
+
+pub const ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+pub const KILL_PROCESS: u32 = 0x8000_0000; // SECCOMP_RET_KILL_PROCESS
+pub const DENY: u32 = 0x0005_0000 | libc::EPERM as u32; // SECCOMP_RET_ERRNO | EPERM
+
+const fn ld(k: u32) -> Insn {
+    Insn {
+        code: LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+const fn jeq(k: u32, jt: u8, jf: u8) -> Insn {
+    Insn {
+        code: JEQ_K,
+        jt,
+        jf,
+        k,
+    }
+}
+const fn ret(k: u32) -> Insn {
+    Insn {
+        code: RET_K,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+/// The filter. Jumps are relative to the next instruction; the comments give the targets.
+pub const FILTER: [Insn; 16] = [
+    /* 0 */ ld(ARCH),
+    /* 1 */ jeq(arch::NATIVE, 0, 4), // 2 | 6
+    /* 2 */ ld(NR),
+    /* 3 */ jeq(arch::IOCTL, 6, 0), // 10 | 4
+    /* 4 */ jeq(arch::IOCTL_X32, 5, 0), // 10 | 5
+    /* 5 */ ret(ALLOW),
+    /* 6 */ jeq(arch::COMPAT, 0, 7), // 7 | 14
+    /* 7 */ ld(NR),
+    /* 8 */ jeq(arch::IOCTL_COMPAT, 1, 0), // 10 | 9
+    /* 9 */ ret(ALLOW),
+    /* 10 */ ld(ARG1_LOW),
+    /* 11 */ jeq(libc::TIOCSTI as u32, 3, 0), // 15 | 12
+    /* 12 */ jeq(libc::TIOCLINUX as u32, 2, 0), // 15 | 13
+    /* 13 */ ret(ALLOW),
+    // No other architecture can reach this kernel through this binary's syscalls; should one
+    // appear, nothing it asks is judged, so nothing runs.
+    /* 14 */
+    ret(KILL_PROCESS),
+    /* 15 */ ret(DENY),
+];
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct Prog {
+    len: u16,
+    filter: *const Insn,
+}
+
+/// Sets PR_SET_NO_NEW_PRIVS and installs [`FILTER`] for this process and all it will start.
+pub fn deny_terminal_injection() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    let prog = Prog {
+        len: FILTER.len() as u16,
+        filter: FILTER.as_ptr(),
+    };
+    // SAFETY: `prog` points at FILTER, a 'static array of `len` instructions laid out as the
+    // kernel's struct sock_filter; the kernel copies it before returning.
+    Errno::result(unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const Prog,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Closes every descriptor above 2: close_range(2) (Linux 5.9), else one by one as
+/// /proc/self/fd lists them.
+pub fn close_above_stderr() -> Result<(), Errno> {
+    // SAFETY: close_range only closes descriptors; none above 2 is in use by this process.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    match Errno::result(rc) {
+        Ok(_) => return Ok(()),
+        Err(Errno::ENOSYS | Errno::EINVAL) => {}
+        Err(e) => return Err(e),
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing a descriptor number; the directory stream that listed it is gone,
+        // and EBADF (that stream's own fd) is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+// libc's ioctl request type is u64 with glibc and i32 with musl: the casts are not the same
+// type everywhere.
+#[allow(clippy::unnecessary_cast)]
+mod tests {
+    use super::*;
+
+    /// Runs FILTER the way the kernel would over one `seccomp_data`.
+    fn verdict(arch: u32, nr: u32, arg1: u64) -> u32 {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        data[24..32].copy_from_slice(&arg1.to_ne_bytes());
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = FILTER[pc];
+            pc += 1;
+            match i.code {
+                LD_W_ABS => {
+                    let k = i.k as usize;
+                    acc = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                JEQ_K => pc += usize::from(if acc == i.k { i.jt } else { i.jf }),
+                RET_K => return i.k,
+                other => panic!("instruction {other:#x} not expected"),
+            }
+        }
+    }
+
+    const STI: u64 = libc::TIOCSTI as u64;
+    const LINUX: u64 = libc::TIOCLINUX as u64;
+
+    #[test]
+    fn terminal_injection_is_denied_on_every_abi() {
+        for (arch, nr) in [
+            (arch::NATIVE, arch::IOCTL),
+            (arch::NATIVE, arch::IOCTL_X32),
+            (arch::COMPAT, arch::IOCTL_COMPAT),
+        ] {
+            assert_eq!(verdict(arch, nr, STI), DENY, "TIOCSTI {arch:#x}/{nr}");
+            assert_eq!(verdict(arch, nr, LINUX), DENY, "TIOCLINUX {arch:#x}/{nr}");
+            // Garbage in the high half must not hide the request (the kernel ignores it).
+            assert_eq!(verdict(arch, nr, STI | 0xdead_0000_0000_0000), DENY);
+        }
+    }
+
+    #[test]
+    fn everything_else_is_allowed() {
+        let tcgets = libc::TCGETS as u64;
+        let winsz = libc::TIOCGWINSZ as u64;
+        for (arch, nr) in [
+            (arch::NATIVE, arch::IOCTL),
+            (arch::COMPAT, arch::IOCTL_COMPAT),
+        ] {
+            for req in [tcgets, winsz, libc::TIOCSPGRP as u64, 0, STI + 1] {
+                assert_eq!(verdict(arch, nr, req), ALLOW, "{arch:#x}/{nr} {req:#x}");
+            }
+        }
+        // TIOCSTI's number as the argument of another call means nothing.
+        assert_eq!(verdict(arch::NATIVE, 0, STI), ALLOW, "read");
+        assert_eq!(verdict(arch::NATIVE, 1, STI), ALLOW, "write");
+        assert_eq!(verdict(arch::COMPAT, 4, STI), ALLOW, "compat write");
+    }
+
+    #[test]
+    fn an_unknown_architecture_is_killed() {
+        assert_eq!(verdict(0x1234, arch::IOCTL, 0), KILL_PROCESS);
+    }
+}
