@@ -148,39 +148,102 @@ pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, rule: &Rule) -> Action
     }
 }
 
-/// Top-level directories a sweep may never start at (a typo such as `fix-ownership /usr`).
-const SYSTEM_DIRS: &[&str] = &[
-    "bin", "boot", "dev", "etc", "home", "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr",
-    "var",
+/// System trees: a sweep may start neither at them nor anywhere below them. What lives there
+/// is run or trusted by root; handed to the agent's uid, it is root's to lose.
+const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run",
+    "/var/lock",
 ];
 
+/// Directories that hold other people's trees: a sweep may start below them (`/opt/data`,
+/// `/var/lib/hermes`, `/home/hermes/.hermes`, `/srv/hermes`, `/mnt/x`), never at them.
+const SHARED_PARENTS: &[&str] = &[
+    "/",
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/srv",
+    "/tmp",
+    "/var",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/spool",
+    "/var/tmp",
+];
+
+/// Directories whose programs root runs, found at run time: a sweep root must neither be one
+/// nor contain one, or the agent could replace what root runs next (`HERMES_HOME=/opt` would
+/// hand it `/opt/hermes/bin/hermes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    /// The shim's own directory, `HERMES_SHIM_REAL_DIR`, every absolute directory on PATH.
+    pub dirs: Vec<PathBuf>,
+    /// Trees a sweep may not start inside either: the shim's directory and the venv that holds
+    /// the real programs.
+    pub trees: Vec<PathBuf>,
+}
+
+fn is_system_tree(path: &Path) -> bool {
+    let top_lib = matches!(
+        path.components().nth(1),
+        Some(Component::Normal(top)) if top.as_encoded_bytes().starts_with(b"lib")
+    );
+    top_lib || SYSTEM_TREES.iter().any(|t| path.starts_with(t))
+}
+
 /// Why a sweep root is refused before anything is opened; `None` when it is acceptable.
-pub fn refuse_root(path: &Path) -> Option<String> {
+/// `path` is as given (it is normalised here: `/opt/./data/` is `/opt/data`).
+pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
     if !path.is_absolute() {
         return Some(format!(
             "{}: not an absolute path — give the full path, e.g. /opt/data",
             path.display()
         ));
     }
-    let parts: Vec<Component> = path.components().collect();
-    if parts.iter().any(|c| matches!(c, Component::ParentDir)) {
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return Some(format!(
             "{}: contains '..' — give the resolved path",
             path.display()
         ));
     }
-    let system = match parts.as_slice() {
-        [Component::RootDir] => true,
-        [Component::RootDir, Component::Normal(top)] => {
-            let top = top.to_string_lossy();
-            SYSTEM_DIRS.contains(&top.as_ref()) || top.starts_with("lib")
-        }
-        _ => false,
-    };
-    system.then(|| {
-        format!(
+    let path: PathBuf = path.components().collect();
+    if is_system_tree(&path) || SHARED_PARENTS.iter().any(|d| path == Path::new(d)) {
+        return Some(format!(
             "{}: refusing to sweep a system directory — point it at the Hermes data directory, e.g. /opt/data",
             path.display()
+        ));
+    }
+    let overlap = protected
+        .dirs
+        .iter()
+        .find(|d| d.starts_with(&path))
+        .or_else(|| {
+            protected
+                .trees
+                .iter()
+                .find(|t| t.starts_with(&path) || path.starts_with(t))
+        });
+    overlap.map(|d| {
+        format!(
+            "{}: overlaps {}, which holds programs root runs; the hermes user would own them — point it at the Hermes data directory, e.g. /opt/data",
+            path.display(),
+            d.display()
         )
     })
 }
@@ -337,47 +400,104 @@ mod tests {
 
     #[test]
     fn root_refusals() {
+        let image = Protected {
+            dirs: [
+                "/opt/hermes/bin",
+                "/opt/hermes/.venv/bin",
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+            trees: ["/opt/hermes/bin", "/opt/hermes/.venv"]
+                .map(PathBuf::from)
+                .to_vec(),
+        };
         for bad in [
             "/",
             "/etc",
+            "/etc/ssl",
+            "/etc/",
             "/usr",
+            "/usr/local",
+            "/usr/local/share/x",
             "/tmp",
             "/var",
+            "/var/lib",
+            "/var/log",
+            "/var/cache",
+            "/var/spool",
+            "/var/tmp",
+            "/var/run/x",
             "/lib",
             "/lib64",
             "/lib32",
             "/libx32",
+            "/lib/x86_64-linux-gnu",
             "/home",
             "/root",
+            "/root/.hermes",
             "/run",
+            "/run/hermes",
             "/sys",
             "/proc",
             "/dev",
+            "/dev/shm",
             "/boot",
+            "/boot/efi",
             "/bin",
             "/sbin",
             "/srv",
+            "/opt",
+            "/mnt",
+            "/media",
             "relative",
             "./x",
             "",
             "/opt/../etc",
-            "/etc/",
+            // the shim's directory, the venv and PATH, from the table above
+            "/opt/hermes",
+            "/opt/hermes/",
+            "/opt/hermes/bin",
+            "/opt/hermes/bin/sub",
+            "/opt/hermes/.venv",
+            "/opt/hermes/.venv/bin",
+            "/opt/hermes/.venv/lib/python3.11",
         ] {
             assert!(
-                refuse_root(Path::new(bad)).is_some(),
+                refuse_root(Path::new(bad), &image).is_some(),
                 "{bad:?} must be refused"
             );
         }
         for ok in [
             "/opt/data",
-            "/opt",
+            "/opt/./data/",
             "/data",
-            "/home/alice/hermes",
-            "/tmp/x",
             "/var/lib/hermes",
+            "/var/log/hermes",
+            "/home/hermes/.hermes",
+            "/home/alice/hermes",
+            "/srv/hermes",
+            "/mnt/x",
+            "/tmp/x",
+            "/opt/hermes-data",
+            "/opt/hermesx/bin",
         ] {
-            assert_eq!(refuse_root(Path::new(ok)), None, "{ok:?}");
+            assert_eq!(refuse_root(Path::new(ok), &image), None, "{ok:?}");
         }
+        // A directory on PATH may hold a sweep root below it only where nothing else forbids.
+        let path_only = Protected {
+            dirs: vec![PathBuf::from("/opt/tools/bin")],
+            trees: vec![],
+        };
+        assert!(refuse_root(Path::new("/opt/tools"), &path_only).is_some());
+        assert_eq!(refuse_root(Path::new("/opt/tools/bin/x"), &path_only), None);
+        let msg = refuse_root(Path::new("/opt/hermes"), &image).unwrap();
+        assert!(msg.contains("/opt/hermes/bin"), "{msg}");
     }
 
     #[test]

@@ -1198,8 +1198,29 @@ fn refuses_root_and_system_directories() {
     );
     control.check_untouched(&out);
     for dir in [
-        "/", "/etc", "/usr", "/tmp", "/var", "/home", "/root", "/bin", "/sbin", "/lib", "/boot",
-        "/dev", "/proc", "/run", "/srv", "/sys", "/etc/",
+        "/",
+        "/etc",
+        "/usr",
+        "/tmp",
+        "/var",
+        "/home",
+        "/root",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/boot",
+        "/dev",
+        "/proc",
+        "/run",
+        "/srv",
+        "/sys",
+        "/etc/",
+        "/etc/ssl",
+        "/usr/local",
+        "/opt",
+        "/var/lib",
+        "/var/log",
+        "/root/.cache",
     ] {
         let out = sandboxed(&[dir, "--user", USER].map(OsStr::new));
         let line = assert_refused(&out);
@@ -1210,6 +1231,88 @@ fn refuses_root_and_system_directories() {
     }
     // Never run these outside the sandbox, not even with --dry-run: a binary that both ignored
     // --dry-run and failed to refuse would re-own the host (a test-suite mutant did exactly that).
+}
+
+#[test]
+fn roots_holding_what_root_runs_are_refused_and_data_homes_accepted() {
+    if !require_all(
+        "roots_holding_what_root_runs_are_refused_and_data_homes_accepted",
+        &["unshare"],
+    ) {
+        return;
+    }
+    // The image's layout, rebuilt on tmpfs in a user and mount namespace of its own (only uid 0
+    // mapped, so no chown can succeed): the shim runs from /opt/hermes/bin, the real programs
+    // are in a venv at /opt/hermes/.venv, both on PATH. Each root is tried with --dry-run and
+    // its exit code printed.
+    let script = r#"set -e
+for d in /opt /mnt /srv /home /var/lib; do mount -t tmpfs tmpfs "$d"; done
+mkdir -p /opt/hermes/bin /opt/hermes/.venv/bin /opt/hermes/.venv/lib /opt/data /mnt/x \
+    /srv/hermes /home/hermes/.hermes /var/lib/hermes
+: > /opt/hermes/.venv/pyvenv.cfg
+cp "$1" /opt/hermes/bin/hermes-shim
+shift
+export PATH=/opt/hermes/bin:/opt/hermes/.venv/bin:/usr/bin:/bin
+export HERMES_SHIM_REAL_DIR=/opt/hermes/.venv/bin
+for root in "$@"; do
+    rc=0
+    /opt/hermes/bin/hermes-shim fix-ownership "$root" --user 10000:10000 --dry-run \
+        >/dev/null 2>"/tmp/err" || rc=$?
+    echo "$root $rc $(head -n 1 /tmp/err)"
+done
+"#;
+    let refused = [
+        "/opt",
+        "/opt/hermes",
+        "/opt/hermes/bin",
+        "/opt/hermes/.venv",
+        "/opt/hermes/.venv/bin",
+        "/opt/hermes/.venv/lib",
+    ];
+    let accepted = [
+        "/opt/data",
+        "/mnt/x",
+        "/srv/hermes",
+        "/home/hermes/.hermes",
+        "/var/lib/hermes",
+    ];
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(common::bin())
+    .args(refused)
+    .args(accepted);
+    let out = run_cmd(cmd, 60);
+    assert_eq!(out.code, Some(0), "{out}");
+    let results: BTreeMap<&str, (&str, &str)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (root, rest) = l.split_once(' ')?;
+            Some((root, rest.split_once(' ').unwrap_or((rest, ""))))
+        })
+        .collect();
+    for root in refused {
+        let (rc, msg) = results
+            .get(root)
+            .unwrap_or_else(|| panic!("{root}: no result\n{out}"));
+        assert_eq!(*rc, "2", "{root} must be refused: {msg}");
+        assert!(msg.starts_with(PREFIX), "{root}: {msg}");
+    }
+    for root in accepted {
+        let (rc, msg) = results
+            .get(root)
+            .unwrap_or_else(|| panic!("{root}: no result\n{out}"));
+        assert_eq!(*rc, "0", "{root} must be accepted: {msg}");
+    }
 }
 
 #[test]

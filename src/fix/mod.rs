@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::cli::{FixOptions, WalkChoice};
 use crate::policy;
 use crate::sys::{self, fs};
-use crate::users;
+use crate::{shim, users};
 
 use walk::{Config, Counts, shown};
 
@@ -74,7 +74,7 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
     // `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the
     // symlink checks below follow a link.
     let root: PathBuf = root.components().collect();
-    if let Some(why) = policy::refuse_root(&root) {
+    if let Some(why) = policy::refuse_root(&root, &protected()) {
         bail!(why);
     }
     let (_, euid, ..) = sys::caller_ids();
@@ -166,6 +166,46 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
         root_mnt: st.mnt_id,
     };
     Ok((cfg, fd, st))
+}
+
+/// The directories whose programs root runs, as this process finds them: its own directory,
+/// the real programs' directory and the venv around it, and PATH. Each is taken as written and
+/// as resolved, since PATH may name a directory through a symlink (`/bin` -> `/usr/bin`).
+pub fn protected() -> policy::Protected {
+    let both = |p: PathBuf| {
+        let real = std::fs::canonicalize(&p).ok();
+        std::iter::once(p).chain(real)
+    };
+    let mut trees = Vec::new();
+    if let Some(dir) = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+    {
+        trees.extend(both(dir));
+    }
+    let real_dir = std::env::var_os("HERMES_SHIM_REAL_DIR")
+        .map_or_else(|| PathBuf::from(shim::DEFAULT_REAL_DIR), PathBuf::from);
+    if let Some(venv) = real_dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
+        trees.extend(both(venv.to_path_buf()));
+    }
+    let mut dirs: Vec<PathBuf> = both(real_dir).collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(
+            std::env::split_paths(&path)
+                .filter(|d| d.is_absolute())
+                .flat_map(both),
+        );
+    }
+    let normal = |v: Vec<PathBuf>| -> Vec<PathBuf> {
+        v.into_iter()
+            .filter(|p| p.is_absolute())
+            .map(|p| p.components().collect())
+            .collect()
+    };
+    policy::Protected {
+        dirs: normal(dirs),
+        trees: normal(trees),
+    }
 }
 
 fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
