@@ -9,9 +9,10 @@
 //! changes and forgotten only after a sweep that fixed everything, so a start interrupted
 //! halfway is finished by the next one. Planning is pure and unit-tested.
 
-use std::io::Write;
+use std::path::Path;
 
 use crate::cli::{FixOptions, WalkChoice};
+use crate::etcfile::{self, Staged};
 use crate::policy::Previous;
 use crate::users::{self, UserSpec};
 use crate::{fix, record};
@@ -21,6 +22,10 @@ const GROUP: &str = "/etc/group";
 const PREFIX: &str = "hermes-shim boot";
 /// The old ids of a remap whose sweep has not finished yet.
 const MARKER: &str = "/etc/hermes-shim-remap";
+
+/// The largest id a remap accepts, as upstream's start-up hook does: 65535 is (uid_t)-1 to the
+/// 16-bit calls, and a user namespace of the usual 65536 ids maps nothing above it.
+pub const MAX_ID: u32 = 65534;
 
 /// The ids asked for in the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +46,11 @@ pub fn request(get: impl Fn(&str) -> Option<String>) -> Result<Option<Request>, 
             return Ok(None);
         };
         match value.parse::<u32>() {
-            Ok(n) if n != 0 && n != u32::MAX && value.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(n) if (1..=MAX_ID).contains(&n) && value.bytes().all(|b| b.is_ascii_digit()) => {
                 Ok(Some(n))
             }
             _ => Err(format!(
-                "{name}={value:?} is not a usable id — give a number from 1 to 4294967294"
+                "{name}={value:?} is not a usable id — give a number from 1 to {MAX_ID}"
             )),
         }
     };
@@ -119,6 +124,12 @@ pub fn plan(passwd: &str, group: &str, user: &str, req: Request) -> Result<Optio
         .iter()
         .find(|u| u.name == user)
         .ok_or_else(|| format!("user '{user}' not found in {PASSWD}"))?;
+    if me.uid == 0 || me.gid == 0 {
+        return Err(format!(
+            "user '{user}' has uid {} and gid {}: an account of root's is never remapped — set HERMES_SHIM_USER to the hermes user",
+            me.uid, me.gid
+        ));
+    }
     let old = (me.uid, me.gid);
     let new = (req.uid.unwrap_or(me.uid), req.gid.unwrap_or(me.gid));
     if new == old {
@@ -164,29 +175,6 @@ pub fn plan(passwd: &str, group: &str, user: &str, req: Request) -> Result<Optio
     }))
 }
 
-/// Replaces `path` with `text` atomically: a new file beside it, renamed over it. A file that is
-/// bind-mounted over (EBUSY) belongs to whoever mounted it, and is refused, never written.
-fn replace(path: &str, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = match std::fs::metadata(path) {
-        Ok(m) => m.permissions().mode(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
-        Err(e) => return Err(e),
-    };
-    let tmp = format!("{path}.hermes-shim-new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 /// The ids a remap moved away from, while its sweep has not finished (see the module doc).
 fn pending() -> Result<Previous, String> {
     match std::fs::read_to_string(MARKER) {
@@ -198,6 +186,31 @@ fn pending() -> Result<Previous, String> {
     }
 }
 
+/// The part of a recorded remap that still describes the past: a uid nobody holds now, a gid
+/// the user has left. What a failed or undone remap recorded (the user still has those ids) is
+/// dropped, so it can never block a later start.
+pub fn still_pending(recorded: Previous, passwd: &str, user: &str) -> Previous {
+    let users = users::parse_passwd(passwd);
+    let current_gid = users.iter().find(|u| u.name == user).map(|u| u.gid);
+    Previous {
+        uid: recorded
+            .uid
+            .filter(|uid| !users.iter().any(|u| u.uid == *uid)),
+        gid: recorded.gid.filter(|gid| current_gid != Some(*gid)),
+    }
+}
+
+/// Records `previous` as the remap in progress (or records none).
+fn set_marker(previous: Previous) -> std::io::Result<()> {
+    if previous == Previous::default() {
+        return match std::fs::remove_file(MARKER) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    Staged::new(Path::new(MARKER), &previous.spec(), "new")?.commit()
+}
+
 /// Runs the applet: the remap (if asked for), then the sweep. Returns the sweep's exit code, or
 /// 2 when the remap was refused; a refused remap still leaves root's files repaired.
 pub fn run() -> u8 {
@@ -205,7 +218,7 @@ pub fn run() -> u8 {
         Ok(previous) => (previous, false),
         Err(msg) => {
             say!("{PREFIX}: {msg}; repairing root-owned files only");
-            (pending().unwrap_or_default(), true)
+            (recorded().unwrap_or_default(), true)
         }
     };
     let code = fix::run(FixOptions {
@@ -234,40 +247,86 @@ pub fn run() -> u8 {
     code
 }
 
+/// The hermes user's name, for a remap.
+fn user_name() -> Result<String, String> {
+    match users::spec_from(None).map_err(|e| e.to_string())? {
+        UserSpec::Name(n) => Ok(n),
+        spec => Err(format!(
+            "HERMES_SHIM_USER={spec} is numeric; a uid remap needs a user name"
+        )),
+    }
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// The recorded remap, as far as it still describes the past (see [`still_pending`]).
+fn recorded() -> Result<Previous, String> {
+    Ok(still_pending(pending()?, &read(PASSWD)?, &user_name()?))
+}
+
 /// Applies the remap the environment asks for; returns the ids the user's files move from
-/// (this remap's, merged with a pending one's).
+/// (this remap's, merged with a pending one's). Accounts end either fully remapped or unchanged.
 fn remap() -> Result<Previous, String> {
-    let pending = pending()?;
-    let Some(req) = request(|k| std::env::var(k).ok())? else {
+    let req = request(|k| std::env::var(k).ok())?;
+    let pending = recorded()?;
+    let Some(req) = req else {
         return Ok(pending);
     };
-    let user = match users::spec_from(None).map_err(|e| e.to_string())? {
-        UserSpec::Name(n) => n,
-        spec => {
-            return Err(format!(
-                "HERMES_SHIM_USER={spec} is numeric; a uid remap needs a user name"
-            ));
-        }
-    };
-    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
-    let Some(plan) = plan(&read(PASSWD)?, &read(GROUP)?, &user, req)? else {
+    let user = user_name()?;
+    let (passwd_text, group_text) = (read(PASSWD)?, read(GROUP)?);
+    let Some(plan) = plan(&passwd_text, &group_text, &user, req)? else {
         return Ok(pending);
     };
     let previous = Previous {
         uid: pending.uid.or(plan.previous.uid),
         gid: pending.gid.or(plan.previous.gid),
     };
+    let why = |file: &str, e: &dyn std::fmt::Display| {
+        format!("cannot remap user '{user}': {file}: {e}; accounts unchanged")
+    };
+    // Everything that can fail for want of space or permission happens here, before any file
+    // changes: the new files (and the group's undo) are written and synced beside the old ones.
+    for (file, text) in [(PASSWD, &plan.passwd), (GROUP, &plan.group)] {
+        if text.is_some() && etcfile::is_mount_point(Path::new(file)).unwrap_or(false) {
+            return Err(why(
+                file,
+                &"a mount point (bind-mounted into the container), which cannot be replaced — remap the user where that file comes from, or unset HERMES_UID/PUID and HERMES_GID/PGID",
+            ));
+        }
+    }
+    let stage = |file: &str, text: &Option<String>, tag: &str| {
+        text.as_deref()
+            .map(|t| Staged::new(Path::new(file), t, tag))
+            .transpose()
+            .map_err(|e| why(file, &e))
+    };
+    let new_passwd = stage(PASSWD, &plan.passwd, "new")?;
+    let new_group = stage(GROUP, &plan.group, "new")?;
+    let undo_group = stage(
+        GROUP,
+        &plan.group.as_ref().map(|_| group_text.clone()),
+        "old",
+    )?;
     // The marker first, then the group, then the user: a start cut short anywhere leaves a state
     // the next one completes (the group renumbered but not yet the user is a gid that a group
     // holds, which the next plan simply points the user at).
-    if previous != Previous::default() {
-        replace(MARKER, &previous.spec()).map_err(|e| format!("cannot write {MARKER}: {e}"))?;
+    set_marker(previous).map_err(|e| why(MARKER, &e))?;
+    let fail = |file: &str, e: std::io::Error| {
+        let _ = set_marker(pending);
+        why(file, &e)
+    };
+    if let Some(g) = new_group {
+        g.commit().map_err(|e| fail(GROUP, e))?;
     }
-    if let Some(g) = &plan.group {
-        replace(GROUP, g).map_err(|e| format!("cannot rewrite {GROUP}: {e}"))?;
-    }
-    if let Some(p) = &plan.passwd {
-        replace(PASSWD, p).map_err(|e| format!("cannot rewrite {PASSWD}: {e}"))?;
+    if let Some(p) = new_passwd
+        && let Err(e) = p.commit()
+    {
+        if let Some(undo) = undo_group {
+            let _ = undo.commit();
+        }
+        return Err(fail(PASSWD, e));
     }
     say!(
         "{PREFIX}: remapped user '{user}' from {}:{} to {}:{}; its files move with it",
@@ -313,7 +372,19 @@ mod tests {
             request(env(&[("HERMES_GID", "2000"), ("PGID", "5")])),
             r(None, Some(2000))
         );
-        for bad in ["0", "-1", "+5", " 5", "4294967295", "99999999999", "abc"] {
+        assert_eq!(request(env(&[("PUID", "65534")])), r(Some(65534), None));
+        for bad in [
+            "0",
+            "-1",
+            "+5",
+            " 5",
+            "65535",
+            "65536",
+            "4294967294",
+            "4294967295",
+            "99999999999",
+            "abc",
+        ] {
             assert!(
                 request(env(&[("HERMES_UID", bad)])).is_err(),
                 "HERMES_UID={bad:?}"
@@ -425,6 +496,44 @@ mod tests {
             "uid taken"
         );
         assert!(plan(PASSWD_TEXT, GROUP_TEXT, "nosuch", req(Some(5), None)).is_err());
+    }
+
+    #[test]
+    fn an_account_of_roots_is_never_remapped() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nhalf:x:3000:0::/:/bin/sh\n";
+        let group = "root:x:0:\n";
+        for user in ["root", "half"] {
+            let err = plan(passwd, group, user, req(Some(2000), Some(2001))).unwrap_err();
+            assert!(err.contains("never remapped"), "{user}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_record_of_ids_the_user_still_has_is_not_pending() {
+        let recorded = Previous {
+            uid: Some(10000),
+            gid: Some(10000),
+        };
+        // The remap failed or was undone: the user still has the old ids.
+        assert_eq!(
+            still_pending(recorded, PASSWD_TEXT, "hermes"),
+            Previous::default()
+        );
+        // It happened: nobody holds the old uid, and the user has another gid.
+        let after = PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:2000:2001:");
+        assert_eq!(still_pending(recorded, &after, "hermes"), recorded);
+        // Only the gid moved (PGID joined `users`): the old uid is still the user's.
+        let gid_only = PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:10000:100:");
+        assert_eq!(
+            still_pending(recorded, &gid_only, "hermes"),
+            Previous {
+                uid: None,
+                gid: Some(10000)
+            }
+        );
+        // Someone else took the old uid meanwhile: its files are that user's now.
+        let taken = format!("{after}bob:x:10000:10000::/:/bin/sh\n");
+        assert_eq!(still_pending(recorded, &taken, "hermes").uid, None);
     }
 
     #[test]

@@ -2303,6 +2303,181 @@ fn boot_remaps_the_user_and_moves_its_files() {
     assert!(!marker.exists(), "{out}");
 }
 
+/// Runs `hermes-shim boot` in a private mount namespace where /etc is a test directory, after
+/// `prelude` (a shell snippet run there first, e.g. more mounts), then `after` (whose output
+/// shows what the namespace's /etc holds, since a tmpfs there vanishes with it).
+fn boot_in(etc: &Path, home: &Path, env: &[(&str, &str)], prelude: &str, after: &str) -> Out {
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    let script = format!(
+        r#"set -e
+mount --bind "$1" /etc
+{prelude}
+rc=0
+"$0" boot || rc=$?
+{after}
+exit "$rc""#
+    );
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(common::bin())
+        .arg(etc)
+        .env("HERMES_HOME", home)
+        .envs(env.iter().copied());
+    run_cmd(cmd, 30)
+}
+
+#[test]
+fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
+    if !require_all(
+        "boot_remap_failures_leave_accounts_whole_and_still_repair",
+        &["unshare", "mount", "sh"],
+    ) {
+        return;
+    }
+    let passwd_text =
+        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
+    let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
+    let fresh = |tag: &str| {
+        let etc = TempDir::new(tag);
+        fs::write(etc.path().join("passwd"), passwd_text).unwrap();
+        fs::write(etc.path().join("group"), group_text).unwrap();
+        let home = TempDir::new(&format!("{tag}-home"));
+        lchown(home.path(), Some(T), Some(10001)).unwrap();
+        fs::write(home.path().join("rootfile"), "x").unwrap();
+        (etc, home)
+    };
+    let remap = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let leftovers = |etc: &Path| -> Vec<String> {
+        fs::read_dir(etc)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("hermes-shim"))
+            .collect()
+    };
+
+    // /etc/passwd bind-mounted read-only over the container's, as compose files often do.
+    let (etc, home) = fresh("fo-boot-ro");
+    let ro = etc.path().join("passwd.host");
+    fs::write(&ro, passwd_text).unwrap();
+    let prelude = format!(
+        "mount --bind '{0}' /etc/passwd && mount -o remount,bind,ro /etc/passwd",
+        ro.display()
+    );
+    let out = boot_in(etc.path(), home.path(), &remap, &prelude, "");
+    assert_eq!(out.code, Some(2), "the remap is refused\n{out}");
+    let line: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("cannot remap"))
+        .collect();
+    assert_eq!(line.len(), 1, "one line says why\n{out}");
+    assert!(
+        line[0].contains("/etc/passwd") && line[0].contains("mount point"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        group_text
+    );
+    assert!(
+        leftovers(etc.path()).is_empty(),
+        "{:?}",
+        leftovers(etc.path())
+    );
+    assert_eq!(
+        owner(&home.path().join("rootfile")),
+        (T, 10001),
+        "repaired anyway\n{out}"
+    );
+    // Every later start repairs, with or without the request.
+    fs::write(home.path().join("rootfile2"), "x").unwrap();
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "hermtest")],
+        &prelude,
+        "",
+    );
+    assert_eq!(out.code, Some(0), "a later start without PUID\n{out}");
+    assert_eq!(owner(&home.path().join("rootfile2")), (T, 10001), "{out}");
+    fs::write(home.path().join("rootfile3"), "x").unwrap();
+    let out = boot_in(etc.path(), home.path(), &remap, &prelude, "");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile3")), (T, 10001), "{out}");
+
+    // /etc on a tmpfs with no room left: nothing can be staged, nothing changes.
+    let (etc, home) = fresh("fo-boot-full");
+    // ($1 is the test directory, still reachable by its own path once /etc is covered.)
+    let prelude = r#"mount -t tmpfs -o size=64k tmpfs /etc && cp "$1/passwd" "$1/group" /etc/ \
+                   && { dd if=/dev/zero of=/etc/filler bs=4k 2>/dev/null || true; }"#;
+    let after = "echo '--- passwd'; cat /etc/passwd; echo '--- group'; cat /etc/group; \
+                 echo '--- files'; ls -a /etc";
+    let out = boot_in(etc.path(), home.path(), &remap, prelude, after);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("No space left"), "{out}");
+    let shown = |part: &str| -> String {
+        let start = out.stdout.find(&format!("--- {part}\n")).expect("section") + part.len() + 5;
+        let rest = &out.stdout[start..];
+        rest[..rest.find("---").unwrap_or(rest.len())].to_string()
+    };
+    assert_eq!(shown("passwd"), passwd_text, "{out}");
+    assert_eq!(shown("group"), group_text, "{out}");
+    assert!(!shown("files").contains("hermes-shim"), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
+
+    // Root's own account is never remapped.
+    let (etc, home) = fresh("fo-boot-root");
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[
+            ("HERMES_SHIM_USER", "root"),
+            ("PUID", "2000"),
+            ("PGID", "2001"),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("never remapped"), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        passwd_text
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        group_text
+    );
+
+    // A remap that succeeds keeps each file's owner, group and mode (`root:shadow 0640`).
+    let (etc, home) = fresh("fo-boot-mode");
+    let group = etc.path().join("group");
+    lchown(&group, Some(0), Some(42)).unwrap();
+    fs::set_permissions(&group, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = boot_in(etc.path(), home.path(), &remap, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    let m = lstat(&group);
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (0, 42, 0o640),
+        "{out}"
+    );
+    assert!(
+        fs::read_to_string(&group)
+            .unwrap()
+            .contains("hermgrp:x:2001:")
+    );
+    assert!(
+        leftovers(etc.path()).is_empty(),
+        "{:?}",
+        leftovers(etc.path())
+    );
+}
+
 #[test]
 fn also_from_moves_a_previous_uid_and_refuses_root() {
     if !common::require_root("also_from_moves_a_previous_uid_and_refuses_root") {
