@@ -2115,6 +2115,86 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
     );
 }
 
+/// A uid-10000 process that keeps creating and deleting its own directory trees, as an agent's
+/// caches and sessions do.
+const CHURN: &str = r#"
+import os, sys
+home, status = sys.argv[1:3]
+names = [os.path.join(home, "d%d" % i) for i in range(64)]
+n = 0
+while True:
+    n += 1
+    for d in names:
+        try:
+            os.mkdir(d)
+            os.mkdir(d + "/e")
+        except OSError:
+            pass
+    for d in names:
+        try:
+            os.rmdir(d + "/e")
+            os.rmdir(d)
+        except OSError:
+            pass
+    if n == 3:
+        open(status, "w").close()
+"#;
+
+#[test]
+fn directories_that_vanish_mid_sweep_are_not_errors() {
+    if !require_all(
+        "directories_that_vanish_mid_sweep_are_not_errors",
+        &["setpriv"],
+    ) {
+        return;
+    }
+    let base = TempDir::new("fo-churn");
+    let home = base.path().join("home");
+    Fx::make_dir(&home, 0o755, T, T);
+    let own = base.path().join("own");
+    Fx::make_dir(&own, 0o755, T, T);
+    let status = own.join("status");
+    fs::write(home.join("rootfile"), "x").unwrap();
+    let mut cmd = Command::new("setpriv");
+    clean_env(&mut cmd);
+    cmd.args([
+        "--reuid=10000",
+        "--regid=10000",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+    ])
+    .arg(CHURN)
+    .arg(&home)
+    .arg(&status)
+    .stdin(Stdio::null());
+    let churn = KillOnDrop(cmd.spawn().expect("start the churning process"));
+    let t0 = Instant::now();
+    while !status.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the churning process never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut failed = Vec::new();
+    for i in 0..60 {
+        let walk = WALKS[i % 2];
+        let out = fo(&home, walk, &[]);
+        if out.code != Some(0) || out.stderr.contains("error:") {
+            failed.push(format!("run {i} ({walk}):\n{out}"));
+        }
+    }
+    drop(churn);
+    assert!(
+        failed.is_empty(),
+        "{} of 60 runs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    assert_eq!(owner(&home.join("rootfile")), (T, T));
+}
+
 #[test]
 fn chown_impossible_is_said_once_and_stops() {
     if !require_all("chown_impossible_is_said_once_and_stops", &["unshare"]) {

@@ -318,6 +318,9 @@ impl<'s, 'c> Worker<'s, 'c> {
                     self.name = name;
                 }
                 Ok(None) => self.pop(),
+                // Removed after it was opened (getdents on a deleted directory): what was in it
+                // is gone too, which is no failure of ours.
+                Err(Errno::ENOENT) => self.pop(),
                 Err(e) => {
                     let mut judge = Judge {
                         cfg: self.sh.cfg,
