@@ -248,6 +248,20 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
     })
 }
 
+/// Whether `id` has a mapping in a /proc/PID/uid_map or gid_map text (lines of `INSIDE OUTSIDE
+/// COUNT`): an id outside every range cannot be given to a file from this user namespace.
+pub fn id_mapped(map: &str, id: u32) -> bool {
+    map.lines().any(|line| {
+        let mut f = line.split_whitespace().map(|n| n.parse::<u64>());
+        match (f.next(), f.next(), f.next()) {
+            (Some(Ok(inside)), Some(Ok(_)), Some(Ok(count))) => {
+                (inside..inside + count).contains(&u64::from(id))
+            }
+            _ => false,
+        }
+    })
+}
+
 /// Normalises an `--exclude` value to a relative path under the sweep root.
 pub fn exclude_path(value: &str) -> Result<PathBuf, String> {
     let p = Path::new(value);
@@ -498,6 +512,20 @@ mod tests {
         assert_eq!(refuse_root(Path::new("/opt/tools/bin/x"), &path_only), None);
         let msg = refuse_root(Path::new("/opt/hermes"), &image).unwrap();
         assert!(msg.contains("/opt/hermes/bin"), "{msg}");
+    }
+
+    #[test]
+    fn id_maps() {
+        let init = "         0          0 4294967295\n";
+        assert!(id_mapped(init, 0) && id_mapped(init, 10000) && id_mapped(init, 4294967294));
+        let root_only = "         0       1000          1\n";
+        assert!(id_mapped(root_only, 0));
+        assert!(!id_mapped(root_only, 1) && !id_mapped(root_only, 10000));
+        let rootless = "0 1000 1\n1 100000 65536\n";
+        assert!(id_mapped(rootless, 10000) && id_mapped(rootless, 65536));
+        assert!(!id_mapped(rootless, 65537));
+        assert!(!id_mapped("", 0), "no mapping at all maps nothing");
+        assert!(!id_mapped("garbage\n", 0));
     }
 
     #[test]

@@ -2280,6 +2280,81 @@ fn a_few_denied_chowns_are_ordinary_errors() {
 }
 
 #[test]
+fn immutable_files_first_do_not_pass_for_chown_being_impossible() {
+    if !require_all(
+        "immutable_files_first_do_not_pass_for_chown_being_impossible",
+        &["unshare", "mount", "chattr"],
+    ) {
+        return;
+    }
+    // On a tmpfs of its own (gone with the namespace, immutable files and all), which lists a
+    // directory newest first: 200 ordinary root-owned files, then 8 immutable ones, so the
+    // immutable ones are the first 8 chowns the sweep tries. The root itself is already the
+    // hermes user's, so no chown succeeds before them.
+    let dir = TempDir::new("fo-immutable-first");
+    let script = r#"set -e
+mount -t tmpfs tmpfs "$1"
+mkdir "$1/home"
+chown 10000:10000 "$1/home"
+for i in $(seq 200); do : > "$1/home/ordinary$i"; done
+for i in $(seq 8); do : > "$1/home/stuck$i"; chattr +i "$1/home/stuck$i"; done
+echo "first: $(ls -U "$1/home" | head -n 8 | tr '\n' ' ')"
+rc=0
+"$0" fix-ownership "$1/home" --user 10000:10000 || rc=$?
+echo "rc: $rc"
+echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
+"#;
+    for walk in WALKS {
+        let mut cmd = Command::new("unshare");
+        clean_env(&mut cmd);
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(common::bin())
+            .arg(dir.path())
+            .env("HERMES_SHIM_WALK", walk);
+        let out = run_cmd(cmd, 60);
+        let field = |k: &str| {
+            out.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                .unwrap_or_else(|| panic!("no {k} line\n{out}"))
+                .trim()
+                .to_string()
+        };
+        let first = field("first");
+        assert!(
+            first.split(' ').all(|n| n.starts_with("stuck")),
+            "precondition: the immutable files come first ({first})\n{out}"
+        );
+        assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
+        assert!(
+            !out.stderr.contains("not permitted here"),
+            "--walk {walk}\n{out}"
+        );
+        let stuck: Vec<String> = (1..=8).map(|i| format!("stuck{i}")).collect();
+        let left = field("root-owned");
+        let mut left: Vec<&str> = left
+            .split(' ')
+            .map(|p| p.rsplit('/').next().unwrap())
+            .collect();
+        left.sort_unstable();
+        let mut want: Vec<&str> = stuck.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(
+            left, want,
+            "--walk {walk}: only the immutable files stay root's\n{out}"
+        );
+        let c = summary(&out, &dir.path().join("home"), false);
+        assert_eq!((c.changed, c.errors), (200, 8), "--walk {walk}\n{out}");
+        for s in &stuck {
+            assert!(
+                out.stderr.contains(&format!("{s}: fchownat")),
+                "{s} reported\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
 fn boot_remaps_the_user_and_moves_its_files() {
     if !require_all(
         "boot_remaps_the_user_and_moves_its_files",

@@ -29,7 +29,8 @@ const MAX_DEPTH: usize = 16 * 1024;
 const QUEUE_CAP: usize = 16;
 /// getdents buffer per open frame.
 const DIRBUF: usize = 16 * 1024;
-/// Denied chowns, with none succeeding, after which we conclude chown is impossible here.
+/// Denied chowns, with none succeeding, after which we look for evidence that chown is
+/// impossible here.
 const DENIED_LIMIT: u64 = 8;
 /// Most workers; past a few, the disk or the dentry cache is the bottleneck, not the CPU.
 const MAX_WORKERS: usize = 4;
@@ -108,11 +109,16 @@ struct Shared<'a> {
     wake: Condvar,
     idle: AtomicUsize,
     stop: AtomicBool,
-    chowned: AtomicU64,
+    /// Set once chown is known to work here: one succeeded, or the probe found it possible.
+    works: AtomicBool,
     denied: AtomicU64,
     /// Messages for denied chowns, held back until chown is known to work at all: where it
     /// never does (rootless Podman, some NAS mounts) one line says so instead of a flood.
     held: Mutex<Vec<String>>,
+    /// The root again (a second fd), for the probe that asks whether chown can work at all.
+    root: Option<OwnedFd>,
+    /// Serialises that probe: it runs once, whichever worker reaches the limit first.
+    probe: Mutex<bool>,
 }
 
 /// The result of a walk.
@@ -138,9 +144,11 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_st: &Stat) -> Outcome {
         wake: Condvar::new(),
         idle: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
-        chowned: AtomicU64::new(0),
+        works: AtomicBool::new(false),
         denied: AtomicU64::new(0),
         held: Mutex::new(Vec::new()),
+        root: root_fd.try_clone().ok(),
+        probe: Mutex::new(false),
     };
     // The root is judged like any entry, named relative to its parent for the messages.
     let mut counts = Counts {
@@ -234,6 +242,45 @@ impl Shared<'_> {
         self.stop.store(true, Ordering::Relaxed);
         let _q = self.queue.lock().expect("queue lock");
         self.wake.notify_all();
+    }
+
+    /// Called when chown has only ever been denied: halts the walk on positive evidence that
+    /// chown cannot work here at all, else records that it can and lets the held messages out.
+    /// Denials alone prove nothing: the first entries in walk order may all be immutable.
+    fn judge_denials(&self) {
+        let mut probed = self.probe.lock().expect("probe lock");
+        if *probed {
+            return;
+        }
+        *probed = true;
+        if self.chown_impossible() {
+            self.halt();
+        } else {
+            self.works.store(true, Ordering::Relaxed);
+            self.flush_held();
+        }
+    }
+
+    /// The evidence: a target id this user namespace does not map (every chown to it is
+    /// EINVAL), or a chown of the root to the owner it already has being denied (the kernel's
+    /// question "may this process chown here?" asked on an entry whose change is a no-op).
+    fn chown_impossible(&self) -> bool {
+        let (uid, gid) = self.cfg.rule.target;
+        let mapped = |file: &str, id: u32| {
+            std::fs::read_to_string(file).map_or(true, |map| policy::id_mapped(&map, id))
+        };
+        if !mapped("/proc/self/uid_map", uid) || !mapped("/proc/self/gid_map", gid) {
+            return true;
+        }
+        let Some(root) = &self.root else {
+            return false;
+        };
+        fs::stat_fd(root.as_fd()).is_ok_and(|st| {
+            matches!(
+                fs::chown_fd(root.as_fd(), Some(st.uid), Some(st.gid)),
+                Err(Errno::EPERM | Errno::EINVAL)
+            )
+        })
     }
 }
 
@@ -556,7 +603,7 @@ impl Judge<'_> {
                     }
                 }
                 Err(e @ (Errno::EPERM | Errno::EINVAL))
-                    if self.sh.chowned.load(Ordering::Relaxed) == 0 =>
+                    if !self.sh.works.load(Ordering::Relaxed) =>
                 {
                     self.counts.errors += 1;
                     let line = format!(
@@ -636,15 +683,15 @@ impl Config {
         }
         match fs::chown_fd(fd, uid, gid) {
             Ok(()) => {
-                if sh.chowned.fetch_add(1, Ordering::Relaxed) == 0 {
+                if !sh.works.swap(true, Ordering::Relaxed) {
                     sh.flush_held();
                 }
                 Ok(())
             }
             Err(e @ (Errno::EPERM | Errno::EINVAL)) => {
                 let denied = sh.denied.fetch_add(1, Ordering::Relaxed) + 1;
-                if denied >= DENIED_LIMIT && sh.chowned.load(Ordering::Relaxed) == 0 {
-                    sh.halt();
+                if denied >= DENIED_LIMIT && !sh.works.load(Ordering::Relaxed) {
+                    sh.judge_denials();
                 }
                 Err(e)
             }
