@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod cli;
 mod entrypoint;
+mod escape;
 mod etcfile;
 mod fix;
 mod init;

@@ -3,6 +3,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::escape::shown;
+
 use crate::sys::fs::Kind;
 
 /// `HERMES_DOCKER_EXEC_AS_ROOT` opts out of the drop only for `1`, `true` or `yes` in any
@@ -213,20 +215,20 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
     if !path.is_absolute() {
         return Some(format!(
             "{}: not an absolute path — give the full path, e.g. /opt/data",
-            path.display()
+            shown(&path)
         ));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return Some(format!(
             "{}: contains '..' — give the resolved path",
-            path.display()
+            shown(&path)
         ));
     }
     let path: PathBuf = path.components().collect();
     if is_system_tree(&path) || SHARED_PARENTS.iter().any(|d| path == Path::new(d)) {
         return Some(format!(
             "{}: refusing to sweep a system directory — point it at the Hermes data directory, e.g. /opt/data",
-            path.display()
+            shown(&path)
         ));
     }
     let overlap = protected
@@ -242,8 +244,8 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
     overlap.map(|d| {
         format!(
             "{}: overlaps {}, which holds programs root runs; the hermes user would own them — point it at the Hermes data directory, e.g. /opt/data",
-            path.display(),
-            d.display()
+            shown(&path),
+            shown(d)
         )
     })
 }

@@ -1575,6 +1575,57 @@ fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes() {
 }
 
 #[test]
+fn names_print_unambiguously_in_verbose_and_json() {
+    if !common::require_root("names_print_unambiguously_in_verbose_and_json") {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let base = TempDir::new("fo-names");
+    // The sweep root itself has a byte that is not UTF-8 in its name.
+    let root = base.path().join(OsStr::from_bytes(b"r\xff"));
+    Fx::make_dir(&root, 0o755, T, T);
+    let names: [(&[u8], &str); 7] = [
+        (b"a\nb", "a\\nb"),
+        (b"a\\nb", "a\\\\nb"),
+        (b"\xff", "\\xff"),
+        (b"\xfe", "\\xfe"),
+        ("evil\u{202e}gpj.exe".as_bytes(), "evil\\u{202e}gpj.exe"),
+        ("line\u{2028}sep".as_bytes(), "line\\u{2028}sep"),
+        (b"tab\there", "tab\\there"),
+    ];
+    for (name, _) in names {
+        Fx::make_file(&root.join(OsStr::from_bytes(name)), 0o600, 0, 0);
+    }
+    let out = fo(&root, "openat2", &["--dry-run", "--verbose", "--json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let shown_root = format!("{}/r\\xff", base.path().display());
+    let v = verbose(&out);
+    let want: BTreeSet<PathBuf> = names
+        .iter()
+        .map(|(_, shown)| PathBuf::from(format!("{shown_root}/{shown}")))
+        .collect();
+    assert_eq!(v.would, want, "every name, escaped, each once\n{out}");
+    for bad in ['\u{202e}', '\u{2028}', '\u{fffd}'] {
+        assert!(!out.stderr.contains(bad), "{bad:?} reached the log\n{out}");
+    }
+    assert_eq!(
+        out.stderr.lines().count(),
+        names.len() + 1,
+        "no name forged a line\n{out}"
+    );
+    let Ok(Json::Obj(obj)) = parse_json(out.stdout.trim()) else {
+        panic!("stdout is not a JSON object\n{out}")
+    };
+    assert_eq!(obj["root"], Json::Str(shown_root.clone()), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{PREFIX}{shown_root}: would change 7 of 8 entries"
+        )),
+        "the summary names the root the same way\n{out}"
+    );
+}
+
+#[test]
 fn second_run_changes_nothing() {
     if !common::require_root("second_run_changes_nothing") {
         return;

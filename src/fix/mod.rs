@@ -81,20 +81,20 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
     if euid != 0 {
         bail!(
             "{}: must run as root to change owners (uid {euid} cannot chown; in a `--user` container run `docker exec -u 0 CONTAINER hermes-shim fix-ownership`)",
-            root.display()
+            shown(&root)
         );
     }
     let meta = std::fs::symlink_metadata(&root).with_context(|| {
         format!(
             "{}: cannot use it (give the Hermes data directory, e.g. /opt/data)",
-            root.display()
+            shown(&root)
         )
     })?;
     // A symlink, here or on the way, is refused when the root is opened below.
     if !meta.is_dir() && !meta.file_type().is_symlink() {
         bail!(
             "{}: not a directory — give the Hermes data directory",
-            root.display()
+            shown(&root)
         );
     }
     let spec = users::spec_from(opts.user.as_deref())
@@ -128,19 +128,19 @@ fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
         // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP.
         Err(Errno::ELOOP | Errno::ENOTDIR) => {
             let real = std::fs::canonicalize(&root)
-                .map(|p| format!("run it on {} instead", p.display()))
+                .map(|p| format!("run it on {} instead", shown(&p)))
                 .unwrap_or_else(|_| "its target does not resolve".into());
             bail!(
                 "{}: is or goes through a symlink; refusing to follow it — {real}",
-                root.display()
+                shown(&root)
             );
         }
         Err(e) => {
             return Err(e)
-                .with_context(|| format!("{}: cannot open it as a directory", root.display()));
+                .with_context(|| format!("{}: cannot open it as a directory", shown(&root)));
         }
     };
-    let st = fs::stat_fd(fd.as_fd()).with_context(|| format!("{}: statx", root.display()))?;
+    let st = fs::stat_fd(fd.as_fd()).with_context(|| format!("{}: statx", shown(&root)))?;
     let walk = match (opts.walk, fs::probe_openat2(fd.as_fd())) {
         (WalkChoice::Fallback, _) => fs::Walk::Fallback,
         (_, Ok(())) => fs::Walk::Openat2,
@@ -235,7 +235,7 @@ fn to_json(cfg: &Config, c: &Counts, elapsed_ms: u128) -> String {
             r#""skipped":{{"other_owner":{},"device":{},"hardlink":{},"mount":{},"excluded":{}}},"#,
             r#""errors":{},"elapsed_ms":{}}}"#
         ),
-        json_string(&cfg.root.to_string_lossy()),
+        json_string(&shown(&cfg.root)),
         cfg.dry_run,
         cfg.walk.as_str(),
         cfg.rule.target.0,

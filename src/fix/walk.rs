@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 
 use nix::errno::Errno;
 
+pub use crate::escape::shown;
 use crate::policy::{self, Action, Skip};
 use crate::sys::fs::{self, DirBuf, Kind, Open, Stat, Walk};
 
@@ -704,34 +705,9 @@ fn os(name: &CStr) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(name.to_bytes())
 }
 
-/// A path for a log line: names come from an untrusted writer, so control characters
-/// (a newline forging a second log line, an escape sequence) are shown escaped.
-pub fn shown(p: &Path) -> String {
-    let s = p.to_string_lossy();
-    if !s.chars().any(char::is_control) {
-        return s.into_owned();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_in_messages() {
-        assert_eq!(shown(Path::new("/opt/data/ok.json")), "/opt/data/ok.json");
-        assert_eq!(shown(Path::new("/opt/data/a\nb")), "/opt/data/a\\nb");
-        assert_eq!(shown(Path::new("/x/\u{1b}[2J")), "/x/\\u{1b}[2J");
-    }
 
     fn cfg() -> Config {
         Config {
