@@ -215,13 +215,13 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
     if !path.is_absolute() {
         return Some(format!(
             "{}: not an absolute path — give the full path, e.g. /opt/data",
-            shown(&path)
+            shown(path)
         ));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
         return Some(format!(
             "{}: contains '..' — give the resolved path",
-            shown(&path)
+            shown(path)
         ));
     }
     let path: PathBuf = path.components().collect();
