@@ -41,9 +41,13 @@ step clippy cargo clippy --all-targets --quiet -- -D warnings
 step cargo-test cargo test --quiet --no-fail-fast
 mapfile -t scripts < <(find . -path ./target -prune -o -path ./.git -prune -o \
     \( -name '*.sh' -o -path ./.ci/run -o -path './s6-overlay/scripts/*' \) -type f -print | sort)
+# The upstream-shaped test image's hook, wrapper and run script have fixed names, no .sh.
+mapfile -t -O "${#scripts[@]}" scripts < <(find tests/upstream -type f \
+    -exec awk 'FNR == 1 && /^#!/ { print FILENAME } { nextfile }' {} + | sort)
 step shellcheck shellcheck "${scripts[@]}"
-step hadolint hadolint Dockerfile
+step hadolint hadolint Dockerfile tests/upstream/Dockerfile
 step container tests/container.sh
+step upstream tests/upstream.sh
 
 if [ "${#broken[@]}" -gt 0 ]; then
   echo "failing steps: ${broken[*]}"
