@@ -114,19 +114,30 @@ wait_main() {
 
 owner() { docker exec "$1" stat -c %U:%G "$2" 2>&1; }
 root_owned() { docker exec "$1" find /opt/data \( -user 0 -o -group 0 \) -print 2>&1; }
-# A record file the image's scripts append to once per start, as one line.
-record() { docker exec "$1" cat "$2" 2>&1 | paste -sd ' '; }
 
-# How many repair summaries a container's log holds, waiting up to 5 s for WANT (docker copies
-# logs asynchronously).
-summaries() {
+SUMMARY='^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries'
+
+# log_count NAME REGEX WANT: how many lines of a container's log match, waiting up to 5 s for
+# WANT (docker copies logs asynchronously).
+log_count() {
     local n i
     for i in $(seq 20); do
-        n=$(docker logs "$1" 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries')
-        [ "$n" = "$2" ] && break
+        n=$(docker logs "$1" 2>&1 | grep -cE "$2")
+        [ "$n" = "$3" ] && break
         [ "$i" -lt 20 ] && sleep 0.25
     done
     echo "$n"
+}
+
+# record NAME FILE WANT: a file the image's scripts append to once per start, as one line,
+# waiting up to 5 s for WANT lines (a longrun is "started" once spawned, its script may still run).
+record() {
+    local i
+    for i in $(seq 20); do
+        [ "$(docker exec "$1" cat "$2" 2>/dev/null | wc -l)" -ge "$3" ] && break
+        [ "$i" -lt 20 ] && sleep 0.25
+    done
+    docker exec "$1" cat "$2" 2>&1 | paste -sd ' '
 }
 
 # The log cut into container starts (s6-rc starts its oneshot runner first, every time); for each
@@ -252,7 +263,7 @@ for w in "${built[@]}"; do
         continue
     fi
     check "$w: PID 1 is s6-svscan" s6-svscan "$(docker exec "$C" cat /proc/1/comm 2>&1)"
-    check "$w: first start: one repair" 1 "$(summaries "$C" 1)"
+    check "$w: first start: one repair" 1 "$(log_count "$C" "$SUMMARY" 1)"
 
     echo "# wiring $w: docker-exec contract"
     dk exec "$C" hermes config set model.default from-root >/dev/null 2>&1
@@ -293,12 +304,15 @@ for w in "${built[@]}"; do
         "$(owner "$C" /opt/data/config.yaml) $(docker exec "$C" stat -c %U:%G:%a /opt/data/auth.json 2>&1)"
     check "$w: after restart: hermes reads everything (find ! -readable as hermes)" "" \
         "$(docker exec --user hermes "$C" find /opt/data ! -readable -print 2>&1)"
+    log_count "$C" "$SUMMARY" 2 >/dev/null
     check_contains "$w: the restart's repair changed the $planted planted entries" \
         "hermes-shim fix-ownership: /opt/data: changed $planted of " \
         "$(docker logs "$C" 2>&1 | grep '^hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
 
     echo "# wiring $w: ordering"
-    summaries "$C" 2 >/dev/null
+    # Everything the two starts log, before cutting the log into starts.
+    log_count "$C" '^gateway: start,' 2 >/dev/null
+    log_count "$C" '^main-wrapper: start$' 2 >/dev/null
     s=$(starts "$C")
     check "$w: starts in the log" 2 "$(printf '%s\n' "$s" | grep -c .)"
     check "$w: exactly one repair per start" "1 1" "$(printf '%s\n' "$s" | cut -d' ' -f1 | paste -sd ' ')"
@@ -307,10 +321,10 @@ for w in "${built[@]}"; do
     check "$w: the repair logs before the main program starts, each start" "yes yes" \
         "$(printf '%s\n' "$s" | cut -d' ' -f3 | paste -sd ' ')"
     check "$w: the gateway met 0 root-owned entries at its start, each start" "0 0" \
-        "$(record "$C" /run/gateway-start-rootowned)"
+        "$(record "$C" /run/gateway-start-rootowned 2)"
     check "$w: the main program met 0 root-owned entries at its start, each start" "0 0" \
-        "$(record "$C" /tmp/main-start-rootowned)"
-    hook=$(record "$C" /run/hermes-setup-rootowned)
+        "$(record "$C" /tmp/main-start-rootowned 2)"
+    hook=$(record "$C" /run/hermes-setup-rootowned 2)
     if [ "$w" = oneshot ]; then
         # The oneshot depends on base, and base holds legacy-cont-init: the hook runs first.
         echo "# note: $w: the cont-init.d hook met [$hook] root-owned entries at its hermes step, per start;" \
@@ -325,7 +339,7 @@ for w in "${built[@]}"; do
     out=$(dk run --rm "$image" id -u 2>"$WORK/run.err")
     check "$w: docker run IMAGE id -u: runs as hermes" "$HERMES_UID" "$out"
     check "$w: docker run: exactly one repair" 1 \
-        "$(grep -cE '^hermes-shim fix-ownership: /opt/data: changed' "$WORK/run.err")"
+        "$(grep -cE "$SUMMARY" "$WORK/run.err")"
     check "$w: exit code 42 propagates" 42 "$(dk run --rm "$image" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
     check_contains "$w: docker run IMAGE chat --help: hermes chat --help" usage \
         "$(dk run --rm "$image" chat --help 2>/dev/null)"
