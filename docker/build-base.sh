@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Builds the local Debian 12 base image the offline image build starts from (no registry here):
-# debootstrap a minbase rootfs with python3, python3-venv, xz-utils (to unpack s6-overlay) and
-# ca-certificates (what the image needs at run time), then `docker import` it.
-# Skipped when the tag already exists; the rootfs tarball is cached under ~/.cache/hermes-shim/.
+# Builds a local Debian base image for the offline image builds (no registry here): debootstrap a
+# minbase rootfs with python3, python3-venv, xz-utils (to unpack s6-overlay) and ca-certificates
+# (what the image needs at run time), then `docker import` it.
+#   HERMES_SHIM_SUITE     debootstrap suite: bookworm (Debian 12, the default) or trixie (Debian 13)
+#   HERMES_SHIM_BASE_TAG  image tag (default hermes-shim/debian:SUITE)
+# Skipped when the tag already holds this recipe; the rootfs tarball is cached under
+# ~/.cache/hermes-shim/, keyed by suite and package list.
 set -euo pipefail
 
-BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:bookworm}"
+SUITE="${HERMES_SHIM_SUITE:-bookworm}"
+BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-SUITE=bookworm
 INCLUDE=python3,python3-venv,ca-certificates,xz-utils
-# The cache key names everything that shapes the rootfs, so changing it builds a new tarball.
-TARBALL="$CACHE_DIR/rootfs-$SUITE-minbase-${INCLUDE//,/+}.tar"
 
 log() { printf 'build-base: %s\n' "$*" >&2; }
+
+# The suite becomes part of file names and a tag: a codename, nothing else.
+case "$SUITE" in
+    '' | *[!a-z]*) log "HERMES_SHIM_SUITE='$SUITE' is not a Debian codename (bookworm, trixie)"; exit 2 ;;
+esac
+
+# The cache key names everything that shapes the rootfs, so changing it builds a new tarball.
+TARBALL="$CACHE_DIR/rootfs-$SUITE-minbase-${INCLUDE//,/+}.tar"
 
 # The image carries the tarball's name as a label, so a changed recipe re-imports under the same tag.
 KEY=$(basename "$TARBALL" .tar)
@@ -22,15 +31,21 @@ fi
 
 mkdir -p "$CACHE_DIR"
 if [ ! -s "$TARBALL" ]; then
-    rootfs=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
-    trap 'rm -rf "$rootfs" "$TARBALL.partial"' EXIT
+    # Private names for everything in flight, so two builds of one suite cannot write into each
+    # other's files; the last rename wins and both results are the same recipe.
+    rootfs=$(mktemp -d "$CACHE_DIR/rootfs-$SUITE.XXXXXX")
+    partial=$(mktemp "$TARBALL.partial.XXXXXX")
+    trap 'rm -rf --one-file-system "$rootfs" "$partial"' EXIT
+    debootstrap_log="$CACHE_DIR/debootstrap-$SUITE.log"
     log "debootstrap $SUITE into $rootfs (about a minute)"
-    debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$rootfs" >"$CACHE_DIR/debootstrap.log" 2>&1 ||
-        { log "debootstrap failed; see $CACHE_DIR/debootstrap.log"; exit 1; }
+    start=$(date +%s)
+    debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$rootfs" >"$debootstrap_log" 2>&1 ||
+        { log "debootstrap failed; see $debootstrap_log"; exit 1; }
+    log "debootstrap $SUITE took $(($(date +%s) - start)) s"
     # Apt lists and caches are dead weight in an image; the build stage runs apt-get update anyway.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar --numeric-owner -C "$rootfs" -cf "$TARBALL.partial" .
-    mv "$TARBALL.partial" "$TARBALL"
+    rm -rf --one-file-system "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar --numeric-owner -C "$rootfs" -cf "$partial" .
+    mv "$partial" "$TARBALL"
 fi
 
 log "importing $TARBALL as $BASE_TAG"

@@ -1,32 +1,56 @@
 #!/usr/bin/env bash
 # Downloads hermes-agent and all its dependencies as wheels, so the offline image build can
-# install the real Hermes CLI with `pip install --no-index`. Skipped when the wheelhouse is
-# complete (a marker written only after a successful download).
+# install the real Hermes CLI with `pip install --no-index`, and prints the wheelhouse's path.
+#   HERMES_AGENT_VERSION  default 0.19.0
+#   HERMES_SHIM_PYTHON    the image's CPython, MAJOR.MINOR: 3.11 (Debian 12, the default) or
+#                         3.13 (Debian 13)
+# Skipped when the wheelhouse is complete (a marker written only after a successful download).
 set -euo pipefail
 
 VERSION="${HERMES_AGENT_VERSION:-0.19.0}"
+PYTHON="${HERMES_SHIM_PYTHON:-3.11}"
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-WHEELHOUSE="$CACHE_DIR/wheelhouse-$VERSION"
 
 log() { printf 'build-wheelhouse: %s\n' "$*" >&2; }
+
+case "$PYTHON" in
+    3.[0-9] | 3.[0-9][0-9]) ;;
+    *) log "HERMES_SHIM_PYTHON='$PYTHON' is not a CPython 3 version (3.11, 3.13)"; exit 2 ;;
+esac
+ABI="cp${PYTHON/./}"
+# Keyed by version and interpreter: compiled dependencies (pydantic-core, …) differ per ABI.
+WHEELHOUSE="$CACHE_DIR/wheelhouse-$VERSION-$ABI"
 
 if [ -f "$WHEELHOUSE/.complete" ]; then
     printf '%s\n' "$WHEELHOUSE"
     exit 0
 fi
 
-# The image installs into Debian 12's CPython 3.11 on x86_64 glibc; asking pip for exactly that
-# target keeps the wheelhouse right whatever Python runs this script.
+# The image installs into Debian's CPython on x86_64 glibc; asking pip for exactly that target
+# keeps the wheelhouse right whatever Python runs this script. The manylinux tags stop at 2.28,
+# which Debian 12's glibc (2.36) and Debian 13's (2.41) both satisfy.
 # pip from a venv of Debian's python3 (the same one tests/setup-host.sh installs hadolint into):
 # the python3 first on PATH may be anything, and Debian's own has no pip module.
 TOOLS="$CACHE_DIR/tools-venv"
 [ -x "$TOOLS/bin/pip" ] || /usr/bin/python3 -m venv "$TOOLS"
-log "downloading hermes-agent==$VERSION wheels into $WHEELHOUSE"
-mkdir -p "$WHEELHOUSE"
+mkdir -p "$CACHE_DIR"
+# Download into a private directory and rename it into place only when complete, so a concurrent
+# run or an interrupted one never leaves a half wheelhouse under the final name.
+partial=$(mktemp -d "$WHEELHOUSE.partial.XXXXXX")
+trap 'rm -rf --one-file-system "$partial"' EXIT
+log "downloading hermes-agent==$VERSION wheels for CPython $PYTHON into $WHEELHOUSE"
+start=$(date +%s)
 "$TOOLS/bin/pip" download --quiet --disable-pip-version-check \
-    --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+    --only-binary=:all: --python-version "$PYTHON" --implementation cp --abi "$ABI" \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux_2_28_x86_64 --platform linux_x86_64 \
-    --dest "$WHEELHOUSE" "hermes-agent==$VERSION" >&2
-touch "$WHEELHOUSE/.complete"
+    --dest "$partial" "hermes-agent==$VERSION" >&2
+touch "$partial/.complete"
+chmod 0755 "$partial"
+# rename(2) refuses a non-empty target: if another run finished first, keep its copy.
+if ! mv -T "$partial" "$WHEELHOUSE" 2>/dev/null && [ ! -f "$WHEELHOUSE/.complete" ]; then
+    log "cannot move $partial to $WHEELHOUSE"
+    exit 1
+fi
+log "wheelhouse for CPython $PYTHON took $(($(date +%s) - start)) s"
 printf '%s\n' "$WHEELHOUSE"
