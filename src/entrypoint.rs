@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::shim::{Launch, Prepared};
 use crate::sys::process;
-use crate::{fix, record, shim, sys};
+use crate::{fix, record, shim, sys, users};
 
 /// What the container runs, from its arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,6 +89,10 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     };
     let (ruid, ..) = sys::caller_ids();
     if ruid != 0 {
+        if let Some(why) = unusable_home(ruid) {
+            say!("{why}");
+            return shim::EXIT_REFUSED;
+        }
         return how.start(&Prepared::new(&program, rest, None));
     }
     match record::this_start() {
@@ -103,6 +107,24 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
         }
     }
     shim::run_as_target(&program, rest, how)
+}
+
+/// Why a container started as `ruid` (neither root nor the hermes user, e.g. `docker run --user
+/// 1234`) cannot work: its HERMES_HOME is not writable by it, so hermes would fail at its first
+/// write. `None` when it can: the hermes user itself, or a home made writable for that uid (a
+/// pre-chowned bind mount, Kubernetes `fsGroup`).
+fn unusable_home(ruid: u32) -> Option<String> {
+    let hermes = users::spec_from(None).and_then(|s| users::resolve(&s)).ok();
+    if hermes.as_ref().is_some_and(|t| t.uid == ruid) {
+        return None;
+    }
+    let home = fix::default_root();
+    let e = sys::fs::writable(&home).err()?;
+    Some(format!(
+        "hermes-shim entrypoint: uid {ruid} cannot write HERMES_HOME {} ({}) — start the container as root with HERMES_UID={ruid} HERMES_GID=<gid> (or PUID/PGID), so the image remaps the hermes user to those ids and its files follow; or give uid {ruid} a writable HERMES_HOME (a volume chowned to it, or Kubernetes fsGroup)",
+        crate::escape::shown(&home),
+        e.desc()
+    ))
 }
 
 /// The start-up repair (`boot`: remap, then sweep) for containers without s6-overlay, run as a

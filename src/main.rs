@@ -19,11 +19,13 @@ mod entrypoint;
 mod escape;
 mod etcfile;
 mod fix;
+mod home;
 mod init;
 mod policy;
 mod record;
 mod remap;
 mod shim;
+mod socket;
 #[allow(unsafe_code)]
 mod sys;
 mod users;

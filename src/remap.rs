@@ -12,10 +12,11 @@
 use std::path::Path;
 
 use crate::cli::{FixOptions, WalkChoice};
+use crate::escape::shown;
 use crate::etcfile::{self, Staged};
 use crate::policy::Previous;
 use crate::users::{self, UserSpec};
-use crate::{fix, record};
+use crate::{fix, home, policy, record, socket};
 
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
@@ -221,6 +222,10 @@ pub fn run() -> u8 {
             (recorded().unwrap_or_default(), true)
         }
     };
+    if let Ok(user) = user_name() {
+        socket::grant(PREFIX, &user);
+    }
+    create_home();
     let code = fix::run(FixOptions {
         path: None,
         user: None,
@@ -245,6 +250,30 @@ pub fn run() -> u8 {
         );
     }
     code
+}
+
+/// Creates `$HERMES_HOME` when it does not exist and the sweep would accept it (see
+/// [`crate::home`]); a path the sweep refuses is left to the sweep to refuse.
+fn create_home() {
+    let root: std::path::PathBuf = fix::default_root().components().collect();
+    if !matches!(std::fs::symlink_metadata(&root), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        || policy::refuse_root(&root, &fix::protected()).is_some()
+    {
+        return;
+    }
+    let Ok(target) = users::spec_from(None).and_then(|s| users::resolve(&s)) else {
+        return;
+    };
+    match home::create(&root, target.uid, target.gid) {
+        Ok(true) => say!(
+            "{PREFIX}: created {} (owner {}:{}, mode 0700; missing parents root's, 0755)",
+            shown(&root),
+            target.uid,
+            target.gid
+        ),
+        Ok(false) => {}
+        Err(e) => say!("{PREFIX}: {e}"),
+    }
 }
 
 /// The hermes user's name, for a remap.

@@ -89,7 +89,8 @@ cleanup() {
     done
     docker ps -aq --filter "label=hermes-shim-ct=$TAG" | xargs -r docker rm -f -v >/dev/null 2>&1
     [ "${#volumes[@]}" -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
-    [ -z "$WORK" ] || rm -rf "$WORK"
+    [ -z "${LISTENER:-}" ] || kill "$LISTENER" 2>/dev/null
+    [ -z "$WORK" ] || rm -rf --one-file-system "$WORK"
 }
 
 # start NAME [docker run options...] -- [args...]: a detached container, removed at exit.
@@ -179,6 +180,19 @@ cat >"$WORK/fake/hermes" <<'EOF'
 echo "uid=$(id -u) gid=$(id -g) home=$HOME argv=$*"
 EOF
 chmod 0755 "$WORK/fake/hermes"
+# Its group list, and whether it may use the Docker socket: what the drop kept.
+cat >"$WORK/fake/groups" <<'EOF'
+#!/bin/sh
+sed -n 's/^Groups:[[:space:]]*//p' /proc/self/status
+EOF
+cat >"$WORK/fake/connect" <<'EOF'
+#!/usr/bin/python3
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.connect("/var/run/docker.sock")
+print("connected")
+EOF
+chmod 0755 "$WORK/fake/groups" "$WORK/fake/connect"
 FAKE=(-v "$WORK/fake:/opt/fake:ro")
 
 # The seccomp profile the default one is not: allow everything but openat2, which answers ENOSYS
@@ -414,7 +428,8 @@ check "exit code 42 propagates" 42 "$(dk run --rm "$IMAGE" bash -c 'exit 42' >/d
 check "exit code 42 propagates with --init" 42 \
     "$(dk run --rm --init "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
 check "docker run --user hermes: runs as hermes" "$HERMES_UID" "$(run_main --user hermes "$IMAGE" id -u)"
-check "docker run --user 1234: not root, no drop" 1234 "$(run_main --user 1234 "$IMAGE" id -u)"
+check "docker run --user 1234 with a writable HERMES_HOME: runs as 1234, no drop" 1234 \
+    "$(run_main --user 1234 -e HERMES_HOME=/tmp "$IMAGE" id -u)"
 check "docker run --user 1234: no repair attempted (not even a refusal)" 0 \
     "$(dk run --rm --user 1234 "$IMAGE" true 2>&1 | grep -c 'fix-ownership')"
 check "as root: exactly one repair sweep per start" 1 \
@@ -521,6 +536,70 @@ else
     wait_main "$TAG-reapuser" || not_ok "--user hermes container reaches its main program"
     check "docker run --user hermes, docker stop: ends by SIGTERM (143)" 143 "$(stop_code "$TAG-reapuser")"
 fi
+
+echo "# start-up parity: the Docker socket's group, a missing HERMES_HOME, --user"
+SOCK_GID=4998
+mkdir -p "$WORK/sock" "$WORK/rootsock"
+chmod 0755 "$WORK/sock" "$WORK/rootsock"
+# Real listening sockets, as dockerd's would be; they live until the checks are done.
+/usr/bin/python3 -c '
+import os, socket, sys, time
+socks = []
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(8)
+    os.chmod(path, 0o660)
+    socks.append(s)
+print("listening", flush=True)
+time.sleep(3600)
+' "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" >"$WORK/listening" &
+LISTENER=$!
+for _ in $(seq 50); do [ -s "$WORK/listening" ] && break; sleep 0.1; done
+chgrp "$SOCK_GID" "$WORK/sock/docker.sock"
+start sock "${FAKE[@]}" -v "$WORK/sock/docker.sock:/var/run/docker.sock" -- sleep infinity
+SK="$TAG-sock"
+wait_main "$SK" || not_ok "socket container reaches its main program"
+main_groups() {
+    docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
+        sed -n "s/^Groups:[[:space:]]*//p" "$p/status"
+      done'
+}
+check_contains "docker socket gid $SOCK_GID: the main program has it" "$SOCK_GID" "$(main_groups "$SK")"
+check_contains "docker socket: a root docker exec hermes has it" "$SOCK_GID" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$SK" hermes-shim exec groups 2>&1)"
+check "docker socket: hermes can connect through the drop" connected \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$SK" hermes-shim exec connect 2>&1)"
+check "docker socket: a group hostdocker with that gid holds hermes" "hostdocker:x:$SOCK_GID:hermes" \
+    "$(docker exec "$SK" grep ":$SOCK_GID:" /etc/group)"
+check_contains "docker socket: the start says so" "created group 'hostdocker' (gid $SOCK_GID" \
+    "$(docker logs "$SK" 2>&1)"
+dk restart -t 1 "$SK" >/dev/null
+wait_main "$SK" || not_ok "socket container restarts"
+check "docker socket, restart: /etc/group unchanged (one line, one member)" "hostdocker:x:$SOCK_GID:hermes" \
+    "$(docker exec "$SK" grep ":$SOCK_GID:" /etc/group)"
+check_contains "docker socket, restart: the main program still has it" "$SOCK_GID" "$(main_groups "$SK")"
+out=$(dk run --rm -v "$WORK/rootsock/docker.sock:/var/run/docker.sock" "$IMAGE" \
+    sh -c 'sed -n "s/^Groups:[[:space:]]*//p" /proc/self/status; grep -c hostdocker /etc/group' 2>&1)
+check_contains "docker socket owned by gid 0: a warning names the remedy" \
+    "WARNING: the Docker socket belongs to group 0" "$out"
+check_lacks "docker socket owned by gid 0: root's group is never given" "hostdocker" "$out"
+kill "$LISTENER" 2>/dev/null
+
+check "HERMES_HOME missing: created, the user's, 0700; its parent root's, 0755; hermes writes there" \
+    "hermes:hermes 700|root:root 755|hermes:hermes" \
+    "$(run_main -e HERMES_HOME=/home/hermes/.hermes "$IMAGE" bash -c \
+        'stat -c "%U:%G %a" /home/hermes/.hermes /home/hermes; hermes config set model.default x >/dev/null 2>&1; stat -c %U:%G /home/hermes/.hermes/config.yaml' | paste -sd '|')"
+out=$(dk run --rm -e HERMES_HOME=/etc/hermes "$IMAGE" sh -c 'test -e /etc/hermes && echo created || echo absent' 2>&1)
+check_contains "HERMES_HOME=/etc/hermes: refused, not created" absent "$out"
+
+out=$(dk run --rm --user 1234 "$IMAGE" true 2>&1)
+rc=$?
+check "docker run --user 1234, HERMES_HOME not writable: exit 126" 126 "$rc"
+check_contains "docker run --user 1234: one line says to start as root with HERMES_UID" \
+    "uid 1234 cannot write HERMES_HOME /opt/data" "$out"
+check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=1234" "$out"
 
 echo "# container tests took $(($(date +%s) - t0)) s (image build not included)"
 echo "$passed passed, $failed failed"

@@ -2445,7 +2445,7 @@ fn boot_remaps_the_user_and_moves_its_files() {
             "private",
             "sh",
             "-c",
-            r#"mount --bind "$1" /etc && shift && exec "$0" "$@""#,
+            r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
         ])
         .arg(common::bin())
         .arg(etc.path())
@@ -2518,6 +2518,8 @@ fn boot_in(etc: &Path, home: &Path, env: &[(&str, &str)], prelude: &str, after: 
     let script = format!(
         r#"set -e
 mount --bind "$1" /etc
+# A /run of its own: no host Docker socket, no start record left on the host.
+mount -t tmpfs tmpfs /run
 {prelude}
 rc=0
 "$0" boot || rc=$?
@@ -2681,6 +2683,89 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
         leftovers(etc.path()).is_empty(),
         "{:?}",
         leftovers(etc.path())
+    );
+}
+
+#[test]
+fn boot_creates_a_missing_home_but_never_through_a_symlink() {
+    if !require_all(
+        "boot_creates_a_missing_home_but_never_through_a_symlink",
+        &["unshare", "mount", "sh", "stat"],
+    ) {
+        return;
+    }
+    let etc = TempDir::new("fo-home-etc");
+    fs::write(
+        etc.path().join("passwd"),
+        "root:x:0:0::/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(etc.path().join("group"), "root:x:0:\nhermgrp:x:10001:\n").unwrap();
+    let scratch = TempDir::new("fo-home");
+    // In a mount namespace: /etc is the test's, and the scratch directory a fresh tmpfs.
+    let script = r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs "$2"
+mkdir "$2/real"
+ln -s "$2/real" "$2/link"
+for home in "$2/a/b/home" "$2/link/home" /etc/hermes; do
+    rc=0
+    HERMES_HOME="$home" "$0" boot 2>>"$2/err" || rc=$?
+    echo "rc $home $rc"
+done
+stat -c 'stat %n %u:%g %a' "$2/a" "$2/a/b" "$2/a/b/home"
+echo "real holds: $(ls -A "$2/real" | wc -l)"
+echo "etc/hermes: $(test -e /etc/hermes && echo exists || echo absent)"
+cat "$2/err" >&2
+"#;
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(common::bin())
+        .arg(etc.path())
+        .arg(scratch.path())
+        .env("HERMES_SHIM_USER", "hermtest");
+    let out = run_cmd(cmd, 60);
+    assert_eq!(out.code, Some(0), "{out}");
+    let d = scratch.path().display();
+    for (line, what) in [
+        (
+            format!("rc {d}/a/b/home 0"),
+            "a missing home is created, then swept",
+        ),
+        (
+            format!("stat {d}/a 0:0 755"),
+            "a missing parent is root's, 0755",
+        ),
+        (format!("stat {d}/a/b 0:0 755"), "every missing parent"),
+        (
+            format!("stat {d}/a/b/home 10000:10001 700"),
+            "the home is the user's, 0700",
+        ),
+        (
+            format!("rc {d}/link/home 2"),
+            "a symlink on the way: refused",
+        ),
+        (
+            "real holds: 0".to_string(),
+            "nothing created through the symlink",
+        ),
+        (
+            "rc /etc/hermes 2".to_string(),
+            "a path the sweep refuses stays refused",
+        ),
+        ("etc/hermes: absent".to_string(), "and is not created"),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "{what}: no line {line:?}\n{out}"
+        );
+    }
+    assert!(
+        out.stderr
+            .contains(&format!("hermes-shim boot: created {d}/a/b/home")),
+        "one line says so\n{out}"
     );
 }
 

@@ -59,18 +59,17 @@ pub fn run(opts: FixOptions) -> u8 {
     }
 }
 
+/// The sweep's root when none is given: `$HERMES_HOME`, else /opt/data.
+pub fn default_root() -> PathBuf {
+    std::env::var_os("HERMES_HOME")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/opt/data"), PathBuf::from)
+}
+
 /// Every refusal, checked before anything changes. Each error is one line naming the problem
 /// and the remedy.
 fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
-    let root = opts
-        .path
-        .clone()
-        .or_else(|| {
-            std::env::var_os("HERMES_HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from("/opt/data"));
+    let root = opts.path.clone().unwrap_or_else(default_root);
     // `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the
     // symlink checks below follow a link.
     let root: PathBuf = root.components().collect();

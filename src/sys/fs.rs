@@ -5,7 +5,7 @@
 //! never follow symlinks; `Openat2` additionally has the kernel refuse symlinks, `..` escapes
 //! and mount crossings, which `Fallback` re-checks on the opened handle instead.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
@@ -185,6 +185,27 @@ pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
         }
     }
     Ok(fd)
+}
+
+/// Whether the real uid and groups may create entries in the directory `path` (access(2) with
+/// W_OK and X_OK).
+pub fn writable(path: &Path) -> Result<(), Errno> {
+    unistd::access(path, unistd::AccessFlags::W_OK | unistd::AccessFlags::X_OK)
+}
+
+/// Opens the child directory `name` of `dir`, never through a symlink.
+pub fn open_dir_at(dir: BorrowedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
+    fcntl::openat(dir, name, DIR_NOFOLLOW, Mode::empty())
+}
+
+/// Creates the directory `name` in `dir` (mode masked by the umask; see [`chmod_fd`]).
+pub fn mkdir_at(dir: BorrowedFd, name: &OsStr, mode: u32) -> Result<(), Errno> {
+    nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode))
+}
+
+/// Sets the mode of the inode `fd` refers to.
+pub fn chmod_fd(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
 }
 
 /// Changes owner and/or group of the inode `fd` refers to (a symlink itself, for an O_PATH

@@ -1,0 +1,77 @@
+//! Creating a missing `$HERMES_HOME` at boot (`docker run -e HERMES_HOME=/home/hermes/.hermes`).
+//!
+//! Only a path the sweep itself would accept is created, and only by root, one component at a
+//! time from `/`: each existing component is opened with O_NOFOLLOW, each missing one is made
+//! with mkdirat relative to its parent's fd and opened the same way, so no symlink on the way,
+//! planted earlier or swapped in meanwhile, is ever followed. Missing parents are root's, mode
+//! 0755 (above the home, nobody else may write). The home itself belongs to the hermes user
+//! with mode 0700: it holds API keys and credentials, and no other user needs to enter it (the
+//! image's `useradd` would make 0755 under Debian's umask; 0700 is the safer of the two the
+//! issue allows, and the user can widen it).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::escape::shown;
+use crate::sys::fs;
+
+const PARENT_MODE: u32 = 0o755;
+const HOME_MODE: u32 = 0o700;
+
+/// Creates `root` (already accepted by [`crate::policy::refuse_root`]) and any missing parent;
+/// returns false when it already existed.
+pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, String> {
+    let fail = |what: &str, e: Errno| format!("cannot create {}: {what}: {e}", shown(root));
+    let names: Vec<_> = root
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut dir: OwnedFd = fcntl::open(
+        "/",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail("/", e))?;
+    let mut created = false;
+    for (i, name) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let next = match fs::open_dir_at(dir.as_fd(), name) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let mode = if last { HOME_MODE } else { PARENT_MODE };
+                match fs::mkdir_at(dir.as_fd(), name, mode) {
+                    // Made by someone else meanwhile: opened below like any existing component.
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(fail(&name.to_string_lossy(), e)),
+                }
+                let fd = fs::open_dir_at(dir.as_fd(), name)
+                    .map_err(|e| fail(&name.to_string_lossy(), e))?;
+                // The umask must not decide the mode; the owner is root's unless it is the home.
+                fs::chmod_fd(fd.as_fd(), mode).map_err(|e| fail("fchmod", e))?;
+                if last {
+                    fs::chown_fd(fd.as_fd(), Some(uid), Some(gid))
+                        .map_err(|e| fail("fchown", e))?;
+                }
+                created = true;
+                fd
+            }
+            Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
+                return Err(format!(
+                    "not creating {}: {} is a symlink or not a directory ({e}); nothing is created through one",
+                    shown(root),
+                    shown(&Path::new("/").join(names[..=i].iter().collect::<std::path::PathBuf>()))
+                ));
+            }
+            Err(e) => return Err(fail(&name.to_string_lossy(), e)),
+        };
+        dir = next;
+    }
+    Ok(created)
+}

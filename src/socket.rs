@@ -1,0 +1,236 @@
+//! The Docker socket's group, at boot.
+//!
+//! Operators bind-mount the host's Docker socket so the agent can use Docker. The socket's group
+//! is the host's `docker` gid, which the container's /etc/group does not know; the drop rebuilds
+//! the user's groups from /etc/group (as s6-setuidgid and initgroups do), so a `--group-add`
+//! given to the container does not survive it. So at boot the hermes user is made a member of
+//! a group with the socket's gid: the existing one, or `hostdocker`, created with that gid. Then
+//! the main program and every `docker exec … hermes` carry it. Group 0 is never given: the shim
+//! refuses targets in root's group by design, so a root-group socket only gets a warning.
+//!
+//! Note what it means: whoever can use the host's Docker socket controls the host's Docker,
+//! and through it the host. Mounting the socket is the operator's decision; this only makes it
+//! work for the user the operator runs the agent as.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::etcfile::Staged;
+use crate::users;
+
+/// Where the Docker socket is mounted (`/var/run` is a symlink to `/run` in Debian, but an
+/// image may make it a directory).
+const SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/docker.sock"];
+const GROUP: &str = "/etc/group";
+/// The name of the group created for a gid the container does not know.
+const NEW_GROUP: &str = "hostdocker";
+
+/// What boot does for a socket whose group is `gid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The user already has that gid, as its primary group or as a member.
+    Nothing,
+    /// Root's group: never given, only warned about.
+    RootGroup,
+    /// /etc/group rewritten: the user joins `group` (created when `created`).
+    Join {
+        group: String,
+        created: bool,
+        text: String,
+    },
+}
+
+/// Plans the membership for the socket group `gid` (pure: /etc/passwd and /etc/group text in).
+pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, String> {
+    if gid == 0 {
+        return Ok(Plan::RootGroup);
+    }
+    let me = users::parse_passwd(passwd)
+        .into_iter()
+        .find(|u| u.name == user)
+        .ok_or_else(|| format!("user '{user}' not found in /etc/passwd"))?;
+    let groups = users::parse_group(group);
+    if me.gid == gid
+        || groups
+            .iter()
+            .any(|g| g.gid == gid && g.members.iter().any(|m| m == user))
+    {
+        return Ok(Plan::Nothing);
+    }
+    if let Some(g) = groups.iter().find(|g| g.gid == gid) {
+        let text = add_member(group, &g.name, user)
+            .ok_or_else(|| format!("group '{}' has a line this cannot edit", g.name))?;
+        return Ok(Plan::Join {
+            group: g.name.clone(),
+            created: false,
+            text,
+        });
+    }
+    let name = [NEW_GROUP.to_string(), format!("{NEW_GROUP}{gid}")]
+        .into_iter()
+        .find(|n| !groups.iter().any(|g| &g.name == n))
+        .ok_or_else(|| format!("the names {NEW_GROUP} and {NEW_GROUP}{gid} are both taken"))?;
+    let mut text = group.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{name}:x:{gid}:{user}\n"));
+    Ok(Plan::Join {
+        group: name,
+        created: true,
+        text,
+    })
+}
+
+/// Adds `user` to the member list of the first parsable line of group `name`; other lines are
+/// kept byte for byte.
+fn add_member(text: &str, name: &str, user: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + user.len() + 1);
+    let mut done = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let fields: Vec<&str> = body.split(':').collect();
+        let ours = !done
+            && !body.starts_with(['#', '+', '-'])
+            && fields.len() == 4
+            && fields[0] == name
+            && fields[2].parse::<u32>().is_ok();
+        if ours {
+            out.push_str(body);
+            if !fields[3].trim().is_empty() {
+                out.push(',');
+            }
+            out.push_str(user);
+            out.push_str(&line[body.len()..]);
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    done.then_some(out)
+}
+
+/// The group of the Docker socket, if one is mounted.
+fn socket_gid() -> Option<u32> {
+    SOCKETS.iter().find_map(|p| {
+        std::fs::symlink_metadata(Path::new(p))
+            .ok()
+            .filter(|m| m.file_type().is_socket())
+            .map(|m| m.gid())
+    })
+}
+
+/// Gives `user` the Docker socket's group, if a socket is mounted; says what it did.
+pub fn grant(prefix: &str, user: &str) {
+    let Some(gid) = socket_gid() else {
+        return;
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
+    let planned = read("/etc/passwd")
+        .and_then(|passwd| Ok((passwd, read(GROUP)?)))
+        .and_then(|(passwd, group)| plan(&passwd, &group, user, gid));
+    match planned {
+        Ok(Plan::Nothing) => {}
+        Ok(Plan::RootGroup) => say!(
+            "{prefix}: WARNING: the Docker socket belongs to group 0, which '{user}' is never given — give the socket a non-root group on the host (e.g. chgrp docker /var/run/docker.sock) and restart the container"
+        ),
+        Ok(Plan::Join {
+            group,
+            created,
+            text,
+        }) => {
+            let done = Staged::new(Path::new(GROUP), &text, "new").and_then(Staged::commit);
+            match (done, created) {
+                (Ok(()), true) => say!(
+                    "{prefix}: created group '{group}' (gid {gid}, the Docker socket's) with member '{user}'"
+                ),
+                (Ok(()), false) => say!(
+                    "{prefix}: added '{user}' to group '{group}' (gid {gid}, the Docker socket's)"
+                ),
+                (Err(e), _) => say!(
+                    "{prefix}: cannot give '{user}' the Docker socket's group {gid}: {GROUP}: {e}"
+                ),
+            }
+        }
+        Err(e) => say!("{prefix}: cannot give '{user}' the Docker socket's group {gid}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
+    const GROUPS: &str = "root:x:0:\nusers:x:100:alice\nhermes:x:10000:\nstaff:x:50:\n";
+
+    fn join(group: &str, created: bool, text: String) -> Plan {
+        Plan::Join {
+            group: group.into(),
+            created,
+            text,
+        }
+    }
+
+    #[test]
+    fn a_new_group_for_a_gid_the_container_does_not_know() {
+        assert_eq!(
+            plan(PASSWD, GROUPS, "hermes", 998),
+            Ok(join(
+                "hostdocker",
+                true,
+                format!("{GROUPS}hostdocker:x:998:hermes\n")
+            ))
+        );
+        let no_newline = GROUPS.trim_end();
+        assert_eq!(
+            plan(PASSWD, no_newline, "hermes", 998),
+            Ok(join(
+                "hostdocker",
+                true,
+                format!("{GROUPS}hostdocker:x:998:hermes\n")
+            ))
+        );
+        let taken = format!("{GROUPS}hostdocker:x:997:\n");
+        assert_eq!(
+            plan(PASSWD, &taken, "hermes", 998),
+            Ok(join(
+                "hostdocker998",
+                true,
+                format!("{taken}hostdocker998:x:998:hermes\n")
+            ))
+        );
+    }
+
+    #[test]
+    fn an_existing_group_is_joined_keeping_its_other_members() {
+        assert_eq!(
+            plan(PASSWD, GROUPS, "hermes", 100),
+            Ok(join(
+                "users",
+                false,
+                GROUPS.replace("users:x:100:alice", "users:x:100:alice,hermes")
+            ))
+        );
+        assert_eq!(
+            plan(PASSWD, GROUPS, "hermes", 50),
+            Ok(join(
+                "staff",
+                false,
+                GROUPS.replace("staff:x:50:", "staff:x:50:hermes")
+            ))
+        );
+    }
+
+    #[test]
+    fn nothing_twice_and_never_root() {
+        assert_eq!(plan(PASSWD, GROUPS, "hermes", 10000), Ok(Plan::Nothing));
+        let member = GROUPS.replace("users:x:100:alice", "users:x:100:alice,hermes");
+        assert_eq!(plan(PASSWD, &member, "hermes", 100), Ok(Plan::Nothing));
+        let Ok(Plan::Join { text, .. }) = plan(PASSWD, GROUPS, "hermes", 998) else {
+            panic!("a plan")
+        };
+        assert_eq!(plan(PASSWD, &text, "hermes", 998), Ok(Plan::Nothing));
+        assert_eq!(plan(PASSWD, GROUPS, "hermes", 0), Ok(Plan::RootGroup));
+        assert!(plan(PASSWD, GROUPS, "nosuch", 998).is_err());
+    }
+}
