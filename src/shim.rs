@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::policy;
+pub use crate::sys::guard::Guard;
 use crate::sys::{self, Privileges};
 use crate::users::{self, Target};
 
@@ -65,7 +66,11 @@ pub struct DropError {
 /// then verifies, then closes inherited descriptors and installs the terminal guard. Groups and gid go first because they need privilege that the uid change
 /// takes away; the verification catches a kernel, seccomp filter or user namespace that
 /// reported success without doing the work.
-pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropError> {
+pub fn drop_privileges<P: Privileges>(
+    p: &mut P,
+    t: &Target,
+    guard: Guard,
+) -> Result<(), DropError> {
     let fail = |step, e: Errno| DropError {
         step,
         detail: e.desc().to_string(),
@@ -109,14 +114,19 @@ pub fn drop_privileges<P: Privileges>(p: &mut P, t: &Target) -> Result<(), DropE
     // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`)
     // and the power to type into root's terminal.
     p.close_fds().map_err(|e| fail(Step::CloseFds, e))?;
-    p.guard_terminal()
+    p.guard_terminal(guard)
         .map_err(|e| fail(Step::GuardTerminal, e))?;
     Ok(())
 }
 
 /// Drops with `p` and, only if the drop held, calls `exec` (which returns only on failure).
-pub fn drop_then<P: Privileges>(p: &mut P, t: &Target, exec: impl FnOnce() -> u8) -> u8 {
-    match drop_privileges(p, t) {
+pub fn drop_then<P: Privileges>(
+    p: &mut P,
+    t: &Target,
+    guard: Guard,
+    exec: impl FnOnce() -> u8,
+) -> u8 {
+    match drop_privileges(p, t, guard) {
         Ok(()) => exec(),
         Err(e) => refuse(&user_label(t), &format!("{}: {}", e.step.name(), e.detail)),
     }
@@ -305,11 +315,11 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
     if ruid != 0 || policy::opt_out(std::env::var("HERMES_DOCKER_EXEC_AS_ROOT").ok().as_deref()) {
         return exec(&path, args, None);
     }
-    run_as_target(&path, args, Launch::Exec)
+    run_as_target(&path, args, Launch::Exec, Guard::RootSession)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
-pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
+pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, guard: Guard) -> u8 {
     let spec = match users::spec_from(None) {
         Ok(s) => s,
         Err(e) => {
@@ -323,7 +333,7 @@ pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
         Ok(t) => t,
         Err(e) => return refuse(&spec.to_string(), &e.to_string()),
     };
-    drop_then(&mut sys::Linux, &target, || {
+    drop_then(&mut sys::Linux, &target, guard, || {
         how.start(&Prepared::new(path, args, Some(&target)))
     })
 }
@@ -404,7 +414,7 @@ mod tests {
         fn close_fds(&mut self) -> Result<(), Errno> {
             self.step("close fds")
         }
-        fn guard_terminal(&mut self) -> Result<(), Errno> {
+        fn guard_terminal(&mut self, _: Guard) -> Result<(), Errno> {
             self.step("seccomp")
         }
     }
@@ -421,7 +431,7 @@ mod tests {
 
     fn run_with(r: &mut Recorder) -> (u8, bool) {
         let mut exec_called = false;
-        let code = drop_then(r, &target(), || {
+        let code = drop_then(r, &target(), Guard::RootSession, || {
             exec_called = true;
             0
         });
@@ -500,6 +510,7 @@ mod tests {
                 ..Default::default()
             },
             &target(),
+            Guard::RootSession,
         )
         .unwrap_err();
         assert_eq!(err.step, Step::Verify);
@@ -540,6 +551,7 @@ mod tests {
                 ..Default::default()
             },
             &target(),
+            Guard::RootSession,
         )
         .unwrap_err();
         assert_eq!(err.step, Step::RegainRoot);

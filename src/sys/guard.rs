@@ -86,28 +86,70 @@ const fn ret(k: u32) -> Insn {
     }
 }
 
-/// The filter. Jumps are relative to the next instruction; the comments give the targets.
-pub const FILTER: [Insn; 16] = [
-    /* 0 */ ld(ARCH),
-    /* 1 */ jeq(arch::NATIVE, 0, 4), // 2 | 6
-    /* 2 */ ld(NR),
-    /* 3 */ jeq(arch::IOCTL, 6, 0), // 10 | 4
-    /* 4 */ jeq(arch::IOCTL_X32, 5, 0), // 10 | 5
-    /* 5 */ ret(ALLOW),
-    /* 6 */ jeq(arch::COMPAT, 0, 7), // 7 | 14
-    /* 7 */ ld(NR),
-    /* 8 */ jeq(arch::IOCTL_COMPAT, 1, 0), // 10 | 9
-    /* 9 */ ret(ALLOW),
-    /* 10 */ ld(ARG1_LOW),
-    /* 11 */ jeq(libc::TIOCSTI as u32, 3, 0), // 15 | 12
-    /* 12 */ jeq(libc::TIOCLINUX as u32, 2, 0), // 15 | 13
-    /* 13 */ ret(ALLOW),
-    // No other architecture can reach this kernel through this binary's syscalls; should one
-    // appear, nothing it asks is judged, so nothing runs.
-    /* 14 */
-    ret(KILL_PROCESS),
-    /* 15 */ ret(DENY),
-];
+/// What the terminal guard denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// The container's main program: no root session shares its terminal. Pushing input
+    /// (TIOCSTI, and TIOCLINUX's paste on a virtual console) is denied.
+    MainProgram,
+    /// A program started from root's session (`docker exec -it c bash`, then `hermes`): also
+    /// TIOCSPGRP, so that a child left behind (ignoring SIGTTOU) cannot take the terminal's
+    /// foreground back from root's shell and read what root types next. The program itself
+    /// never needs it: the shell puts it in the foreground before exec.
+    RootSession,
+}
+
+impl Guard {
+    fn requests(self) -> &'static [u32] {
+        const INPUT: [u32; 2] = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
+        const SESSION: [u32; 3] = [
+            libc::TIOCSTI as u32,
+            libc::TIOCLINUX as u32,
+            libc::TIOCSPGRP as u32,
+        ];
+        match self {
+            Guard::MainProgram => &INPUT,
+            Guard::RootSession => &SESSION,
+        }
+    }
+}
+
+/// The filter for `guard`. Jumps are relative to the next instruction; the comments give the
+/// targets, with `n` denied requests.
+pub fn filter(guard: Guard) -> Vec<Insn> {
+    let denied = guard.requests();
+    let n = denied.len();
+    // Both fit: the lists above are a few entries long.
+    let n8 = u8::try_from(n).expect("a short list");
+    let mut f = vec![
+        /* 0 */ ld(ARCH),
+        /* 1 */ jeq(arch::NATIVE, 0, 4), // 2 | 6
+        /* 2 */ ld(NR),
+        /* 3 */ jeq(arch::IOCTL, 6, 0), // 10 | 4
+        /* 4 */ jeq(arch::IOCTL_X32, 5, 0), // 10 | 5
+        /* 5 */ ret(ALLOW),
+        /* 6 */ jeq(arch::COMPAT, 0, n8 + 5), // 7 | 12 + n
+        /* 7 */ ld(NR),
+        /* 8 */ jeq(arch::IOCTL_COMPAT, 1, 0), // 10 | 9
+        /* 9 */ ret(ALLOW),
+        /* 10 */ ld(ARG1_LOW),
+    ];
+    for (i, req) in denied.iter().enumerate() {
+        let i8 = u8::try_from(i).expect("a short list");
+        /* 11 + i */
+        f.push(jeq(*req, n8 - i8 + 1, 0)); // 13 + n | next
+    }
+    f.extend([
+        /* 11 + n */ ret(ALLOW),
+        // No other architecture can reach this kernel through this binary's syscalls; should one
+        // appear, nothing it asks is judged, so nothing runs.
+        /* 12 + n */
+        ret(KILL_PROCESS),
+        /* 13 + n */ ret(DENY),
+    ]);
+    debug_assert_eq!(f.len(), 14 + n);
+    f
+}
 
 /// `struct sock_fprog`.
 #[repr(C)]
@@ -116,16 +158,18 @@ struct Prog {
     filter: *const Insn,
 }
 
-/// Sets PR_SET_NO_NEW_PRIVS and installs [`FILTER`] for this process and all it will start.
-pub fn deny_terminal_injection() -> Result<(), Errno> {
+/// Sets PR_SET_NO_NEW_PRIVS and installs the filter for `guard`, for this process and all it
+/// will start.
+pub fn deny_terminal_injection(guard: Guard) -> Result<(), Errno> {
+    let program = filter(guard);
     // SAFETY: prctl with integer arguments only.
     Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
     let prog = Prog {
-        len: FILTER.len() as u16,
-        filter: FILTER.as_ptr(),
+        len: u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?,
+        filter: program.as_ptr(),
     };
-    // SAFETY: `prog` points at FILTER, a 'static array of `len` instructions laid out as the
-    // kernel's struct sock_filter; the kernel copies it before returning.
+    // SAFETY: `prog` points at `program`, `len` instructions laid out as the kernel's struct
+    // sock_filter, alive until this call returns; the kernel copies it before returning.
     Errno::result(unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
@@ -168,15 +212,15 @@ pub fn close_above_stderr() -> Result<(), Errno> {
 mod tests {
     use super::*;
 
-    /// Runs FILTER the way the kernel would over one `seccomp_data`.
-    fn verdict(arch: u32, nr: u32, arg1: u64) -> u32 {
+    /// Runs `filter` the way the kernel would over one `seccomp_data`.
+    fn verdict(filter: &[Insn], arch: u32, nr: u32, arg1: u64) -> u32 {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
         data[24..32].copy_from_slice(&arg1.to_ne_bytes());
         let (mut pc, mut acc) = (0usize, 0u32);
         loop {
-            let i = FILTER[pc];
+            let i = filter[pc];
             pc += 1;
             match i.code {
                 LD_W_ABS => {
@@ -192,18 +236,38 @@ mod tests {
 
     const STI: u64 = libc::TIOCSTI as u64;
     const LINUX: u64 = libc::TIOCLINUX as u64;
+    const SPGRP: u64 = libc::TIOCSPGRP as u64;
+    const IOCTLS: [(u32, u32); 3] = [
+        (arch::NATIVE, arch::IOCTL),
+        (arch::NATIVE, arch::IOCTL_X32),
+        (arch::COMPAT, arch::IOCTL_COMPAT),
+    ];
 
     #[test]
     fn terminal_injection_is_denied_on_every_abi() {
-        for (arch, nr) in [
-            (arch::NATIVE, arch::IOCTL),
-            (arch::NATIVE, arch::IOCTL_X32),
-            (arch::COMPAT, arch::IOCTL_COMPAT),
-        ] {
-            assert_eq!(verdict(arch, nr, STI), DENY, "TIOCSTI {arch:#x}/{nr}");
-            assert_eq!(verdict(arch, nr, LINUX), DENY, "TIOCLINUX {arch:#x}/{nr}");
-            // Garbage in the high half must not hide the request (the kernel ignores it).
-            assert_eq!(verdict(arch, nr, STI | 0xdead_0000_0000_0000), DENY);
+        for guard in [Guard::MainProgram, Guard::RootSession] {
+            let f = filter(guard);
+            for (arch, nr) in IOCTLS {
+                for req in [STI, LINUX] {
+                    assert_eq!(
+                        verdict(&f, arch, nr, req),
+                        DENY,
+                        "{guard:?} {arch:#x}/{nr} {req:#x}"
+                    );
+                    // Garbage in the high half must not hide the request (the kernel ignores it).
+                    assert_eq!(verdict(&f, arch, nr, req | 0xdead_0000_0000_0000), DENY);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_foreground_is_kept_only_from_a_root_session() {
+        let session = filter(Guard::RootSession);
+        let main = filter(Guard::MainProgram);
+        for (arch, nr) in IOCTLS {
+            assert_eq!(verdict(&session, arch, nr, SPGRP), DENY, "{arch:#x}/{nr}");
+            assert_eq!(verdict(&main, arch, nr, SPGRP), ALLOW, "{arch:#x}/{nr}");
         }
     }
 
@@ -211,22 +275,23 @@ mod tests {
     fn everything_else_is_allowed() {
         let tcgets = libc::TCGETS as u64;
         let winsz = libc::TIOCGWINSZ as u64;
-        for (arch, nr) in [
-            (arch::NATIVE, arch::IOCTL),
-            (arch::COMPAT, arch::IOCTL_COMPAT),
-        ] {
-            for req in [tcgets, winsz, libc::TIOCSPGRP as u64, 0, STI + 1] {
-                assert_eq!(verdict(arch, nr, req), ALLOW, "{arch:#x}/{nr} {req:#x}");
+        let gpgrp = libc::TIOCGPGRP as u64;
+        for guard in [Guard::MainProgram, Guard::RootSession] {
+            let f = filter(guard);
+            for (arch, nr) in IOCTLS {
+                for req in [tcgets, winsz, gpgrp, 0, STI + 1] {
+                    assert_eq!(verdict(&f, arch, nr, req), ALLOW, "{arch:#x}/{nr} {req:#x}");
+                }
             }
+            // TIOCSTI's number as the argument of another call means nothing.
+            assert_eq!(verdict(&f, arch::NATIVE, 0, STI), ALLOW, "read");
+            assert_eq!(verdict(&f, arch::NATIVE, 1, STI), ALLOW, "write");
+            assert_eq!(verdict(&f, arch::COMPAT, 4, STI), ALLOW, "compat write");
+            assert_eq!(
+                verdict(&f, 0x1234, arch::IOCTL, 0),
+                KILL_PROCESS,
+                "unknown arch"
+            );
         }
-        // TIOCSTI's number as the argument of another call means nothing.
-        assert_eq!(verdict(arch::NATIVE, 0, STI), ALLOW, "read");
-        assert_eq!(verdict(arch::NATIVE, 1, STI), ALLOW, "write");
-        assert_eq!(verdict(arch::COMPAT, 4, STI), ALLOW, "compat write");
-    }
-
-    #[test]
-    fn an_unknown_architecture_is_killed() {
-        assert_eq!(verdict(0x1234, arch::IOCTL, 0), KILL_PROCESS);
     }
 }

@@ -46,7 +46,7 @@ pub trait Privileges {
     fn close_fds(&mut self) -> Result<(), Errno>;
     /// PR_SET_NO_NEW_PRIVS and the seccomp filter that keeps the program (and everything it
     /// starts) from pushing input into root's terminal ([`guard`]).
-    fn guard_terminal(&mut self) -> Result<(), Errno>;
+    fn guard_terminal(&mut self, guard: guard::Guard) -> Result<(), Errno>;
 }
 
 /// The real calls.
@@ -115,8 +115,8 @@ impl Privileges for Linux {
     fn close_fds(&mut self) -> Result<(), Errno> {
         guard::close_above_stderr()
     }
-    fn guard_terminal(&mut self) -> Result<(), Errno> {
-        guard::deny_terminal_injection()
+    fn guard_terminal(&mut self, guard: guard::Guard) -> Result<(), Errno> {
+        guard::deny_terminal_injection(guard)
     }
 }
 
