@@ -4,7 +4,7 @@
 # Production build (needs a registry, PyPI, crates.io and GitHub):
 #   docker build -t hermes .
 # Offline build (this repository's CI; docker/build-image.sh prepares the context):
-#   --build-arg BASE_IMAGE=<local Debian 12 image with python3 + python3-venv>
+#   --build-arg BASE_IMAGE=<local Debian 13 (or 12) image with python3, python3-venv, xz-utils>
 #   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
@@ -15,7 +15,7 @@
 # The *_FROM arguments name stages of this file; BuildKit (required: DOCKER_BUILDKIT=1) builds
 # only the stages the target needs, where the classic builder would build them all.
 
-ARG BASE_IMAGE=debian:bookworm-slim
+ARG BASE_IMAGE=debian:trixie-slim
 ARG RUST_IMAGE=rust:1-bookworm
 ARG SHIM_FROM=builder
 ARG VENV_FROM=venv-pypi
@@ -23,6 +23,8 @@ ARG S6_FROM=s6-overlay
 ARG S6_TARBALLS=s6-tarballs-download
 
 FROM ${RUST_IMAGE} AS builder
+# The source revision `hermes-shim --version` names (there is no .git in the context).
+ARG HERMES_SHIM_REVISION=""
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -30,6 +32,7 @@ COPY src ./src
 # Static (crt-static, for the target only so proc-macros still build): the shim's own exec is
 # pure overhead in front of every `docker exec … hermes`, and a static binary skips the loader.
 RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
+    && export HERMES_SHIM_REVISION \
     && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple" \
     && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
 
@@ -37,6 +40,11 @@ FROM scratch AS host-binary
 COPY dist/hermes-shim /out/hermes-shim
 
 FROM ${SHIM_FROM} AS shim
+
+# The binary alone, for other images (`docker build --target binary -t hermes-shim-binary .`):
+#   COPY --from=hermes-shim-binary /hermes-shim /opt/hermes/bin/hermes-shim
+FROM scratch AS binary
+COPY --from=shim /out/hermes-shim /hermes-shim
 
 # The runtime base: python3 with venv support and CA certificates. The offline base image already
 # has them (apt-get would need the network), so install only what is missing.
@@ -136,10 +144,9 @@ ENV HERMES_HOME=/opt/data \
 RUN useradd -u 10000 -m -d /opt/data hermes
 COPY --from=venv /opt/hermes/.venv /opt/hermes/.venv
 COPY --from=shim /out/hermes-shim /opt/hermes/bin/hermes-shim
-# Each name the venv installs as a console script goes through the shim first.
-RUN ln -s hermes-shim /opt/hermes/bin/hermes \
-    && ln -s hermes-shim /opt/hermes/bin/hermes-agent \
-    && ln -s hermes-shim /opt/hermes/bin/hermes-acp
+# Each console script of hermes-agent (hermes, hermes-agent, hermes-acp in 0.19.0) goes through
+# the shim first: a symlink per name, read from the distribution's entry_points.txt.
+RUN /opt/hermes/bin/hermes-shim install
 COPY s6-overlay/ /etc/s6-overlay/
 COPY docker/entrypoint.sh /opt/hermes/entrypoint.sh
 VOLUME /opt/data

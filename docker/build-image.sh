@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the hermes-shim image offline from the repository's Dockerfile: local Debian base
-# (docker/build-base.sh), cached wheelhouse (docker/build-wheelhouse.sh), the release binary built
-# here on the host. Two flavours of the same Dockerfile:
+# (docker/build-base.sh; HERMES_SHIM_SUITE=trixie, Debian 13 as upstream, the default, or
+# bookworm, Debian 12), the cached wheelhouse for that Debian's python3 (docker/build-wheelhouse.sh),
+# the release binary built here on the host. Two flavours of the same Dockerfile:
 #   HERMES_SHIM_FLAVOUR=no-s6  (default) no s6-overlay; the entrypoint applet is PID 1
 #   HERMES_SHIM_FLAVOUR=s6     the production flavour: s6-overlay's /init as PID 1, from the
 #                              release tarballs in $HERMES_SHIM_S6_TARBALLS (a directory holding
@@ -10,17 +11,23 @@
 #                              which is how a local build of s6-overlay passes the check)
 # Idempotent: docker's layer cache makes an unchanged rebuild take seconds.
 #   usage: docker/build-image.sh     (tag: $HERMES_SHIM_IMAGE, default hermes-shim:test or
-#                                     hermes-shim:test-s6)
+#                                     hermes-shim:test-s6, with -bookworm appended for Debian 12)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
+SUITE="${HERMES_SHIM_SUITE:-trixie}"
+case "$SUITE" in
+    trixie) PYTHON=3.13 suffix="" ;;
+    bookworm) PYTHON=3.11 suffix="-bookworm" ;;
+    *) echo "build-image: HERMES_SHIM_SUITE=$SUITE: give trixie (Debian 13) or bookworm (Debian 12)" >&2; exit 2 ;;
+esac
 case "$FLAVOUR" in
-    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}" ;;
-    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}" ;;
+    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test$suffix}" ;;
+    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6$suffix}" ;;
     *) echo "build-image: HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
 esac
-BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:bookworm}"
+BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
 CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 # Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
 DOCKER_BUILD=(/usr/bin/docker build)
@@ -55,8 +62,8 @@ else
     args+=(--build-arg S6_FROM=no-s6-overlay)
 fi
 
-HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build-base.sh"
-wheelhouse=$("$REPO/docker/build-wheelhouse.sh")
+HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build-base.sh"
+wheelhouse=$(HERMES_SHIM_PYTHON="$PYTHON" "$REPO/docker/build-wheelhouse.sh")
 
 binary=$("$REPO/docker/build-shim.sh")
 [ -x "$binary" ] || { log "no release binary at $binary"; exit 1; }

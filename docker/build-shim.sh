@@ -10,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 triple=$(rustc -vV | sed -n 's/^host: //p')
+# `hermes-shim --version` names the source revision; "-dirty" when the tree has changes.
+if [ -z "${HERMES_SHIM_REVISION:-}" ] && git rev-parse --git-dir >/dev/null 2>&1; then
+    HERMES_SHIM_REVISION=$(git describe --always --dirty --abbrev=12 2>/dev/null || true)
+fi
+export HERMES_SHIM_REVISION="${HERMES_SHIM_REVISION:-}"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --quiet --target "$triple" >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

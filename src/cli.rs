@@ -24,6 +24,28 @@ Exit codes:
                         127 real program missing or not executable
   fix-ownership, boot   0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed";
 
+/// The source revision the binary was built from: `HERMES_SHIM_REVISION` at build time, which
+/// docker/build-shim.sh and the Dockerfile's builder set from git; a plain `cargo build` has none.
+const REVISION: Option<&str> = option_env!("HERMES_SHIM_REVISION");
+
+/// `--version`: the crate's version and the source revision.
+pub fn version() -> String {
+    format!(
+        "{} (revision {})",
+        env!("CARGO_PKG_VERSION"),
+        REVISION.filter(|r| !r.is_empty()).unwrap_or("unknown")
+    )
+}
+
+/// Parses the command line (exits with clap's usage error, code 2, when it is wrong).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    // clap takes a 'static version string; this runs once per process.
+    let version: &'static str = Box::leak(version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Native docker-exec privilege drop and race-safe ownership repair for the Hermes Agent image.
 #[derive(Debug, Parser)]
 #[command(name = "hermes-shim", version, about, after_help = AFTER_HELP)]
@@ -46,6 +68,18 @@ pub enum Command {
     FixOwnership(FixOptions),
     /// Start-up repair: the HERMES_UID/PUID, HERMES_GID/PGID remap if asked for, then fix-ownership.
     Boot,
+    /// Create the shim's symlinks (next to hermes-shim) for every console script of hermes-agent.
+    Install {
+        /// The venv holding hermes-agent [default: the parent of $HERMES_SHIM_REAL_DIR].
+        #[arg(long, value_name = "DIR")]
+        venv: Option<PathBuf>,
+        /// The distribution whose console scripts are shimmed.
+        #[arg(long, value_name = "NAME", default_value = "hermes-agent")]
+        distribution: String,
+        /// Change nothing; say what would be created.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The container's main program: repair ownership once, then run hermes (or ARGS) as hermes.
     Entrypoint {
         /// Nothing: `hermes`; a program on PATH: that program; anything else: `hermes ARGS`.

@@ -138,14 +138,9 @@ fn repair_once() {
         .arg("boot")
         .stdin(std::process::Stdio::null())
         .status();
+    // `boot` says itself what it did (and WARNS on a refusal); only a crash is left to say.
     match status.map(|s| s.code()) {
-        Ok(Some(c)) if c == i32::from(fix::EXIT_OK) => {}
-        Ok(Some(c)) if c == i32::from(fix::EXIT_PARTIAL) => say!(
-            "hermes-shim entrypoint: some entries could not be fixed (see above); starting anyway"
-        ),
-        Ok(Some(c)) if c == i32::from(fix::EXIT_REFUSED) => say!(
-            "hermes-shim entrypoint: WARNING: ownership repair REFUSED to run (see above); root-owned files in $HERMES_HOME stay unreadable to hermes"
-        ),
+        Ok(Some(c)) if c == i32::from(fix::EXIT_OK) || c == i32::from(fix::EXIT_REFUSED) => {}
         other => say!(
             "hermes-shim entrypoint: WARNING: ownership repair failed ({other:?}); starting anyway"
         ),

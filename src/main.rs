@@ -21,6 +21,7 @@ mod etcfile;
 mod fix;
 mod home;
 mod init;
+mod install;
 mod policy;
 mod record;
 mod remap;
@@ -33,8 +34,6 @@ mod users;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
-
-use clap::Parser;
 
 /// The name this binary answers to as a command rather than as a shim.
 const SELF_NAME: &str = "hermes-shim";
@@ -75,10 +74,15 @@ fn main() -> ExitCode {
         // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
         // among ARGS, and the shim promises the program its arguments untouched.
         Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..], me),
-        Dispatch::Command => match cli::Cli::parse().command {
+        Dispatch::Command => match cli::parse().command {
             cli::Command::Exec { name, args } => shim::run(&name, &args, me),
             cli::Command::FixOwnership(opts) => fix::run(opts),
             cli::Command::Boot => remap::run(),
+            cli::Command::Install {
+                venv,
+                distribution,
+                dry_run,
+            } => install::run(venv, &distribution, dry_run),
             cli::Command::Entrypoint { args } => entrypoint::run(&args, me),
         },
     };

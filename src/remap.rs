@@ -212,8 +212,10 @@ fn set_marker(previous: Previous) -> std::io::Result<()> {
     Staged::new(Path::new(MARKER), &previous.spec(), "new")?.commit()
 }
 
-/// Runs the applet: the remap (if asked for), then the sweep. Returns the sweep's exit code, or
-/// 2 when the remap was refused; a refused remap still leaves root's files repaired.
+/// Runs the applet: the remap (if asked for), the Docker socket's group, a missing home, then the
+/// sweep. A start-up step must not stop a container over a few files, so entries that could not
+/// be fixed are reported and exit 0; only a refusal (of the sweep, or of the remap, which still
+/// leaves root's files repaired) exits 2, with a WARNING line.
 pub fn run() -> u8 {
     let (previous, refused) = match remap() {
         Ok(previous) => (previous, false),
@@ -243,13 +245,35 @@ pub fn run() -> u8 {
     {
         say!("{PREFIX}: cannot remove {MARKER}: {e}");
     }
-    let code = if refused { fix::EXIT_REFUSED } else { code };
+    let code = verdict(code, refused);
     if let Err(e) = record::write(code) {
         say!(
             "{PREFIX}: cannot record this repair in /run/hermes-shim ({e}); the entrypoint will repair again"
         );
     }
     code
+}
+
+/// The applet's exit code for the sweep's `code`, with the one line that says what it means.
+fn verdict(code: u8, remap_refused: bool) -> u8 {
+    let home = shown(&fix::default_root());
+    match code {
+        fix::EXIT_REFUSED => say!(
+            "{PREFIX}: WARNING: ownership repair of {home} was REFUSED and nothing was changed (see above); files root wrote there may stay unreadable to the hermes user"
+        ),
+        _ if remap_refused => say!(
+            "{PREFIX}: WARNING: the uid/gid remap was REFUSED (see above); root-owned files in {home} were still repaired"
+        ),
+        fix::EXIT_PARTIAL => say!(
+            "{PREFIX}: some entries in {home} could not be repaired (see above); the start goes on"
+        ),
+        _ => {}
+    }
+    match code {
+        fix::EXIT_REFUSED => fix::EXIT_REFUSED,
+        _ if remap_refused => fix::EXIT_REFUSED,
+        _ => fix::EXIT_OK,
+    }
 }
 
 /// Creates `$HERMES_HOME` when it does not exist and the sweep would accept it (see

@@ -162,10 +162,14 @@ pub fn self_exe() -> Option<Metadata> {
     std::fs::metadata("/proc/self/exe").ok()
 }
 
+/// `$HERMES_SHIM_REAL_DIR`, else the default.
+pub fn real_dir() -> PathBuf {
+    std::env::var_os("HERMES_SHIM_REAL_DIR").map_or_else(|| DEFAULT_REAL_DIR.into(), PathBuf::from)
+}
+
 /// The real program for `name`: `$HERMES_SHIM_REAL_DIR/name`.
 pub fn real_program(name: &OsStr) -> Result<PathBuf, (u8, String)> {
-    let dir = std::env::var_os("HERMES_SHIM_REAL_DIR").unwrap_or_else(|| DEFAULT_REAL_DIR.into());
-    let dir = PathBuf::from(dir);
+    let dir = real_dir();
     if !dir.is_absolute() {
         let msg = format!(
             "hermes-shim: HERMES_SHIM_REAL_DIR={} is not absolute — set it to the venv's bin directory, e.g. {DEFAULT_REAL_DIR}",

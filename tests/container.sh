@@ -13,12 +13,18 @@ set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
+SUITE="${HERMES_SHIM_SUITE:-trixie}"
+case "$SUITE" in
+    trixie) suffix="" ;;
+    bookworm) suffix="-bookworm" ;;
+    *) echo "HERMES_SHIM_SUITE=$SUITE: give trixie or bookworm" >&2; exit 2 ;;
+esac
 case "$FLAVOUR" in
-    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}" ;;
-    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}" ;;
+    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test$suffix}" ;;
+    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6$suffix}" ;;
     *) echo "HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
 esac
-TAG="hermes-shim-ct-$FLAVOUR-$$"
+TAG="hermes-shim-ct-$FLAVOUR$suffix-$$"
 WORK=""
 HERMES_UID=10000
 
@@ -206,7 +212,7 @@ cat >"$WORK/seccomp-no-openat2.json" <<'EOF'
 }
 EOF
 
-echo "# flavour $FLAVOUR ($IMAGE)"
+echo "# flavour $FLAVOUR on Debian $SUITE ($IMAGE)"
 echo "# docker-exec contract"
 start exec "${FAKE[@]}" -- sleep infinity
 C="$TAG-exec"
@@ -266,6 +272,29 @@ rc=$?
 check "docker run IMAGE chat --help: exit 0" 0 "$rc"
 check_lacks "docker run IMAGE chat --help: no Traceback" Traceback "$out"
 check_contains "docker run IMAGE chat --help: shows chat usage" usage "$out"
+
+echo "# install: the shim's symlinks from hermes-agent's entry points"
+# shellcheck disable=SC2016 # expanded in the container
+check "the image's shim names are the venv's console scripts, each a symlink to hermes-shim" \
+    "hermes -> hermes-shim|hermes-acp -> hermes-shim|hermes-agent -> hermes-shim" \
+    "$(docker exec "$C" sh -c 'cd /opt/hermes/bin && for f in *; do [ -L "$f" ] && echo "$f -> $(readlink "$f")"; done' | sort | paste -sd '|')"
+out=$(docker exec "$C" hermes-shim install 2>&1)
+check "install again: exit 0" 0 "$(docker exec "$C" hermes-shim install >/dev/null 2>&1; echo $?)"
+check_contains "install again: nothing to do" "3 console scripts of hermes-agent in /opt/hermes/.venv: 0 created, 3 already there" "$out"
+# shellcheck disable=SC2016 # expanded in the container
+out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cd /opt/hermes/bin && rm hermes-agent &&
+    hermes-shim install --dry-run; echo "rc=$?"; test -e hermes-agent || echo "still absent"' 2>&1)
+check_contains "install --dry-run: says what it would create" "would create /opt/hermes/bin/hermes-agent -> hermes-shim" "$out"
+check_contains "install --dry-run: exit 0, creates nothing" "rc=0
+still absent" "$out"
+# shellcheck disable=SC2016 # expanded in the container
+out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cd /opt/hermes/bin && rm hermes-agent hermes-acp &&
+    echo "#!/bin/sh" > hermes-acp && hermes-shim install; echo "rc=$?"; ls' 2>&1)
+check_contains "install over a file that is not its symlink: refused" "refusing: /opt/hermes/bin/hermes-acp exists and is not a symlink" "$out"
+check_contains "install refused: exit 2" "rc=2" "$out"
+check_lacks "install refused: nothing changed (hermes-agent not created)" "hermes-agent" "$out"
+check_contains "hermes-shim --version names the source revision" "(revision " \
+    "$(docker exec "$C" hermes-shim --version 2>&1)"
 
 echo "# self-heal on start"
 volume data
@@ -336,13 +365,13 @@ check "fix-ownership as hermes (not root): refused, exit 2" 2 \
 check "fix-ownership /etc: refused, exit 2" 2 \
     "$(docker exec "$H" hermes-shim fix-ownership /etc >/dev/null 2>&1; echo $?)"
 
-# The s6-overlay oneshot's script, run by sh here (no /command/with-contenv without s6-overlay).
-check "oneshot script: clean run exits 0" 0 \
-    "$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
-out=$(docker exec -e HERMES_HOME=/etc "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership 2>&1)
-check "oneshot script: refusal exits 2" 2 \
-    "$(docker exec -e HERMES_HOME=/etc "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
-check_contains "oneshot script: refusal is loud" "WARNING" "$out"
+# boot, what every start-up wiring runs: 0 unless refused, and then loud.
+check "boot: clean run exits 0" 0 \
+    "$(docker exec "$H" hermes-shim boot >/dev/null 2>&1; echo $?)"
+out=$(docker exec -e HERMES_HOME=/etc "$H" hermes-shim boot 2>&1)
+check "boot: refusal exits 2" 2 \
+    "$(docker exec -e HERMES_HOME=/etc "$H" hermes-shim boot >/dev/null 2>&1; echo $?)"
+check_contains "boot: refusal is loud" "WARNING: ownership repair of /etc was REFUSED" "$out"
 # A partial failure: an immutable file refuses chown even to root.
 mp=$(docker volume inspect -f '{{.Mountpoint}}' "$V" 2>/dev/null) || mp=""
 # Never plant an immutable file anywhere but inside the test's own volume.
@@ -353,10 +382,10 @@ esac
 if [ -n "$mp" ] && [ -f "$mp/stuck" ] && chattr +i "$mp/stuck" 2>/dev/null; then
     check "fix-ownership with an immutable root file: exit 1" 1 \
         "$(docker exec "$H" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
-    out=$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership 2>&1)
-    check "oneshot script: partial failure exits 0" 0 \
-        "$(docker exec "$H" sh /etc/s6-overlay/scripts/hermes-fix-ownership >/dev/null 2>&1; echo $?)"
-    check_contains "oneshot script: partial failure logged" "could not be repaired" "$out"
+    out=$(docker exec "$H" hermes-shim boot 2>&1)
+    check "boot: partial failure exits 0 (the start goes on)" 0 \
+        "$(docker exec "$H" hermes-shim boot >/dev/null 2>&1; echo $?)"
+    check_contains "boot: partial failure logged" "could not be repaired" "$out"
     dk restart -t 1 "$H" >/dev/null
     if wait_main "$H"; then ok "container still starts when the repair partly fails"; else
         not_ok "container still starts when the repair partly fails"; fi

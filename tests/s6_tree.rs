@@ -221,12 +221,12 @@ fn fix_ownership_oneshot_is_in_the_user_bundle() {
         root.join("user-bundles.d/user/contents.d/hermes-fix-ownership")
             .is_file()
     );
-    let script = fs::read_to_string(root.join("scripts/hermes-fix-ownership")).unwrap();
-    assert!(
-        script.starts_with("#!/command/with-contenv sh\n"),
-        "script must get the container env"
+    // `boot` does the whole start-up repair and says what it did; with-contenv gives it the
+    // container's environment (HERMES_HOME, HERMES_SHIM_USER, PUID…), which /init withholds.
+    assert_eq!(
+        fs::read_to_string(svc.join("up")).unwrap(),
+        "/command/with-contenv /opt/hermes/bin/hermes-shim boot\n"
     );
-    assert!(script.contains("hermes-shim fix-ownership"));
 }
 
 /// A temporary copy of a small valid tree that a test then breaks in one way.

@@ -193,29 +193,13 @@ else
     exit
 fi
 
-# The binary image of the README's recipe: docker/build-binary-image.sh prints its tag. Where that
-# script is missing, a stand-in of the same shape: FROM scratch, only /hermes-shim.
+# The binary image of the README's recipe: docker/build-binary-image.sh prints its tag.
 t0=$(date +%s)
-if [ -x "$REPO/docker/build-binary-image.sh" ]; then
-    shim_image=$("$REPO/docker/build-binary-image.sh")
-else
-    shim_image="$PREFIX/binary:standin"
-    # Labelled with the binary's sha256, so an unchanged binary keeps the image and the layer cache.
-    if binary=$("$REPO/docker/build-shim.sh") && mkdir "$WORK/bin" && cp "$binary" "$WORK/bin/hermes-shim" &&
-        "$WORK/bin/hermes-shim" --version >/dev/null; then
-        sum=$(sha256sum "$WORK/bin/hermes-shim" | cut -d' ' -f1)
-        if [ "$(docker image inspect -f '{{index .Config.Labels "org.hermes-shim.sha256"}}' "$shim_image" 2>/dev/null)" != "$sum" ]; then
-            tar --numeric-owner --owner=0 --group=0 -C "$WORK/bin" -cf - hermes-shim |
-                docker import --change "LABEL org.hermes-shim.sha256=$sum" - "$shim_image" >/dev/null || shim_image=""
-        fi
-    else
-        shim_image=""
-    fi
-fi
+shim_image=$("$REPO/docker/build-binary-image.sh") || shim_image=""
 if [ -n "$shim_image" ] && docker image inspect "$shim_image" >/dev/null 2>&1; then
     ok "binary image $shim_image ($(($(date +%s) - t0)) s)"
 else
-    not_ok "binary image (docker/build-binary-image.sh or the stand-in from docker/build-shim.sh)"
+    not_ok "binary image (docker/build-binary-image.sh)"
     summary
     exit
 fi

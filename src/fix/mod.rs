@@ -182,8 +182,7 @@ pub fn protected() -> policy::Protected {
     {
         trees.extend(both(dir));
     }
-    let real_dir = std::env::var_os("HERMES_SHIM_REAL_DIR")
-        .map_or_else(|| PathBuf::from(shim::DEFAULT_REAL_DIR), PathBuf::from);
+    let real_dir = shim::real_dir();
     if let Some(venv) = real_dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
         trees.extend(both(venv.to_path_buf()));
     }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the binary image: FROM scratch, holding only the static /hermes-shim, so that any image
+# adds hermes-shim with one line:
+#   COPY --from=<this image> /hermes-shim /opt/hermes/bin/hermes-shim
+# Offline (this repository's CI): from the release binary docker/build-shim.sh builds here, through
+# the Dockerfile's `binary` stage. Prints the image's tag.
+#   usage: docker/build-binary-image.sh     (tag: $HERMES_SHIM_BINARY_IMAGE, default
+#                                            hermes-shim-binary:VERSION)
+# With a registry, the same stage builds the binary in the Rust image instead:
+#   docker build --target binary --build-arg HERMES_SHIM_REVISION="$(git rev-parse HEAD)" \
+#       -t hermes-shim-binary:VERSION .
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
+
+log() { printf 'build-binary-image: %s\n' "$*" >&2; }
+
+binary=$("$REPO/docker/build-shim.sh")
+version=$("$binary" --version | awk '{ print $2 }')
+IMAGE="${HERMES_SHIM_BINARY_IMAGE:-hermes-shim-binary:$version}"
+
+mkdir -p "$CACHE_DIR"
+CONTEXT=$(mktemp -d "$CACHE_DIR/binary-context.XXXXXX")
+trap 'rm -rf --one-file-system "$CONTEXT"' EXIT
+mkdir "$CONTEXT/dist"
+cp "$REPO/Dockerfile" "$REPO/.dockerignore" "$CONTEXT/"
+cp "$binary" "$CONTEXT/dist/hermes-shim"
+if ! DOCKER_BUILDKIT=1 /usr/bin/docker build --network=none --progress=plain --target binary \
+    --build-arg SHIM_FROM=host-binary -t "$IMAGE" "$CONTEXT" >"$CONTEXT.log" 2>&1; then
+    tail -n 30 "$CONTEXT.log" >&2
+    log "docker build failed; full log: $CONTEXT.log"
+    exit 1
+fi
+rm -f "$CONTEXT.log"
+log "built $IMAGE: $("$binary" --version)"
+printf '%s\n' "$IMAGE"

@@ -1,0 +1,293 @@
+//! The `install` applet: the shim's symlinks, one per console script of the hermes-agent
+//! distribution in the venv, next to the shim itself.
+//!
+//! Reading the names from the distribution's `entry_points.txt` means a console script that a
+//! later hermes-agent release adds is shimmed by rebuilding the image, with no Dockerfile change.
+//! It only ever creates symlinks to the shim, leaves its own symlinks as they are (so it can run
+//! again), and refuses, before changing anything, to replace whatever else has one of the names.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::escape::shown;
+use crate::shim;
+
+const PREFIX: &str = "hermes-shim install";
+
+/// Exit codes of the applet.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_REFUSED: u8 = 2;
+
+/// The console script names in an `entry_points.txt` (its `[console_scripts]` section), in
+/// file order, duplicates dropped.
+pub fn console_scripts(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = section.trim() == "console_scripts";
+        } else if in_section && let Some((name, _)) = line.split_once('=') {
+            let name = name.trim().to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// A distribution name as it appears in a `.dist-info` directory name (PEP 427/503: runs of
+/// `-`, `_` and `.` become `_`, compared without case).
+fn normalized(dist: &str) -> String {
+    let mut out = String::with_capacity(dist.len());
+    for c in dist.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// What exists at one link's place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Nothing,
+    /// A symlink to the shim (by its file name, or by its absolute path).
+    OurLink,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// What to do for each name; `Err` lists the refusals (nothing may change then).
+pub fn plan(
+    names: &[String],
+    shim_name: &OsStr,
+    found: impl Fn(&str) -> Found,
+) -> Result<Vec<(String, bool)>, Vec<String>> {
+    let mut todo = Vec::new();
+    let mut refused = Vec::new();
+    for name in names {
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\0'])
+            && OsStr::new(name) != shim_name;
+        if !plain {
+            refused.push(format!("'{name}' is not a name a link can have here"));
+            continue;
+        }
+        match found(name) {
+            Found::Nothing => todo.push((name.clone(), true)),
+            Found::OurLink => todo.push((name.clone(), false)),
+            Found::Other(what) => refused.push(format!("{name} exists and is {what}")),
+        }
+    }
+    if refused.is_empty() {
+        Ok(todo)
+    } else {
+        Err(refused)
+    }
+}
+
+fn found_at(path: &Path, shim: &Path) -> Found {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Found::Nothing;
+    };
+    if !meta.file_type().is_symlink() {
+        return Found::Other("not a symlink".into());
+    }
+    match std::fs::read_link(path) {
+        Ok(t) if t == shim || Some(t.as_os_str()) == shim.file_name() => Found::OurLink,
+        Ok(t) => Found::Other(format!("a symlink to {}", shown(&t))),
+        Err(e) => Found::Other(format!("unreadable ({e})")),
+    }
+}
+
+/// The `entry_points.txt` of `dist` in the venv (any `lib/python*/site-packages`).
+fn entry_points(venv: &Path, dist: &str) -> Result<PathBuf, String> {
+    let want = normalized(dist);
+    let mut found = Vec::new();
+    let lib = venv.join("lib");
+    let pythons = std::fs::read_dir(&lib)
+        .map_err(|e| format!("{}: {e} — is {} a venv?", shown(&lib), shown(venv)))?;
+    for py in pythons.flatten() {
+        let site = py.path().join("site-packages");
+        for entry in std::fs::read_dir(&site).into_iter().flatten().flatten() {
+            let file = entry.file_name();
+            let name = file.to_string_lossy();
+            let Some(stem) = name.strip_suffix(".dist-info") else {
+                continue;
+            };
+            let dist_part = stem.split_once('-').map_or(stem, |(d, _)| d);
+            if normalized(dist_part) == want {
+                found.push(entry.path().join("entry_points.txt"));
+            }
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!(
+            "no {dist} installed in {} — pip install it there first, or pass --venv",
+            shown(venv)
+        )),
+        _ => Err(format!(
+            "{} installations of {dist} in {} — keep one",
+            found.len(),
+            shown(venv)
+        )),
+    }
+}
+
+/// Runs the applet; returns its exit code.
+pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool) -> u8 {
+    let refuse = |msg: String| {
+        say!("{PREFIX}: {msg}");
+        EXIT_REFUSED
+    };
+    let Ok(me) = std::fs::read_link("/proc/self/exe") else {
+        return refuse("cannot find this binary (/proc/self/exe) — is /proc mounted?".into());
+    };
+    let (Some(dir), Some(shim_name)) = (me.parent(), me.file_name()) else {
+        return refuse(format!("{} has no directory", shown(&me)));
+    };
+    let venv = venv.unwrap_or_else(|| {
+        shim::real_dir()
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+    });
+    let file = match entry_points(&venv, dist) {
+        Ok(f) => f,
+        Err(e) => return refuse(e),
+    };
+    let names = match std::fs::read_to_string(&file) {
+        Ok(text) => console_scripts(&text),
+        Err(e) => return refuse(format!("{}: {e}", shown(&file))),
+    };
+    if names.is_empty() {
+        return refuse(format!("{} lists no console script", shown(&file)));
+    }
+    let todo = match plan(&names, shim_name, |n| found_at(&dir.join(n), &me)) {
+        Ok(todo) => todo,
+        Err(refused) => {
+            for r in &refused {
+                say!("{PREFIX}: refusing: {}/{r}", shown(dir));
+            }
+            return refuse(format!(
+                "nothing changed; remove or rename what is in the way, then run it again ({} of {} names)",
+                refused.len(),
+                names.len()
+            ));
+        }
+    };
+    let mut created = 0;
+    for (name, create) in &todo {
+        let link = dir.join(name);
+        if !create {
+            say!(
+                "{PREFIX}: {} already points at {}",
+                shown(&link),
+                shown(Path::new(shim_name))
+            );
+            continue;
+        }
+        if !dry_run && let Err(e) = std::os::unix::fs::symlink(shim_name, &link) {
+            return refuse(format!(
+                "cannot create {}: {e} ({created} created before it)",
+                shown(&link)
+            ));
+        }
+        created += 1;
+        let verb = if dry_run { "would create" } else { "created" };
+        say!(
+            "{PREFIX}: {verb} {} -> {}",
+            shown(&link),
+            shown(Path::new(shim_name))
+        );
+    }
+    say!(
+        "{PREFIX}: {} console scripts of {dist} in {}: {created} {}, {} already there",
+        todo.len(),
+        shown(&venv),
+        if dry_run {
+            "would be created"
+        } else {
+            "created"
+        },
+        todo.len() - created
+    );
+    EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_scripts_come_from_their_section_only() {
+        let text = "\
+[console_scripts]
+hermes = hermes_cli.main:main
+hermes-acp = acp_adapter.entry:main
+# a comment
+  hermes-agent=run_agent:main
+
+[gui_scripts]
+hermes-gui = gui:main
+[console_scripts]
+hermes = again:main
+";
+        assert_eq!(
+            console_scripts(text),
+            ["hermes", "hermes-acp", "hermes-agent"]
+        );
+        assert!(console_scripts("[other]\na = b\n").is_empty());
+        assert!(console_scripts("").is_empty());
+    }
+
+    #[test]
+    fn distribution_names_normalise() {
+        for (a, b) in [
+            ("hermes-agent", "hermes_agent"),
+            ("Hermes_Agent", "hermes_agent"),
+            ("hermes.-agent", "hermes_agent"),
+        ] {
+            assert_eq!(normalized(a), b);
+        }
+    }
+
+    #[test]
+    fn plans_create_keep_and_refuse() {
+        let names: Vec<String> = ["hermes", "hermes-agent", "hermes-acp"]
+            .map(String::from)
+            .to_vec();
+        let shim = OsStr::new("hermes-shim");
+        let fresh = plan(&names, shim, |_| Found::Nothing).unwrap();
+        assert!(fresh.iter().all(|(_, create)| *create));
+        let again = plan(&names, shim, |_| Found::OurLink).unwrap();
+        assert!(again.iter().all(|(_, create)| !*create), "idempotent");
+        let mixed = plan(&names, shim, |n| {
+            if n == "hermes-acp" {
+                Found::Other("not a symlink".into())
+            } else {
+                Found::Nothing
+            }
+        });
+        assert_eq!(
+            mixed,
+            Err(vec!["hermes-acp exists and is not a symlink".into()])
+        );
+        for bad in ["", ".", "..", "a/b", "hermes-shim"] {
+            assert!(
+                plan(&[bad.to_string()], shim, |_| Found::Nothing).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}
