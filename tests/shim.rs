@@ -1141,10 +1141,14 @@ if os.fork() == 0:
     try:
         os.tcsetpgrp(0, os.getpgrp())
         record("steal", "foreground")
-        if select.select([0], [], [], 3)[0]:
-            record("stolen", os.read(0, 4096).decode(errors="replace"))
     except OSError as e:
         record("steal", errno.errorcode.get(e.errno, str(e.errno)))
+        os._exit(0)
+    try:
+        if select.select([0], [], [], 3)[0]:
+            record("stolen", os.read(0, 4096).decode(errors="replace"))
+    except OSError:
+        pass
     os._exit(0)
 inject("during")
 "#;
