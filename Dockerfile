@@ -150,6 +150,8 @@ RUN /opt/hermes/bin/hermes-shim install
 COPY s6-overlay/ /etc/s6-overlay/
 COPY docker/entrypoint.sh /opt/hermes/entrypoint.sh
 VOLUME /opt/data
-WORKDIR /opt/data
+# Not the data volume: a root `docker exec` starts in WORKDIR, and Python (`python3 -m …`) imports
+# from its working directory first, so the agent's files there would run as root.
+WORKDIR /opt/hermes
 ENTRYPOINT ["/opt/hermes/entrypoint.sh"]
 CMD []

@@ -3,33 +3,25 @@
 //! Names under `$HERMES_HOME` are chosen by the agent, so what reaches a log must be
 //! unambiguous and inert: distinct names always print distinctly (a name `a<LF>b` and a name
 //! literally `a\nb` differ), no byte is lost (invalid UTF-8 is shown, not replaced), and nothing
-//! can forge a line, move the cursor or reorder the text (line and paragraph separators and the
-//! bidirectional controls such as U+202E are escaped). The escapes:
+//! can forge a line, move the cursor, hide itself or reorder the text around it. Unicode has
+//! many characters that do one of those (line separators, bidirectional controls, invisible
+//! joiners and variation selectors, and every right-to-left letter reorders its neighbours in a
+//! bidi-aware viewer), so only printable ASCII prints as itself:
 //!
 //! | in the name | printed |
 //! |---|---|
+//! | printable ASCII other than `\` | itself |
 //! | `\` | `\\` |
 //! | newline, tab, carriage return | `\n`, `\t`, `\r` |
-//! | other control characters (C0, DEL, C1) | `\u{1b}` |
-//! | U+061C, U+200B–U+200F, U+2028–U+202E, U+2066–U+2069, U+FEFF | `\u{202e}` |
+//! | any other character (control, non-ASCII) | `\u{e9}`, `\u{202e}` |
 //! | a byte that is not UTF-8 | `\xff` |
 //!
-//! Everything else prints as itself. Every escape begins with `\` and `\` itself is escaped,
-//! so the mapping can be undone: two names never print the same.
+//! Every escape begins with `\` and `\` itself is escaped, so the mapping can be undone: two
+//! names never print the same.
 
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// Characters that are invisible or rearrange the text around them.
-fn hidden(c: char) -> bool {
-    matches!(c,
-        '\u{061c}'
-        | '\u{200b}'..='\u{200f}'
-        | '\u{2028}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{feff}')
-}
 
 /// `p` as it is printed in logs and reports (see the module doc).
 pub fn shown(p: &Path) -> String {
@@ -42,10 +34,10 @@ pub fn shown(p: &Path) -> String {
                 '\n' => out.push_str("\\n"),
                 '\t' => out.push_str("\\t"),
                 '\r' => out.push_str("\\r"),
-                c if c.is_control() || hidden(c) => {
+                ' '..='~' => out.push(c),
+                c => {
                     let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
                 }
-                c => out.push(c),
             }
         }
         for b in chunk.invalid() {
@@ -70,8 +62,14 @@ mod tests {
             (b"/opt/data/ok.json", "/opt/data/ok.json"),
             (
                 "/x/caf\u{e9} \u{1f600}".as_bytes(),
-                "/x/caf\u{e9} \u{1f600}",
+                "/x/caf\\u{e9} \\u{1f600}",
             ),
+            // Invisible or reordering, one of each kind the attack review used, and RTL letters.
+            (
+                "a\u{2060}\u{ad}\u{34f}\u{3164}\u{fe0f}\u{e0041}".as_bytes(),
+                "a\\u{2060}\\u{ad}\\u{34f}\\u{3164}\\u{fe0f}\\u{e0041}",
+            ),
+            ("\u{5d0}\u{627}".as_bytes(), "\\u{5d0}\\u{627}"),
             (b"/x/a\nb", "/x/a\\nb"),
             (b"/x/a\\nb", "/x/a\\\\nb"),
             (b"/x/\t\r", "/x/\\t\\r"),

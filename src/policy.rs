@@ -151,20 +151,35 @@ pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, rule: &Rule) -> Action
 }
 
 /// System trees: a sweep may start neither at them nor anywhere below them. What lives there
-/// is run or trusted by root; handed to the agent's uid, it is root's to lose.
+/// is run or trusted by root; handed to the agent's uid, it is root's to lose: programs and
+/// their configuration, s6-overlay (`/package`, `/command`, `/init`, whose scripts root runs at
+/// the next start), and the package manager's state (whose maintainer scripts root runs at the
+/// next `apt-get`).
 const SYSTEM_TREES: &[&str] = &[
     "/bin",
     "/boot",
+    "/command",
     "/dev",
     "/etc",
+    "/init",
+    "/package",
     "/proc",
     "/root",
     "/run",
     "/sbin",
     "/sys",
     "/usr",
-    "/var/run",
+    "/var/cache/apt",
+    "/var/cache/debconf",
+    "/var/cache/ldconfig",
+    "/var/lib/apt",
+    "/var/lib/dpkg",
+    "/var/lib/pam",
+    "/var/lib/systemd",
+    "/var/lib/ucf",
     "/var/lock",
+    "/var/run",
+    "/var/spool/cron",
 ];
 
 /// Directories that hold other people's trees: a sweep may start below them (`/opt/data`,

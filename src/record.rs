@@ -4,7 +4,9 @@
 //! (s6-overlay's oneshot, a cont-init.d hook), never on a guess such as PID 1's name: if the
 //! oneshot is ever lost, the entrypoint repairs instead. A container start is named by the
 //! kernel's boot id and PID 1's start time, so a record left in a `/run` that outlives
-//! `docker restart` (it is not a tmpfs under Docker) never passes for a new start.
+//! `docker restart` (it is not a tmpfs under Docker) never passes for a new start; and only when
+//! PID 1 is the container's own (same mount namespace), since a shared PID namespace's PID 1
+//! outlives the container.
 //!
 //! Threat model: the record lives in a root-owned directory under `/run` that the hermes user
 //! cannot write, so the agent cannot forge one to switch the repair off; a directory that is not
@@ -26,8 +28,14 @@ pub struct StartId {
 }
 
 impl StartId {
-    /// This container start, from /proc; `None` where /proc does not tell.
+    /// This container start, from /proc; `None` where /proc does not tell, or where PID 1 is
+    /// not this container's own (`--pid=host`, `--pid=container:…`: its start time does not
+    /// change when this container restarts, so it cannot name a start).
     pub fn current() -> Option<StartId> {
+        let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        if ns("1")? != ns("self")? {
+            return None;
+        }
         let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
         let stat = fs::read_to_string("/proc/1/stat").ok()?;
         Some(StartId {
@@ -64,10 +72,12 @@ fn roots_alone(dir: &Path) -> bool {
     fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
 }
 
-/// Records that the start-up repair ran in this start and ended with `code`.
+/// Records that the start-up repair ran in this start and ended with `code`. Where a start
+/// cannot be named, nothing is recorded (and the entrypoint repairs at every start).
 pub fn write(code: u8) -> io::Result<()> {
-    let id =
-        StartId::current().ok_or_else(|| io::Error::other("/proc does not name this start"))?;
+    let Some(id) = StartId::current() else {
+        return Ok(());
+    };
     match fs::DirBuilder::new().mode(0o755).create(DIR) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -188,16 +188,20 @@ fn pending() -> Result<Previous, String> {
 }
 
 /// The part of a recorded remap that still describes the past: a uid nobody holds now, a gid
-/// the user has left. What a failed or undone remap recorded (the user still has those ids) is
-/// dropped, so it can never block a later start.
-pub fn still_pending(recorded: Previous, passwd: &str, user: &str) -> Previous {
+/// the user has left or no group holds any more (a start cut short between renumbering the
+/// group and the user). What a failed or undone remap recorded (the user still has those ids,
+/// its group still that gid) is dropped, so it can never block a later start.
+pub fn still_pending(recorded: Previous, passwd: &str, group: &str, user: &str) -> Previous {
     let users = users::parse_passwd(passwd);
+    let groups = users::parse_group(group);
     let current_gid = users.iter().find(|u| u.name == user).map(|u| u.gid);
     Previous {
         uid: recorded
             .uid
             .filter(|uid| !users.iter().any(|u| u.uid == *uid)),
-        gid: recorded.gid.filter(|gid| current_gid != Some(*gid)),
+        gid: recorded
+            .gid
+            .filter(|gid| current_gid != Some(*gid) || !groups.iter().any(|g| g.gid == *gid)),
     }
 }
 
@@ -316,7 +320,12 @@ fn read(path: &str) -> Result<String, String> {
 
 /// The recorded remap, as far as it still describes the past (see [`still_pending`]).
 fn recorded() -> Result<Previous, String> {
-    Ok(still_pending(pending()?, &read(PASSWD)?, &user_name()?))
+    Ok(still_pending(
+        pending()?,
+        &read(PASSWD)?,
+        &read(GROUP)?,
+        &user_name()?,
+    ))
 }
 
 /// Applies the remap the environment asks for; returns the ids the user's files move from
@@ -567,18 +576,28 @@ mod tests {
             uid: Some(10000),
             gid: Some(10000),
         };
+        let (p, g) = (PASSWD_TEXT, GROUP_TEXT);
         // The remap failed or was undone: the user still has the old ids.
-        assert_eq!(
-            still_pending(recorded, PASSWD_TEXT, "hermes"),
-            Previous::default()
-        );
+        assert_eq!(still_pending(recorded, p, g, "hermes"), Previous::default());
         // It happened: nobody holds the old uid, and the user has another gid.
-        let after = PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:2000:2001:");
-        assert_eq!(still_pending(recorded, &after, "hermes"), recorded);
-        // Only the gid moved (PGID joined `users`): the old uid is still the user's.
-        let gid_only = PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:10000:100:");
+        let after = p.replace("hermes:x:10000:10000:", "hermes:x:2000:2001:");
+        let renumbered = g.replace("hermes:x:10000:", "hermes:x:2001:");
         assert_eq!(
-            still_pending(recorded, &gid_only, "hermes"),
+            still_pending(recorded, &after, &renumbered, "hermes"),
+            recorded
+        );
+        // Only the gid moved (PGID joined `users`): the old uid is still the user's.
+        let gid_only = p.replace("hermes:x:10000:10000:", "hermes:x:10000:100:");
+        assert_eq!(
+            still_pending(recorded, &gid_only, g, "hermes"),
+            Previous {
+                uid: None,
+                gid: Some(10000)
+            }
+        );
+        // Cut short after the group was renumbered, before the user: the old gid is no group's.
+        assert_eq!(
+            still_pending(recorded, p, &renumbered, "hermes"),
             Previous {
                 uid: None,
                 gid: Some(10000)
@@ -586,7 +605,7 @@ mod tests {
         );
         // Someone else took the old uid meanwhile: its files are that user's now.
         let taken = format!("{after}bob:x:10000:10000::/:/bin/sh\n");
-        assert_eq!(still_pending(recorded, &taken, "hermes").uid, None);
+        assert_eq!(still_pending(recorded, &taken, g, "hermes").uid, None);
     }
 
     #[test]

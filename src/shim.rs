@@ -338,8 +338,32 @@ pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, guard: Guard) 
         Err(e) => return refuse(&spec.to_string(), &e.to_string()),
     };
     drop_then(&mut sys::Linux, &target, guard, || {
+        leave_unreachable_cwd(&target);
         how.start(&Prepared::new(path, args, Some(&target)))
     })
+}
+
+/// After the drop: a working directory the user could not reach by its path (root in
+/// `/root/secret`) is left for the user's home (else `/`), so the program cannot read through
+/// the directory handle root's session lent it.
+fn leave_unreachable_cwd(t: &Target) {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    if sys::fs::reachable(&cwd).is_ok() {
+        return;
+    }
+    let to = [t.home.as_path(), Path::new("/")]
+        .into_iter()
+        .find(|d| sys::fs::reachable(d).is_ok() && std::env::set_current_dir(d).is_ok());
+    if let Some(to) = to {
+        say!(
+            "hermes-shim: the working directory {} is not reachable by user '{}'; starting in {}",
+            crate::escape::shown(&cwd),
+            user_label(t),
+            crate::escape::shown(to)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -193,6 +193,12 @@ pub fn writable(path: &Path) -> Result<(), Errno> {
     unistd::access(path, unistd::AccessFlags::W_OK | unistd::AccessFlags::X_OK)
 }
 
+/// Whether the real uid may reach the directory `path` by its path (access(2) with X_OK, which
+/// checks every component on the way).
+pub fn reachable(path: &Path) -> Result<(), Errno> {
+    unistd::access(path, unistd::AccessFlags::X_OK)
+}
+
 /// Opens the child directory `name` of `dir`, never through a symlink.
 pub fn open_dir_at(dir: BorrowedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
     fcntl::openat(dir, name, DIR_NOFOLLOW, Mode::empty())
