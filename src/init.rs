@@ -49,7 +49,7 @@ pub fn supervise(start: impl FnOnce() -> u8) -> u8 {
 }
 
 /// The container's exit code for how the program ended, as a shell reports it.
-fn exit_code(ended: Ended) -> u8 {
+pub fn exit_code(ended: Ended) -> u8 {
     match ended {
         Ended::Exited(code) => code,
         // Signal numbers are below 65, so 128 + sig fits; clamp anyway rather than wrap.

@@ -24,6 +24,7 @@ mod init;
 mod install;
 mod policy;
 mod record;
+mod relay;
 mod remap;
 mod shim;
 mod socket;

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::policy;
-pub use crate::sys::guard::Guard;
 use crate::sys::{self, Privileges};
 use crate::users::{self, Target};
+use crate::{policy, relay};
 
 /// Where the real console scripts live unless `HERMES_SHIM_REAL_DIR` says otherwise.
 pub const DEFAULT_REAL_DIR: &str = "/opt/hermes/.venv/bin";
@@ -38,6 +37,7 @@ pub enum Step {
     Verify,
     RegainRoot,
     CloseFds,
+    NoNewPrivs,
     GuardTerminal,
 }
 
@@ -50,6 +50,7 @@ impl Step {
             Step::Verify => "verifying the new ids",
             Step::RegainRoot => "setuid(0) still succeeds after the drop",
             Step::CloseFds => "closing inherited descriptors",
+            Step::NoNewPrivs => "setting no_new_privs",
             Step::GuardTerminal => "installing the seccomp filter against terminal injection",
         }
     }
@@ -66,10 +67,29 @@ pub struct DropError {
 /// then verifies, then closes inherited descriptors and installs the terminal guard. Groups and gid go first because they need privilege that the uid change
 /// takes away; the verification catches a kernel, seccomp filter or user namespace that
 /// reported success without doing the work.
+/// Whether the program will have a terminal (then the seccomp filter of [`crate::sys::guard`]
+/// goes in too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    None,
+    Some,
+}
+
+impl Terminal {
+    /// Whether any of 0, 1, 2 is a terminal now.
+    pub fn of_stdio() -> Terminal {
+        if (0..=2).any(sys::pty::is_tty) {
+            Terminal::Some
+        } else {
+            Terminal::None
+        }
+    }
+}
+
 pub fn drop_privileges<P: Privileges>(
     p: &mut P,
     t: &Target,
-    guard: Guard,
+    terminal: Terminal,
 ) -> Result<(), DropError> {
     let fail = |step, e: Errno| DropError {
         step,
@@ -114,8 +134,12 @@ pub fn drop_privileges<P: Privileges>(
     // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`)
     // and the power to type into root's terminal.
     p.close_fds().map_err(|e| fail(Step::CloseFds, e))?;
-    p.guard_terminal(guard)
-        .map_err(|e| fail(Step::GuardTerminal, e))?;
+    match terminal {
+        Terminal::Some => p
+            .guard_terminal()
+            .map_err(|e| fail(Step::GuardTerminal, e))?,
+        Terminal::None => p.no_new_privs().map_err(|e| fail(Step::NoNewPrivs, e))?,
+    }
     Ok(())
 }
 
@@ -123,10 +147,10 @@ pub fn drop_privileges<P: Privileges>(
 pub fn drop_then<P: Privileges>(
     p: &mut P,
     t: &Target,
-    guard: Guard,
+    terminal: Terminal,
     exec: impl FnOnce() -> u8,
 ) -> u8 {
-    match drop_privileges(p, t, guard) {
+    match drop_privileges(p, t, terminal) {
         Ok(()) => exec(),
         Err(e) => refuse(&user_label(t), &format!("{}: {}", e.step.name(), e.detail)),
     }
@@ -294,13 +318,16 @@ pub enum Launch {
     Exec,
     /// Stay as PID 1 and run it in a child (see [`crate::init`]).
     Supervise,
+    /// Run it on a terminal of its own in a child, relayed by this process (see
+    /// [`crate::relay`]); the child execs.
+    Relay,
 }
 
 impl Launch {
     /// Starts `p` this way; returns only with an exit code.
     pub fn start(self, p: &Prepared) -> u8 {
         match self {
-            Launch::Exec => p.exec(),
+            Launch::Exec | Launch::Relay => p.exec(),
             Launch::Supervise => crate::init::supervise(|| p.exec()),
         }
     }
@@ -319,11 +346,17 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
     if ruid != 0 || policy::opt_out(std::env::var("HERMES_DOCKER_EXEC_AS_ROOT").ok().as_deref()) {
         return exec(&path, args, None);
     }
-    run_as_target(&path, args, Launch::Exec, Guard::RootSession)
+    // From a terminal session, the program gets a terminal of its own (see crate::relay).
+    let how = if relay::needed() {
+        Launch::Relay
+    } else {
+        Launch::Exec
+    };
+    run_as_target(&path, args, how)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
-pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, guard: Guard) -> u8 {
+pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
     let spec = match users::spec_from(None) {
         Ok(s) => s,
         Err(e) => {
@@ -337,10 +370,20 @@ pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, guard: Guard) 
         Ok(t) => t,
         Err(e) => return refuse(&spec.to_string(), &e.to_string()),
     };
-    drop_then(&mut sys::Linux, &target, guard, || {
+    let exec = || {
         leave_unreachable_cwd(&target);
         how.start(&Prepared::new(path, args, Some(&target)))
-    })
+    };
+    // The relay forks first: the parent stays root to relay, the child drops and becomes the
+    // monitor of the program in the new session.
+    if how == Launch::Relay {
+        relay::run(|| {
+            let terminal = Terminal::of_stdio();
+            drop_then(&mut sys::Linux, &target, terminal, || relay::monitor(exec))
+        })
+    } else {
+        drop_then(&mut sys::Linux, &target, Terminal::of_stdio(), exec)
+    }
 }
 
 /// After the drop: a working directory the user could not reach by its path (root in
@@ -442,7 +485,10 @@ mod tests {
         fn close_fds(&mut self) -> Result<(), Errno> {
             self.step("close fds")
         }
-        fn guard_terminal(&mut self, _: Guard) -> Result<(), Errno> {
+        fn no_new_privs(&mut self) -> Result<(), Errno> {
+            self.step("no_new_privs")
+        }
+        fn guard_terminal(&mut self) -> Result<(), Errno> {
             self.step("seccomp")
         }
     }
@@ -459,7 +505,7 @@ mod tests {
 
     fn run_with(r: &mut Recorder) -> (u8, bool) {
         let mut exec_called = false;
-        let code = drop_then(r, &target(), Guard::RootSession, || {
+        let code = drop_then(r, &target(), Terminal::Some, || {
             exec_called = true;
             0
         });
@@ -485,6 +531,15 @@ mod tests {
             (r.groups.clone(), r.gid, r.uid),
             (vec![990, 10000], 10000, 10000)
         );
+    }
+
+    #[test]
+    fn the_terminal_filter_only_where_there_is_a_terminal() {
+        let mut r = Recorder::default();
+        let code = drop_then(&mut r, &target(), Terminal::None, || 0);
+        assert_eq!(code, 0);
+        assert_eq!(r.calls.last(), Some(&"no_new_privs"));
+        assert!(!r.calls.contains(&"seccomp"));
     }
 
     #[test]
@@ -538,7 +593,7 @@ mod tests {
                 ..Default::default()
             },
             &target(),
-            Guard::RootSession,
+            Terminal::Some,
         )
         .unwrap_err();
         assert_eq!(err.step, Step::Verify);
@@ -579,7 +634,7 @@ mod tests {
                 ..Default::default()
             },
             &target(),
-            Guard::RootSession,
+            Terminal::Some,
         )
         .unwrap_err();
         assert_eq!(err.step, Step::RegainRoot);

@@ -1056,7 +1056,12 @@ fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
         "dropped: the program read root's file through fd 3"
     );
     assert_eq!(r.field("NoNewPrivs"), "1", "dropped: NoNewPrivs");
-    assert_eq!(r.field("Seccomp"), "2", "dropped: Seccomp (filter mode)");
+    // No terminal, so no terminal filter: TIOCSTI needs a controlling terminal.
+    assert_eq!(
+        r.field("Seccomp"),
+        "0",
+        "dropped without a terminal: Seccomp"
+    );
 
     // The opt-out is a plain exec: what root passes on is root's business.
     let o = with_open_secret(
@@ -1075,7 +1080,7 @@ fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
 
 /// Drives an interactive root `sh -i` on a fresh pty, as `docker exec -it c sh` gives one:
 /// each step types a line, waits (reading the terminal meanwhile), resizes the window or sends
-/// Ctrl-C. Writes the whole terminal transcript to argv[1].
+/// Ctrl-C or Ctrl-Z. Writes the whole terminal transcript to argv[1].
 const PTY_DRIVER: &str = r#"import fcntl, os, pty, select, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
@@ -1106,6 +1111,8 @@ for step in sys.argv[2:]:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     elif kind == "intr":
         os.write(fd, b"\x03")
+    elif kind == "susp":
+        os.write(fd, b"\x1a")
 os.write(fd, b"exit\n")
 drain(1.0)
 try:
@@ -1119,8 +1126,7 @@ with open(sys.argv[1], "wb") as f:
 
 /// The attacker, run as the program: it pushes a command into the terminal with TIOCSTI, and
 /// leaves a child that tries again a second after the program has exited, when root's shell is
-/// back at its prompt, and then (ignoring SIGTTOU) takes the terminal's foreground back to read
-/// what root types next. Each attempt records what the kernel said.
+/// back at its prompt, and then reads what root types next. Each attempt records what it got.
 const INJECTOR: &str = r#"#!/usr/bin/python3
 import errno, fcntl, os, select, signal, sys, termios, time
 out = sys.argv[1]
@@ -1134,21 +1140,32 @@ def inject(tag):
         record(tag, "injected")
     except OSError as e:
         record(tag, errno.errorcode.get(e.errno, str(e.errno)))
+# An attacker's child ignores the hangup its terminal gets when the program exits (set before
+# the fork, so the child has it from its first instruction).
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
 if os.fork() == 0:
     time.sleep(1.0)
     inject("after")
-    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    # Wait until root's shell has started its next command, then leave the session (so job
+    # control no longer stops its reads) and read what root types meanwhile.
+    time.sleep(1.2)
     try:
-        os.tcsetpgrp(0, os.getpgrp())
-        record("steal", "foreground")
-    except OSError as e:
-        record("steal", errno.errorcode.get(e.errno, str(e.errno)))
-        os._exit(0)
-    try:
-        if select.select([0], [], [], 3)[0]:
-            record("stolen", os.read(0, 4096).decode(errors="replace"))
+        os.setsid()
     except OSError:
         pass
+    got = b""
+    end = time.time() + 3
+    while time.time() < end:
+        try:
+            if select.select([0], [], [], 0.2)[0]:
+                data = os.read(0, 4096)
+                if not data:
+                    break
+                got += data
+        except OSError:
+            break
+    if got:
+        record("stolen", got.decode(errors="replace"))
     os._exit(0)
 inject("during")
 "#;
@@ -1194,15 +1211,18 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
             &[
                 format!("type:{line}"),
                 "wait:2".into(),
+                // Root's next command reads nothing, so what root types meanwhile waits in the
+                // terminal's queue: whoever reads that terminal now gets it first.
+                "type:sleep 2".into(),
+                "wait:0.3".into(),
                 format!("type:{typed}"),
-                "wait:2.5".into(),
+                "wait:3.5".into(),
             ],
         );
         let read = |name: &str| fs::read_to_string(out.join(name)).ok();
         Attempt {
             during: read("during"),
             after: read("after"),
-            steal: read("steal"),
             stolen: read("stolen"),
             pwned: [read("pwned-during"), read("pwned-after")],
             root_typed: read("root-typed"),
@@ -1212,7 +1232,7 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
 
     // The attack is real here: the same program run as uid 10000 by setpriv, with no guard,
     // gets root's shell to run its command (whenever the kernel still allows TIOCSTI at all)
-    // and takes the terminal's foreground from root's shell.
+    // and reads what root types next.
     if legacy_tiocsti() && common::require_tool("tiocsti control", "setpriv") {
         let control = run(format!(
             "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
@@ -1226,13 +1246,12 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
             Some("0"),
             "control: root's shell did not run the injected command; the test would prove nothing\n{t}"
         );
-        // Whether the child then wins the read against the shell is a race (bash re-checks the
-        // foreground on every read; dash, already blocked in read, may keep the line), so the
-        // control asserts the takeover itself, which is what the guard denies.
-        assert_eq!(
-            control.steal.as_deref(),
-            Some("foreground"),
-            "control: the child could not take the foreground; the test would prove nothing\n{t}"
+        assert!(
+            control
+                .stolen
+                .as_deref()
+                .is_some_and(|s| s.contains("typed-by-root")),
+            "control: the child did not read root's typing; the test would prove nothing\n{t}"
         );
     }
 
@@ -1241,12 +1260,12 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     assert_eq!(a.during.as_deref(), Some("EPERM"), "during the run\n{t}");
     assert_eq!(a.after.as_deref(), Some("EPERM"), "lingering child\n{t}");
     assert_eq!(a.pwned, [None, None], "root ran the program's command\n{t}");
-    assert_eq!(
-        a.steal.as_deref(),
-        Some("EPERM"),
-        "the child took the foreground\n{t}"
+    // The program had a terminal of its own (the relay's pty), closed when it exited: whatever
+    // the child does with it, root's typing never reaches it.
+    assert!(
+        !a.stolen.as_deref().unwrap_or("").contains("typed-by-root"),
+        "the child read root's typing\n{t}"
     );
-    assert_eq!(a.stolen, None, "the child read root's typing\n{t}");
     assert_eq!(
         a.root_typed.as_deref(),
         Some("typed-by-root\n"),
@@ -1258,7 +1277,6 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
 struct Attempt {
     during: Option<String>,
     after: Option<String>,
-    steal: Option<String>,
     stolen: Option<String>,
     pwned: [Option<String>; 2],
     root_typed: Option<String>,
@@ -1278,6 +1296,8 @@ def winch(*_):
         f.write(size())
 signal.signal(signal.SIGWINCH, winch)
 signal.signal(signal.SIGINT, signal.SIG_DFL)
+with open(out + "/seccomp", "w") as f:
+    f.write([l for l in open("/proc/self/status") if l.startswith("Seccomp:")][0])
 print("READY", flush=True)
 line = sys.stdin.readline()
 with open(out + "/read", "w") as f:
@@ -1317,4 +1337,70 @@ fn interactive_use_still_works_after_the_drop() {
     assert_eq!(read("winsize").as_deref(), Some("40x100"), "{t}");
     assert_eq!(read("not-interrupted"), None, "Ctrl-C did not stop it\n{t}");
     assert!(t.contains("status=130"), "not ended by SIGINT\n{t}");
+    assert_eq!(
+        read("seccomp")
+            .as_deref()
+            .map(|l| l.split_whitespace().nth(1)),
+        Some(Some("2")),
+        "with a terminal, the terminal filter is on\n{t}"
+    );
+}
+
+/// A program that reads two lines and exits 42.
+const TWO_LINES: &str = r#"#!/usr/bin/python3
+import sys
+out = sys.argv[1]
+for name in ("first", "second"):
+    line = sys.stdin.readline()
+    with open(out + "/" + name, "w") as f:
+        f.write(line)
+sys.exit(42)
+"#;
+
+#[test]
+fn job_control_and_the_exit_status_go_through_the_relay() {
+    if !common::require_root("job_control_and_the_exit_status_go_through_the_relay")
+        || !common::require_tool(
+            "job_control_and_the_exit_status_go_through_the_relay",
+            "python3",
+        )
+    {
+        return;
+    }
+    let sb = Sandbox::new("pty-jobs");
+    common::write_program(&sb.real_dir().join("two"), TWO_LINES, 0o755);
+    let out = sb.out();
+    let t = drive_pty(
+        &sb,
+        &[
+            format!("type:{} {}", sb.link("two").display(), out.display()),
+            "wait:1.5".into(),
+            "type:one".into(),
+            "wait:0.5".into(),
+            // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal.
+            "susp".into(),
+            "wait:0.5".into(),
+            format!("type:echo root-while-stopped > {}/stopped", out.display()),
+            "wait:0.5".into(),
+            "type:fg".into(),
+            "wait:1".into(),
+            "type:two".into(),
+            "wait:1".into(),
+            format!("type:echo status=$? > {}/status", out.display()),
+            "wait:0.5".into(),
+        ],
+    );
+    let read = |name: &str| fs::read_to_string(out.join(name)).ok();
+    assert_eq!(read("first").as_deref(), Some("one\n"), "{t}");
+    assert_eq!(
+        read("stopped").as_deref(),
+        Some("root-while-stopped\n"),
+        "root's shell ran a command while the program was stopped\n{t}"
+    );
+    assert_eq!(
+        read("second").as_deref(),
+        Some("two\n"),
+        "fg continued it\n{t}"
+    );
+    assert_eq!(read("status").as_deref(), Some("status=42\n"), "{t}");
 }

@@ -1,14 +1,16 @@
-//! What the dropped program must not inherit from root's session: open descriptors, and the
-//! ability to push input into root's terminal.
+//! What the dropped program must not inherit from root's session: open descriptors, the
+//! power to raise its privileges again, and (as a second wall) the ability to push input into
+//! a terminal.
 //!
-//! After the drop the program still holds root's terminal (the `docker exec -it` pty). With
-//! `ioctl(TIOCSTI)` (and, on a virtual console, `TIOCLINUX`'s paste) any process on that
-//! terminal can queue bytes as if typed, and root's shell runs them once the program exits.
-//! The kernel allows it unless `dev.tty.legacy_tiocsti` is 0, which many hosts do not set. A
-//! seccomp filter, installed just before exec and inherited by every descendant, denies both
-//! requests with EPERM; it needs `PR_SET_NO_NEW_PRIVS`, which also keeps setuid programs from
-//! raising the agent's privileges. Interactive use is untouched: reading the terminal, job
-//! control, window size and signals do not go through these requests.
+//! The first wall against root's terminal is the relay (see `crate::relay`): the program never
+//! gets root's terminal, and without a controlling terminal the kernel refuses TIOCSTI anyway.
+//! Where the program does get a terminal (its own pty, or the container's console for the main
+//! program), a seccomp filter inherited by every descendant also denies `ioctl` TIOCSTI and
+//! TIOCLINUX (the selection paste of a virtual console) with EPERM, in case a terminal of
+//! someone else's ever reaches it. It is installed only there: it costs the kernel a JIT
+//! compile and a deferred free, about 0.1 ms, which an exec with no terminal (`docker exec c
+//! hermes …` without `-t`, every scripted call) need not pay. `PR_SET_NO_NEW_PRIVS`, which the
+//! filter needs, is set for every drop: setuid programs then cannot raise the agent.
 
 use nix::errno::Errno;
 use nix::libc;
@@ -86,38 +88,14 @@ const fn ret(k: u32) -> Insn {
     }
 }
 
-/// What the terminal guard denies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// The container's main program: no root session shares its terminal. Pushing input
-    /// (TIOCSTI, and TIOCLINUX's paste on a virtual console) is denied.
-    MainProgram,
-    /// A program started from root's session (`docker exec -it c bash`, then `hermes`): also
-    /// TIOCSPGRP, so that a child left behind (ignoring SIGTTOU) cannot take the terminal's
-    /// foreground back from root's shell and read what root types next. The program itself
-    /// never needs it: the shell puts it in the foreground before exec.
-    RootSession,
-}
+/// The requests denied: pushing input into a terminal (TIOCSTI), and TIOCLINUX, whose
+/// selection paste does the same on a virtual console.
+const DENIED: [u32; 2] = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
 
-impl Guard {
-    fn requests(self) -> &'static [u32] {
-        const INPUT: [u32; 2] = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
-        const SESSION: [u32; 3] = [
-            libc::TIOCSTI as u32,
-            libc::TIOCLINUX as u32,
-            libc::TIOCSPGRP as u32,
-        ];
-        match self {
-            Guard::MainProgram => &INPUT,
-            Guard::RootSession => &SESSION,
-        }
-    }
-}
-
-/// The filter for `guard`. Jumps are relative to the next instruction; the comments give the
-/// targets, with `n` denied requests.
-pub fn filter(guard: Guard) -> Vec<Insn> {
-    let denied = guard.requests();
+/// The filter. Jumps are relative to the next instruction; the comments give the targets, with
+/// `n` denied requests.
+pub fn filter() -> Vec<Insn> {
+    let denied = &DENIED;
     let n = denied.len();
     // Both fit: the lists above are a few entries long.
     let n8 = u8::try_from(n).expect("a short list");
@@ -158,12 +136,16 @@ struct Prog {
     filter: *const Insn,
 }
 
-/// Sets PR_SET_NO_NEW_PRIVS and installs the filter for `guard`, for this process and all it
-/// will start.
-pub fn deny_terminal_injection(guard: Guard) -> Result<(), Errno> {
-    let program = filter(guard);
+/// PR_SET_NO_NEW_PRIVS: no setuid or setcap program started from here on gains anything.
+pub fn no_new_privs() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Sets PR_SET_NO_NEW_PRIVS and installs the filter, for this process and all it will start.
+pub fn deny_terminal_injection() -> Result<(), Errno> {
+    let program = filter();
+    no_new_privs()?;
     let prog = Prog {
         len: u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?,
         filter: program.as_ptr(),
@@ -245,15 +227,11 @@ mod tests {
 
     #[test]
     fn terminal_injection_is_denied_on_every_abi() {
-        for guard in [Guard::MainProgram, Guard::RootSession] {
-            let f = filter(guard);
+        {
+            let f = filter();
             for (arch, nr) in IOCTLS {
                 for req in [STI, LINUX] {
-                    assert_eq!(
-                        verdict(&f, arch, nr, req),
-                        DENY,
-                        "{guard:?} {arch:#x}/{nr} {req:#x}"
-                    );
+                    assert_eq!(verdict(&f, arch, nr, req), DENY, "{arch:#x}/{nr} {req:#x}");
                     // Garbage in the high half must not hide the request (the kernel ignores it).
                     assert_eq!(verdict(&f, arch, nr, req | 0xdead_0000_0000_0000), DENY);
                 }
@@ -262,24 +240,14 @@ mod tests {
     }
 
     #[test]
-    fn the_foreground_is_kept_only_from_a_root_session() {
-        let session = filter(Guard::RootSession);
-        let main = filter(Guard::MainProgram);
-        for (arch, nr) in IOCTLS {
-            assert_eq!(verdict(&session, arch, nr, SPGRP), DENY, "{arch:#x}/{nr}");
-            assert_eq!(verdict(&main, arch, nr, SPGRP), ALLOW, "{arch:#x}/{nr}");
-        }
-    }
-
-    #[test]
     fn everything_else_is_allowed() {
         let tcgets = libc::TCGETS as u64;
         let winsz = libc::TIOCGWINSZ as u64;
         let gpgrp = libc::TIOCGPGRP as u64;
-        for guard in [Guard::MainProgram, Guard::RootSession] {
-            let f = filter(guard);
+        {
+            let f = filter();
             for (arch, nr) in IOCTLS {
-                for req in [tcgets, winsz, gpgrp, 0, STI + 1] {
+                for req in [tcgets, winsz, gpgrp, SPGRP, 0, STI + 1] {
                     assert_eq!(verdict(&f, arch, nr, req), ALLOW, "{arch:#x}/{nr} {req:#x}");
                 }
             }

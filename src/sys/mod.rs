@@ -8,6 +8,7 @@
 pub mod fs;
 pub mod guard;
 pub mod process;
+pub mod pty;
 
 use std::ffi::CString;
 
@@ -44,9 +45,11 @@ pub trait Privileges {
     fn capabilities(&self) -> Result<u64, Errno>;
     /// Closes every descriptor above 2, so nothing root opened reaches the program.
     fn close_fds(&mut self) -> Result<(), Errno>;
+    /// PR_SET_NO_NEW_PRIVS: nothing the program starts can gain privileges.
+    fn no_new_privs(&mut self) -> Result<(), Errno>;
     /// PR_SET_NO_NEW_PRIVS and the seccomp filter that keeps the program (and everything it
-    /// starts) from pushing input into root's terminal ([`guard`]).
-    fn guard_terminal(&mut self, guard: guard::Guard) -> Result<(), Errno>;
+    /// starts) from pushing input into a terminal ([`guard`]).
+    fn guard_terminal(&mut self) -> Result<(), Errno>;
 }
 
 /// The real calls.
@@ -115,8 +118,11 @@ impl Privileges for Linux {
     fn close_fds(&mut self) -> Result<(), Errno> {
         guard::close_above_stderr()
     }
-    fn guard_terminal(&mut self, guard: guard::Guard) -> Result<(), Errno> {
-        guard::deny_terminal_injection(guard)
+    fn no_new_privs(&mut self) -> Result<(), Errno> {
+        guard::no_new_privs()
+    }
+    fn guard_terminal(&mut self) -> Result<(), Errno> {
+        guard::deny_terminal_injection()
     }
 }
 
