@@ -86,13 +86,23 @@ dk() {
 
 containers=()
 volumes=()
+# immutable VOLUME 1|0: sets or clears the immutable flag of `stuck` at the top of VOLUME, from a
+# throwaway container (the only immutable file this script ever makes; nothing on a host path).
+immutable() {
+    docker run --rm --label "hermes-shim-ct=$TAG" --cap-add LINUX_IMMUTABLE --entrypoint /usr/bin/python3 \
+        -v "$1:/d" "$IMAGE" -c '
+import array, fcntl, os, sys
+fd = os.open("/d/stuck", os.O_RDONLY | os.O_NOFOLLOW)
+flags = array.array("i", [0])
+fcntl.ioctl(fd, 0x80086601, flags, True)  # FS_IOC_GETFLAGS
+flags[0] = flags[0] | 0x10 if sys.argv[1] == "1" else flags[0] & ~0x10  # FS_IMMUTABLE_FL
+fcntl.ioctl(fd, 0x40086602, flags, True)  # FS_IOC_SETFLAGS
+' "$2"
+}
+
 cleanup() {
-    local v mp
-    # The only immutable file this script ever makes is `stuck` at the top of its own volume.
-    for v in "${volumes[@]}"; do
-        mp=$(docker volume inspect -f '{{.Mountpoint}}' "$v" 2>/dev/null) &&
-            [ -f "$mp/stuck" ] && [ ! -L "$mp/stuck" ] && chattr -i "$mp/stuck" 2>/dev/null
-    done
+    local v
+    for v in "${volumes[@]}"; do immutable "$v" 0 >/dev/null 2>&1; done
     docker ps -aq --filter "label=hermes-shim-ct=$TAG" | xargs -r docker rm -f -v >/dev/null 2>&1
     [ "${#volumes[@]}" -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
     [ -z "${LISTENER:-}" ] || kill "$LISTENER" 2>/dev/null
@@ -166,7 +176,10 @@ docker info >/dev/null 2>&1 || skip_all "Docker engine not reachable (run tests/
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-ct.XXXXXX)
+# The work tree: made with the modes it needs (0755, so the containers' users can read it), as
+# every file in it is, so nothing here is ever chmod'ed, chowned or chgrp'ed on a host path.
+WORK=$(mktemp -u /tmp/hermes-shim-ct.XXXXXX)
+mkdir -m 0755 "$WORK"
 
 if [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ]; then
     HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" || {
@@ -178,27 +191,28 @@ fi
 docker image inspect "$IMAGE" >/dev/null 2>&1 || skip_all "image $IMAGE not present"
 t0=$(date +%s)
 
-mkdir -p "$WORK/fake" "$WORK/nested"
-chmod 0755 "$WORK" "$WORK/fake" "$WORK/nested"
+mkdir -m 0755 "$WORK/fake" "$WORK/nested" "$WORK/sock" "$WORK/rootsock"
 # A stand-in for the real hermes: shows who runs it and with which arguments, in milliseconds.
-cat >"$WORK/fake/hermes" <<'EOF'
+install -m 0755 /dev/stdin "$WORK/fake/hermes" <<'EOF'
 #!/bin/sh
 echo "uid=$(id -u) gid=$(id -g) home=$HOME argv=$*"
 EOF
-chmod 0755 "$WORK/fake/hermes"
 # Its group list, and whether it may use the Docker socket: what the drop kept.
-cat >"$WORK/fake/groups" <<'EOF'
+install -m 0755 /dev/stdin "$WORK/fake/groups" <<'EOF'
 #!/bin/sh
 sed -n 's/^Groups:[[:space:]]*//p' /proc/self/status
 EOF
-cat >"$WORK/fake/connect" <<'EOF'
+install -m 0755 /dev/stdin "$WORK/fake/guards" <<'EOF'
+#!/bin/sh
+grep -E '^(NoNewPrivs|Seccomp_filters):' /proc/self/status | tr -s '\t ' ' ' | paste -sd ' '
+EOF
+install -m 0755 /dev/stdin "$WORK/fake/connect" <<'EOF'
 #!/usr/bin/python3
 import socket
 s = socket.socket(socket.AF_UNIX)
 s.connect("/var/run/docker.sock")
 print("connected")
 EOF
-chmod 0755 "$WORK/fake/groups" "$WORK/fake/connect"
 FAKE=(-v "$WORK/fake:/opt/fake:ro")
 
 # The seccomp profile the default one is not: allow everything but openat2, which answers ENOSYS
@@ -263,6 +277,18 @@ for name in hermes-agent hermes-acp; do
         "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" "$name" >/dev/null 2>&1; echo $?)"
     check_contains "$name is shimmed too: the shim names the real path" "hermes-shim: real program /opt/fake/$name" "$out"
 done
+# With a terminal (`docker exec -t`; `script` gives this script one) the program runs on a pty
+# of its own behind the relay, with the terminal filter; without one, in place, without it.
+# The engine's own seccomp profile is a filter too: the shim's adds one, and only with a terminal.
+plain=$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes-shim exec guards 2>&1)
+tty=$(script -qec "docker exec -it -e HERMES_SHIM_REAL_DIR=/opt/fake $C hermes-shim exec guards" /dev/null 2>&1 | tr -d '\r')
+check_contains "docker exec (no terminal): no_new_privs" "NoNewPrivs: 1" "$plain"
+filters() { sed -n 's/.*Seccomp_filters: \([0-9]*\).*/\1/p' <<<"$1"; }
+check "docker exec -it: the relay adds the terminal filter (one more seccomp filter)" \
+    "$(($(filters "$plain") + 1))" "$(filters "$tty")"
+check "docker exec -it: the exit status comes through the relay" 42 \
+    "$(script -qec "docker exec -it $C hermes-shim exec python3 -c 'raise SystemExit(42)'" /dev/null >/dev/null 2>&1; echo $?)"
+check "docker exec starts in /opt/hermes, not in the agent's volume" /opt/hermes "$(docker exec "$C" pwd)"
 out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
 check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"
 check_contains "unknown HERMES_SHIM_USER names the remedy" "HERMES_DOCKER_EXEC_AS_ROOT=1" "$out"
@@ -299,8 +325,7 @@ check_contains "hermes-shim --version names the source revision" "(revision " \
 echo "# self-heal on start"
 volume data
 V="$TAG-data"
-echo "root-owned, outside the volume's filesystem" >"$WORK/nested/root-file"
-chmod 0600 "$WORK/nested/root-file"
+echo "root-owned, outside the volume's filesystem" | install -m 0600 /dev/stdin "$WORK/nested/root-file"
 start heal -v "$V:/opt/data" -v "$WORK/nested:/opt/data/nested" -- sleep infinity
 H="$TAG-heal"
 wait_main "$H" || not_ok "heal container reaches its main program"
@@ -373,13 +398,8 @@ check "boot: refusal exits 2" 2 \
     "$(docker exec -e HERMES_HOME=/etc "$H" hermes-shim boot >/dev/null 2>&1; echo $?)"
 check_contains "boot: refusal is loud" "WARNING: ownership repair of /etc was REFUSED" "$out"
 # A partial failure: an immutable file refuses chown even to root.
-mp=$(docker volume inspect -f '{{.Mountpoint}}' "$V" 2>/dev/null) || mp=""
-# Never plant an immutable file anywhere but inside the test's own volume.
-case "$mp" in
-    /*/_data) [ -d "$mp" ] && [ ! -e "$mp/stuck" ] && [ ! -L "$mp/stuck" ] && : >"$mp/stuck" ;;
-    *) mp="" ;;
-esac
-if [ -n "$mp" ] && [ -f "$mp/stuck" ] && chattr +i "$mp/stuck" 2>/dev/null; then
+docker exec "$H" sh -c ': > /opt/data/stuck'
+if immutable "$V" 1; then
     check "fix-ownership with an immutable root file: exit 1" 1 \
         "$(docker exec "$H" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
     out=$(docker exec "$H" hermes-shim boot 2>&1)
@@ -389,11 +409,11 @@ if [ -n "$mp" ] && [ -f "$mp/stuck" ] && chattr +i "$mp/stuck" 2>/dev/null; then
     dk restart -t 1 "$H" >/dev/null
     if wait_main "$H"; then ok "container still starts when the repair partly fails"; else
         not_ok "container still starts when the repair partly fails"; fi
-    chattr -i "$mp/stuck"
+    immutable "$V" 0
 else
-    not_ok "chattr +i on the volume (needed for the partial-failure rows)"
+    not_ok "an immutable file in the volume (needed for the partial-failure rows)"
 fi
-[ -z "$mp" ] || rm -f "$mp/stuck"
+docker exec "$H" rm -f /opt/data/stuck
 check "start-up refusal is not fatal (HERMES_HOME=/etc)" ok \
     "$(dk run --rm -e HERMES_HOME=/etc "$IMAGE" echo ok 2>/dev/null)"
 
@@ -416,10 +436,11 @@ check "seccomp: hermes reads everything" "" \
 echo "# boot-time uid remap (HERMES_UID/PUID, HERMES_GID/PGID)"
 volume remap
 R="$TAG-remap"
-rmp=$(docker volume inspect -f '{{.Mountpoint}}' "$R")
-# The volume as an image with the default uid left it, plus root damage and a stranger's file.
-mkdir -p "$rmp/sessions" && echo '{}' >"$rmp/sessions/s.json" && echo k >"$rmp/auth.json" && echo x >"$rmp/host"
-chown -R "$HERMES_UID:$HERMES_UID" "$rmp" && chown 0:0 "$rmp/auth.json" && chown 4321:4321 "$rmp/host"
+# The volume as an image with the default uid left it, plus root damage and a stranger's file,
+# made by a throwaway container (never on the volume's host path).
+dk run --rm --entrypoint sh -v "$R:/d" "$IMAGE" -c "mkdir -p /d/sessions && echo '{}' >/d/sessions/s.json &&
+    echo k >/d/auth.json && echo x >/d/host && chown -R $HERMES_UID:$HERMES_UID /d &&
+    chown 0:0 /d/auth.json && chown 4321:4321 /d/host" || not_ok "populate the remap volume"
 start remap -e PUID=1234 -e PGID=1235 -v "$R:/opt/data" -- sleep infinity
 wait_main "$R" || not_ok "remap container reaches its main program"
 check "PUID/PGID: hermes is remapped" "1234 1235" "$(docker exec "$R" sh -c 'echo "$(id -u hermes) $(id -g hermes)"' 2>&1)"
@@ -568,24 +589,24 @@ fi
 
 echo "# start-up parity: the Docker socket's group, a missing HERMES_HOME, --user"
 SOCK_GID=4998
-mkdir -p "$WORK/sock" "$WORK/rootsock"
-chmod 0755 "$WORK/sock" "$WORK/rootsock"
 # Real listening sockets, as dockerd's would be; they live until the checks are done.
 /usr/bin/python3 -c '
 import os, socket, sys, time
 socks = []
 for path in sys.argv[1:]:
     s = socket.socket(socket.AF_UNIX)
+    os.umask(0o117)  # the socket is made 0660, as dockerd makes its own
     s.bind(path)
     s.listen(8)
-    os.chmod(path, 0o660)
     socks.append(s)
 print("listening", flush=True)
 time.sleep(3600)
 ' "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" >"$WORK/listening" &
 LISTENER=$!
 for _ in $(seq 50); do [ -s "$WORK/listening" ] && break; sleep 0.1; done
-chgrp "$SOCK_GID" "$WORK/sock/docker.sock"
+# Its group, given from a throwaway container, as the host's docker group would be.
+dk run --rm --entrypoint chgrp -v "$WORK/sock:/s" "$IMAGE" "$SOCK_GID" /s/docker.sock ||
+    not_ok "give the test socket group $SOCK_GID"
 start sock "${FAKE[@]}" -v "$WORK/sock/docker.sock:/var/run/docker.sock" -- sleep infinity
 SK="$TAG-sock"
 wait_main "$SK" || not_ok "socket container reaches its main program"
