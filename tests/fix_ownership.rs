@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::{TempDir, require};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat, mknod};
 
@@ -907,19 +907,13 @@ fn main_fixture(tag: &str) -> Fx {
     fx
 }
 
-fn require_all(name: &str, tools: &[&str]) -> bool {
-    common::require_root(name) && tools.iter().all(|t| common::require_tool(name, t))
-}
-
 // ---------------------------------------------------------------------------------------------
 // What changes
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn fixes_every_depth_and_the_hermes_config_set_damage() {
-    if !common::require_root("fixes_every_depth_and_the_hermes_config_set_damage") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let fx = main_fixture(&format!("fo-main-{walk}"));
         // The fixture itself must be as damaged as claimed, or the test proves nothing.
@@ -936,9 +930,7 @@ fn fixes_every_depth_and_the_hermes_config_set_damage() {
 
 #[test]
 fn exact_hermes_config_set_damage_alone() {
-    if !common::require_root("exact_hermes_config_set_damage_alone") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-damage-{walk}"));
         fx.file("config.yaml", 0o600, 0, 0)
@@ -958,9 +950,7 @@ fn exact_hermes_config_set_damage_alone() {
 
 #[test]
 fn other_owners_are_untouched_but_their_directories_are_walked() {
-    if !common::require_root("other_owners_are_untouched_but_their_directories_are_walked") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-other-{walk}"));
         fx.dir("host", 0o755, 1000, 1000)
@@ -994,9 +984,7 @@ fn other_owners_are_untouched_but_their_directories_are_walked() {
 
 #[test]
 fn symlink_to_outside_root_file_changes_only_the_link() {
-    if !common::require_root("symlink_to_outside_root_file_changes_only_the_link") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-symlink-{walk}"));
         let secret = fx.outside_file("fo-symlink-out");
@@ -1021,9 +1009,7 @@ fn symlink_to_outside_root_file_changes_only_the_link() {
 
 #[test]
 fn hardlink_to_outside_file_is_skipped() {
-    if !common::require_root("hardlink_to_outside_file_is_skipped") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-hardlink-{walk}"));
         fx.hardlink_outside("hl").dir("d", 0o755, 0, 0);
@@ -1042,9 +1028,7 @@ fn hardlink_to_outside_file_is_skipped() {
 
 #[test]
 fn device_nodes_are_skipped() {
-    if !common::require_root("device_nodes_are_skipped") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-dev-{walk}"));
         fx.dir("dev", 0o755, 0, 0).devices("dev/chr", "dev/blk");
@@ -1064,12 +1048,7 @@ fn device_nodes_are_skipped() {
 
 #[test]
 fn bind_mount_and_tmpfs_inside_path_are_not_entered() {
-    if !require_all(
-        "bind_mount_and_tmpfs_inside_path_are_not_entered",
-        &["unshare", "mount", "sh", "stat"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "sh", "stat"]);
     both(|walk| {
         let mut fx = Fx::new(&format!("fo-mnt-{walk}"));
         fx.file("a", 0o644, 0, 0)
@@ -1153,9 +1132,7 @@ fn victim(tag: &str) -> Fx {
 
 #[test]
 fn refuses_relative_path() {
-    if !common::require_root("refuses_relative_path") {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-ref-rel");
     for rel in [".", "logs", "./logs"] {
         let mut cmd = fo_cmd(&[rel, "--user", USER]);
@@ -1168,9 +1145,7 @@ fn refuses_relative_path() {
 
 #[test]
 fn refuses_root_and_system_directories() {
-    if !require_all("refuses_root_and_system_directories", &["unshare"]) {
-        return;
-    }
+    require!(root, tools: ["unshare"]);
     // A binary that failed to refuse would chown the host, so each attempt runs in a user
     // namespace where only uid 0 is mapped: there chown to 10000 is EINVAL, and the refusal,
     // which looks only at the path, is unaffected. The control run proves the sandbox itself is
@@ -1235,12 +1210,7 @@ fn refuses_root_and_system_directories() {
 
 #[test]
 fn roots_holding_what_root_runs_are_refused_and_data_homes_accepted() {
-    if !require_all(
-        "roots_holding_what_root_runs_are_refused_and_data_homes_accepted",
-        &["unshare"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare"]);
     // The image's layout, rebuilt on tmpfs in a user and mount namespace of its own (only uid 0
     // mapped, so no chown can succeed): the shim runs from /opt/hermes/bin, the real programs
     // are in a venv at /opt/hermes/.venv, both on PATH. Each root is tried with --dry-run and
@@ -1317,9 +1287,7 @@ done
 
 #[test]
 fn refuses_path_that_is_a_symlink_and_names_the_real_path() {
-    if !common::require_root("refuses_path_that_is_a_symlink_and_names_the_real_path") {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-ref-link");
     let holder = TempDir::new("fo-ref-link-holder");
     let link = holder.path().join("home");
@@ -1345,9 +1313,7 @@ fn refuses_path_that_is_a_symlink_and_names_the_real_path() {
 
 #[test]
 fn refuses_symlinks_anywhere_in_path_even_with_a_trailing_slash() {
-    if !common::require_root("refuses_symlinks_anywhere_in_path_even_with_a_trailing_slash") {
-        return;
-    }
+    require!(root);
     // `lstat("link/")` and `open("link/", O_NOFOLLOW)` both follow the link: the trailing slash
     // must not smuggle a symlink past the check, and neither may a symlink earlier in PATH.
     let fx = victim("fo-ref-slash");
@@ -1376,16 +1342,13 @@ fn refuses_symlinks_anywhere_in_path_even_with_a_trailing_slash() {
 
 #[test]
 fn no_applet_runs_setuid() {
-    if !common::require_root("no_applet_runs_setuid") {
-        return;
-    }
+    require!(root);
     // Installed setuid root, fix-ownership would let any user chown as root: every applet refuses.
     let fx = victim("fo-setuid");
     let dir = TempDir::new("fo-setuid-bin");
     let copy = dir.path().join("hermes-shim");
-    fs::copy(common::bin(), &copy).unwrap();
     for mode in [0o4755, 0o2755] {
-        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+        common::copy_bin(&copy, mode);
         let mut cmd = Command::new(&copy);
         clean_env(&mut cmd);
         cmd.arg("fix-ownership")
@@ -1400,9 +1363,7 @@ fn no_applet_runs_setuid() {
 
 #[test]
 fn refuses_non_directory_and_nonexistent_path() {
-    if !common::require_root("refuses_non_directory_and_nonexistent_path") {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-ref-notdir");
     for rel in ["config.yaml", "missing", "logs/missing/deeper"] {
         let out = run_cmd(
@@ -1420,15 +1381,12 @@ fn refuses_non_directory_and_nonexistent_path() {
 
 #[test]
 fn refuses_caller_that_is_not_root() {
-    if !require_all("refuses_caller_that_is_not_root", &["setpriv"]) {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let fx = victim("fo-ref-nonroot");
     // A copy other uids can certainly execute, whatever the target directory's permissions.
     let bindir = TempDir::new("fo-ref-nonroot-bin");
     let bin = bindir.path().join("hermes-shim");
-    fs::copy(common::bin(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    common::copy_bin(&bin, 0o755);
     let mut cmd = Command::new("setpriv");
     clean_env(&mut cmd);
     cmd.args(["--reuid=10000", "--regid=10000", "--clear-groups"])
@@ -1444,9 +1402,7 @@ fn refuses_caller_that_is_not_root() {
 
 #[test]
 fn refuses_unknown_user_and_uid_zero() {
-    if !common::require_root("refuses_unknown_user_and_uid_zero") {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-ref-user");
     for user in [
         "no-such-user-hermes-shim-test",
@@ -1492,9 +1448,7 @@ fn exclude_fixture(tag: &str) -> Fx {
 
 #[test]
 fn exclude_flag_leaves_subtrees_alone() {
-    if !common::require_root("exclude_flag_leaves_subtrees_alone") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let fx = exclude_fixture(&format!("fo-excl-{walk}"));
         assert_eq!(fx.counts.excluded, 2);
@@ -1522,9 +1476,7 @@ fn exclude_flag_leaves_subtrees_alone() {
 
 #[test]
 fn exclude_from_environment_with_two_entries() {
-    if !common::require_root("exclude_from_environment_with_two_entries") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let fx = exclude_fixture(&format!("fo-exclenv-{walk}"));
         let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
@@ -1540,10 +1492,7 @@ fn exclude_from_environment_with_two_entries() {
 
 #[test]
 fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes() {
-    if !common::require_root("dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes")
-    {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let fx = main_fixture(&format!("fo-dry-{walk}"));
         let dry = fo(fx.path(), walk, &["--dry-run", "--verbose", "--json"]);
@@ -1576,9 +1525,7 @@ fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes() {
 
 #[test]
 fn names_print_unambiguously_in_verbose_and_json() {
-    if !common::require_root("names_print_unambiguously_in_verbose_and_json") {
-        return;
-    }
+    require!(root);
     use std::os::unix::ffi::OsStrExt;
     let base = TempDir::new("fo-names");
     // The sweep root itself has a byte that is not UTF-8 in its name.
@@ -1627,9 +1574,7 @@ fn names_print_unambiguously_in_verbose_and_json() {
 
 #[test]
 fn second_run_changes_nothing() {
-    if !common::require_root("second_run_changes_nothing") {
-        return;
-    }
+    require!(root);
     both(|walk| {
         let fx = main_fixture(&format!("fo-second-{walk}"));
         fx.run_and_check(walk, &[]);
@@ -1653,10 +1598,7 @@ fn second_run_changes_nothing() {
 
 #[test]
 fn json_reports_the_backend_and_the_environment_switch_forces_fallback() {
-    if !common::require_root("json_reports_the_backend_and_the_environment_switch_forces_fallback")
-    {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-json-walk");
     let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
     cmd.args(["--user", USER, "--json", "--dry-run"])
@@ -1673,9 +1615,7 @@ fn json_reports_the_backend_and_the_environment_switch_forces_fallback() {
 
 #[test]
 fn default_path_and_user_come_from_the_environment() {
-    if !common::require_root("default_path_and_user_come_from_the_environment") {
-        return;
-    }
+    require!(root);
     let fx = victim("fo-env-defaults");
     let mut cmd = fo_cmd::<&str>(&["--json"]);
     cmd.env("HERMES_HOME", fx.path())
@@ -1689,12 +1629,7 @@ fn default_path_and_user_come_from_the_environment() {
 
 #[test]
 fn user_by_name_is_resolved_from_etc_passwd_and_group() {
-    if !require_all(
-        "user_by_name_is_resolved_from_etc_passwd_and_group",
-        &["unshare", "mount", "sh"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "sh"]);
     // The test user's primary group (10001) differs from its uid, so a binary that guessed
     // gid = uid instead of reading the passwd entry would be caught.
     let etc = TempDir::new("fo-name-etc");
@@ -1814,10 +1749,7 @@ fn deep_owners(root: &Path) -> Vec<(u32, u32)> {
 }
 
 fn deep_tree(walk: &str) {
-    let name = format!("deep_tree_{walk}");
-    if !require_all(&name, &["prlimit", "rm"]) {
-        return;
-    }
+    require!(root, tools: ["prlimit", "rm"]);
     let dir = TempDir::new(&format!("fo-deep-{walk}"));
     build_deep(dir.path(), DEEP);
     let before = deep_owners(dir.path());
@@ -1870,9 +1802,7 @@ const MAX_DEPTH: usize = 16 * 1024;
 
 #[test]
 fn a_chain_deeper_than_the_cap_is_cut_and_reported() {
-    if !require_all("a_chain_deeper_than_the_cap_is_cut_and_reported", &["rm"]) {
-        return;
-    }
+    require!(root, tools: ["rm"]);
     let dir = TempDir::new("fo-deeper");
     build_deep(dir.path(), MAX_DEPTH + 5);
     let out = fo(dir.path(), "openat2", &[]);
@@ -2017,22 +1947,11 @@ fn seed(home: &OwnedFd, i: usize, out: &Path) {
 
 #[test]
 fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
-    if !require_all(
-        "race_attacker_swapping_symlinks_never_redirects_a_chown",
-        &["setpriv"],
-    ) {
-        return;
-    }
-    if !Path::new("/usr/bin/python3").is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "race test needs /usr/bin/python3"
-        );
-        eprintln!(
-            "SKIP race_attacker_swapping_symlinks_never_redirects_a_chown: needs /usr/bin/python3"
-        );
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
+    require!(
+        Path::new("/usr/bin/python3").is_file(),
+        "needs /usr/bin/python3"
+    );
     let base = TempDir::new("fo-race");
     let home = base.path().join("home");
     Fx::make_dir(&home, 0o755, T, T);
@@ -2193,12 +2112,7 @@ while True:
 
 #[test]
 fn directories_that_vanish_mid_sweep_are_not_errors() {
-    if !require_all(
-        "directories_that_vanish_mid_sweep_are_not_errors",
-        &["setpriv"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let base = TempDir::new("fo-churn");
     let home = base.path().join("home");
     Fx::make_dir(&home, 0o755, T, T);
@@ -2248,9 +2162,7 @@ fn directories_that_vanish_mid_sweep_are_not_errors() {
 
 #[test]
 fn chown_impossible_is_said_once_and_stops() {
-    if !require_all("chown_impossible_is_said_once_and_stops", &["unshare"]) {
-        return;
-    }
+    require!(root, tools: ["unshare"]);
     // In a user namespace that maps only uid 0, every chown to 10000 is EINVAL: the same answer
     // rootless Podman and some NAS mounts give container root.
     let mut fx = victim("fo-impossible");
@@ -2293,12 +2205,7 @@ fn chown_impossible_is_said_once_and_stops() {
 
 #[test]
 fn a_few_denied_chowns_are_ordinary_errors() {
-    if !common::require_root("a_few_denied_chowns_are_ordinary_errors") {
-        return;
-    }
-    if !common::require_tool("a_few_denied_chowns_are_ordinary_errors", "chattr") {
-        return;
-    }
+    require!(root, tools: ["chattr"]);
     // One immutable root-owned file refuses chown with EPERM even to root. With nothing else to
     // change, that is one ordinary, reported error: not "chown is impossible here".
     let mut fx = Fx::new("fo-immutable");
@@ -2312,13 +2219,10 @@ fn a_few_denied_chowns_are_ordinary_errors() {
             .map(|s| s.success())
             .unwrap_or(false)
     };
-    if !chattr("+i") {
-        if std::env::var_os("CI").is_some() {
-            panic!("chattr +i is not supported on the temp filesystem");
-        }
-        eprintln!("SKIP a_few_denied_chowns_are_ordinary_errors: chattr +i unsupported here");
-        return;
-    }
+    require!(
+        chattr("+i"),
+        "chattr +i is not supported on the temp filesystem"
+    );
     let out = fo(fx.path(), "openat2", &[]);
     chattr("-i");
     assert_eq!(out.code, Some(1), "{out}");
@@ -2332,12 +2236,7 @@ fn a_few_denied_chowns_are_ordinary_errors() {
 
 #[test]
 fn immutable_files_first_do_not_pass_for_chown_being_impossible() {
-    if !require_all(
-        "immutable_files_first_do_not_pass_for_chown_being_impossible",
-        &["unshare", "mount", "chattr"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "chattr"]);
     // On a tmpfs of its own (gone with the namespace, immutable files and all), which lists a
     // directory newest first: 200 ordinary root-owned files, then 8 immutable ones, so the
     // immutable ones are the first 8 chowns the sweep tries. The root itself is already the
@@ -2407,12 +2306,7 @@ echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
 
 #[test]
 fn boot_remaps_the_user_and_moves_its_files() {
-    if !require_all(
-        "boot_remaps_the_user_and_moves_its_files",
-        &["unshare", "mount", "sh"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "sh"]);
     // A private /etc (a directory bind-mounted over it in a mount namespace), so the remap can
     // replace passwd and group by rename as it does in a container.
     let etc = TempDir::new("fo-boot-etc");
@@ -2536,12 +2430,7 @@ exit "$rc""#
 
 #[test]
 fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
-    if !require_all(
-        "boot_remap_failures_leave_accounts_whole_and_still_repair",
-        &["unshare", "mount", "sh"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "sh"]);
     let passwd_text =
         "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
     let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
@@ -2688,12 +2577,7 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
 
 #[test]
 fn boot_creates_a_missing_home_but_never_through_a_symlink() {
-    if !require_all(
-        "boot_creates_a_missing_home_but_never_through_a_symlink",
-        &["unshare", "mount", "sh", "stat"],
-    ) {
-        return;
-    }
+    require!(root, tools: ["unshare", "mount", "sh", "stat"]);
     let etc = TempDir::new("fo-home-etc");
     fs::write(
         etc.path().join("passwd"),
@@ -2771,9 +2655,7 @@ cat "$2/err" >&2
 
 #[test]
 fn also_from_moves_a_previous_uid_and_refuses_root() {
-    if !common::require_root("also_from_moves_a_previous_uid_and_refuses_root") {
-        return;
-    }
+    require!(root);
     let mut fx = Fx::new("fo-also-from");
     fx.file("mine-before", 0o600, 0, 0);
     let p = fx.abs("mine-before");

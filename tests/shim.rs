@@ -17,7 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use common::TempDir;
+use common::{TempDir, require};
 
 /// The unprivileged account every test drops to by default, as in the upstream image.
 const HERMES_UID: u32 = 10000;
@@ -408,9 +408,7 @@ fn assert_not_runnable(sb: &Sandbox, o: &Outcome, path: &Path, what: &str) {
 
 #[test]
 fn write_through_the_shim_lands_as_target_uid_gid() {
-    if !common::require_root("write_through_the_shim_lands_as_target_uid_gid") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("write");
     sb.probe("hermes");
     for (how, cmd) in [
@@ -432,9 +430,7 @@ fn write_through_the_shim_lands_as_target_uid_gid() {
 
 #[test]
 fn symlink_name_selects_the_real_program() {
-    if !common::require_root("symlink_name_selects_the_real_program") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("names");
     sb.program("hermes", "echo hermes > \"$out/which\"\n");
     sb.program("hermes-agent", "echo hermes-agent > \"$out/which\"\n");
@@ -451,9 +447,7 @@ fn symlink_name_selects_the_real_program() {
 
 #[test]
 fn dropped_program_has_exact_ids_groups_and_no_capabilities() {
-    if !common::require_root("dropped_program_has_exact_ids_groups_and_no_capabilities") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("ids");
     sb.probe("hermes");
     let r = sb.report(&sb.run(sb.via_link("hermes", &[])), "via symlink");
@@ -464,9 +458,7 @@ fn dropped_program_has_exact_ids_groups_and_no_capabilities() {
 
 #[test]
 fn home_user_logname_come_from_passwd() {
-    if !common::require_root("home_user_logname_come_from_passwd") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("env");
     sb.probe("hermes");
     let r = sb.report(&sb.run(sb.via_link("hermes", &[])), "via symlink");
@@ -480,9 +472,7 @@ fn home_user_logname_come_from_passwd() {
 
 #[test]
 fn shim_user_selects_another_account_by_name() {
-    if !common::require_root("shim_user_selects_another_account_by_name") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("alice");
     sb.probe("hermes");
     let mut cmd = sb.via_link("hermes", &[]);
@@ -503,9 +493,7 @@ fn shim_user_selects_another_account_by_name() {
 
 #[test]
 fn shim_user_numeric_uid_and_gid() {
-    if !common::require_root("shim_user_numeric_uid_and_gid") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("numeric");
     sb.probe("hermes");
     let mut cmd = sb.via_exec("hermes", &[]);
@@ -524,11 +512,7 @@ fn shim_user_numeric_uid_and_gid() {
 
 #[test]
 fn non_root_caller_runs_unchanged() {
-    if !common::require_root("non_root_caller_runs_unchanged")
-        || !common::require_tool("non_root_caller_runs_unchanged", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("nonroot");
     sb.probe("hermes");
     let setpriv = [
@@ -570,9 +554,7 @@ fn non_root_caller_runs_unchanged() {
 
 #[test]
 fn opt_out_truthy_values_run_as_root() {
-    if !common::require_root("opt_out_truthy_values_run_as_root") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("optout-yes");
     sb.probe("hermes");
     for v in ["1", "true", "TRUE", "True", "tRuE", "yes", "Yes", "YES"] {
@@ -589,9 +571,7 @@ fn opt_out_truthy_values_run_as_root() {
 
 #[test]
 fn opt_out_other_values_still_drop() {
-    if !common::require_root("opt_out_other_values_still_drop") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("optout-no");
     sb.probe("hermes");
     let values = [
@@ -620,9 +600,7 @@ fn opt_out_other_values_still_drop() {
 
 #[test]
 fn unknown_user_is_refused() {
-    if !common::require_root("unknown_user_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("nosuch");
     sb.probe("hermes");
     let mut cmd = sb.via_link("hermes", &[]);
@@ -640,9 +618,7 @@ fn unknown_user_is_refused() {
 
 #[test]
 fn default_user_missing_from_passwd_is_refused() {
-    if !common::require_root("default_user_missing_from_passwd_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("nohermes");
     sb.probe("hermes");
     sb.set_passwd("root:x:0:0:root:/root:/bin/sh\nalice:x:10001:10001::/home/alice:/bin/sh\n");
@@ -658,9 +634,7 @@ fn default_user_missing_from_passwd_is_refused() {
 
 #[test]
 fn target_uid_zero_is_refused() {
-    if !common::require_root("target_uid_zero_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("uid0");
     sb.probe("hermes");
     for user in ["root", "0", "0:0", "toor"] {
@@ -677,11 +651,7 @@ fn target_uid_zero_is_refused() {
 
 #[test]
 fn real_program_that_is_the_shim_is_refused() {
-    if !common::require_root("real_program_that_is_the_shim_is_refused")
-        || !common::require_tool("real_program_that_is_the_shim_is_refused", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("self");
     // real/hermes -> the shim directly; real/hermes-agent -> links/hermes-agent -> the shim.
     symlink(common::bin(), sb.real_dir().join("hermes")).unwrap();
@@ -718,11 +688,7 @@ fn real_program_that_is_the_shim_is_refused() {
 
 #[test]
 fn real_uid_not_effective_uid_is_refused() {
-    if !common::require_root("real_uid_not_effective_uid_is_refused")
-        || !common::require_tool("real_uid_not_effective_uid_is_refused", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("ruid");
     sb.probe("hermes");
     // ruid 10000 with euid 0, and ruid 0 with euid 10000: what a setuid install would look like.
@@ -735,15 +701,12 @@ fn real_uid_not_effective_uid_is_refused() {
 
 #[test]
 fn setuid_or_setgid_installed_binary_is_refused() {
-    if !common::require_root("setuid_or_setgid_installed_binary_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("suid");
     sb.probe("hermes");
     for (tag, mode) in [("setuid", 0o4755), ("setgid", 0o2755)] {
         let copy = sb.path(&format!("hermes-shim-{tag}"));
-        fs::copy(common::bin(), &copy).unwrap();
-        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+        common::copy_bin(&copy, mode);
         let o = sb.run(sb.command(&[copy.into(), os("exec"), os("hermes")]));
         assert_refusal_line(&sb, &o, &["setuid"], &format!("binary installed {tag}"));
     }
@@ -751,9 +714,7 @@ fn setuid_or_setgid_installed_binary_is_refused() {
 
 #[test]
 fn missing_real_program_exits_127_naming_the_path() {
-    if !common::require_root("missing_real_program_exits_127_naming_the_path") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("missing");
     let path = sb.real_dir().join("hermes");
     let o = sb.run(sb.via_link("hermes", &[]));
@@ -767,9 +728,7 @@ fn missing_real_program_exits_127_naming_the_path() {
 
 #[test]
 fn non_executable_real_program_exits_127_naming_the_path() {
-    if !common::require_root("non_executable_real_program_exits_127_naming_the_path") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("noexec");
     let path = sb.program_in(&sb.real_dir(), "hermes", PROBE, 0o644);
     let o = sb.run(sb.via_link("hermes", &[]));
@@ -783,9 +742,7 @@ fn non_executable_real_program_exits_127_naming_the_path() {
 
 #[test]
 fn default_real_dir_is_opt_hermes_venv_bin() {
-    if !common::require_root("default_real_dir_is_opt_hermes_venv_bin") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("defaultdir");
     // A fake /opt, bind-mounted over the real one inside the namespace only.
     let fake_opt = sb.path("opt");
@@ -808,9 +765,7 @@ fn default_real_dir_is_opt_hermes_venv_bin() {
 
 #[test]
 fn arguments_pass_through_byte_exact() {
-    if !common::require_root("arguments_pass_through_byte_exact") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("argv");
     sb.probe("hermes");
     let all: Vec<OsString> = vec![
@@ -884,9 +839,7 @@ fn arguments_pass_through_byte_exact() {
 
 #[test]
 fn exit_code_passes_through() {
-    if !common::require_root("exit_code_passes_through") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("exit42");
     sb.program("hermes", "echo ran > \"$out/ran\"\nexit 42\n");
     let mut optout = sb.via_link("hermes", &[]);
@@ -904,9 +857,7 @@ fn exit_code_passes_through() {
 
 #[test]
 fn signal_death_passes_through() {
-    if !common::require_root("signal_death_passes_through") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("sigterm");
     sb.program(
         "hermes",
@@ -925,9 +876,7 @@ fn signal_death_passes_through() {
 
 #[test]
 fn same_pid_before_and_after_exec() {
-    if !common::require_root("same_pid_before_and_after_exec") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("pid");
     sb.probe("hermes");
     let mut optout = sb.via_exec("hermes", &[]);
@@ -947,9 +896,7 @@ fn same_pid_before_and_after_exec() {
 #[test]
 fn sigpipe_default_and_empty_mask_in_child() {
     use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-    if !common::require_root("sigpipe_default_and_empty_mask_in_child") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("sigpipe");
     // Not a shell: dash empties the signal mask at startup and would hide what the shim left.
     // The kernel runs `cat /proc/self/status SCRIPT`, so the report is the status of the very
@@ -1034,9 +981,7 @@ fn with_open_secret(sb: &Sandbox, secret: &Path, shim: &Path, env: &[(&str, &str
 
 #[test]
 fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
-    if !common::require_root("descriptors_above_2_are_closed_after_the_drop_and_only_then") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("fds");
     sb.program("hermes", FD_PROBE);
     let secret = sb.path("shadow");
@@ -1175,14 +1120,7 @@ fn legacy_tiocsti() -> bool {
 
 #[test]
 fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
-    if !common::require_root("the_dropped_program_cannot_type_into_or_read_roots_terminal")
-        || !common::require_tool(
-            "the_dropped_program_cannot_type_into_or_read_roots_terminal",
-            "python3",
-        )
-    {
-        return;
-    }
+    require!(root, tools: ["python3"]);
     let sb = Sandbox::new("tiocsti");
     common::write_program(&sb.real_dir().join("inject"), INJECTOR, 0o755);
     let out = sb.out();
@@ -1213,7 +1151,7 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     // The attack is real here: the same program run as uid 10000 by setpriv, with no guard,
     // gets root's shell to run its command (whenever the kernel still allows TIOCSTI at all)
     // and takes the terminal's foreground from root's shell.
-    if legacy_tiocsti() && common::require_tool("tiocsti control", "setpriv") {
+    if legacy_tiocsti() && common::part_has_tool("the unguarded control run", "setpriv") {
         let control = run(format!(
             "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
             sb.real_dir().join("inject").display(),
@@ -1290,11 +1228,7 @@ with open(out + "/not-interrupted", "w") as f:
 
 #[test]
 fn interactive_use_still_works_after_the_drop() {
-    if !common::require_root("interactive_use_still_works_after_the_drop")
-        || !common::require_tool("interactive_use_still_works_after_the_drop", "python3")
-    {
-        return;
-    }
+    require!(root, tools: ["python3"]);
     let sb = Sandbox::new("pty");
     common::write_program(&sb.real_dir().join("chat"), INTERACTIVE, 0o755);
     let t = drive_pty(
