@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use common::{TempDir, require};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat, mknod};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// The target user of almost every test: numeric, so no passwd entry is needed.
 const T: u32 = 10000;
@@ -162,171 +164,8 @@ fn both(case: impl Fn(&str) + std::panic::RefUnwindSafe) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading the report: a small JSON reader (no JSON crate among the dev-dependencies), the summary
-// line and the --verbose lines
+// Reading the report: the JSON on stdout, the summary line and the --verbose lines
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
-}
-
-fn parse_json(s: &str) -> Result<Json, String> {
-    let mut p = JsonParser {
-        b: s.as_bytes(),
-        i: 0,
-    };
-    let v = p.value()?;
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(format!("trailing data at byte {}", p.i));
-    }
-    Ok(v)
-}
-
-struct JsonParser<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && b" \t\r\n".contains(&self.b[self.i]) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.b.get(self.i).copied()
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), String> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(format!("expected '{}' at byte {}", c as char, self.i))
-        }
-    }
-
-    fn literal(&mut self, word: &str, v: Json) -> Result<Json, String> {
-        if self.b[self.i..].starts_with(word.as_bytes()) {
-            self.i += word.len();
-            Ok(v)
-        } else {
-            Err(format!("bad literal at byte {}", self.i))
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        match self.peek() {
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = BTreeMap::new();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    let k = self.string()?;
-                    self.expect(b':')?;
-                    let v = self.value()?;
-                    if m.insert(k.clone(), v).is_some() {
-                        return Err(format!("duplicate key {k:?}"));
-                    }
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(m));
-                        }
-                        _ => return Err(format!("expected ',' or '}}' at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(a));
-                }
-                loop {
-                    a.push(self.value()?);
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(a));
-                        }
-                        _ => return Err(format!("expected ',' or ']' at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'"') => Ok(Json::Str(self.string()?)),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'n') => self.literal("null", Json::Null),
-            Some(c) if c == b'-' || c.is_ascii_digit() => {
-                let start = self.i;
-                while self.i < self.b.len() && b"+-.eE0123456789".contains(&self.b[self.i]) {
-                    self.i += 1;
-                }
-                let t = std::str::from_utf8(&self.b[start..self.i]).unwrap();
-                t.parse()
-                    .map(Json::Num)
-                    .map_err(|_| format!("bad number {t:?}"))
-            }
-            _ => Err(format!("unexpected input at byte {}", self.i)),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.expect(b'"')?;
-        let mut out = Vec::new();
-        loop {
-            let c = *self.b.get(self.i).ok_or("unterminated string")?;
-            self.i += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let e = *self.b.get(self.i).ok_or("unterminated escape")?;
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hex = self.b.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                            self.i += 4;
-                            let n = u32::from_str_radix(std::str::from_utf8(hex).unwrap(), 16)
-                                .map_err(|_| "bad \\u escape")?;
-                            char::from_u32(n).unwrap_or('\u{fffd}')
-                        }
-                        _ => return Err(format!("bad escape at byte {}", self.i)),
-                    };
-                    let mut buf = [0; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                c if c < 0x20 => return Err("control character in string".into()),
-                c => out.push(c),
-            }
-        }
-        String::from_utf8(out).map_err(|_| "string is not UTF-8".into())
-    }
-}
 
 /// The counts a run reports, from its JSON or from its summary line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -341,21 +180,78 @@ struct Counts {
     errors: u64,
 }
 
-fn json_u64(obj: &BTreeMap<String, Json>, key: &str, ctx: &Out) -> u64 {
-    match obj.get(key) {
-        Some(Json::Num(n)) if *n >= 0.0 && n.fract() == 0.0 => *n as u64,
-        other => panic!("JSON key {key:?} is not a count: {other:?}\n{ctx}"),
+/// Any JSON document in which no object has a key twice: `serde_json::Value` would silently
+/// keep the last of two, and a report must not say two things.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
     }
+}
+
+impl<'de> Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = BTreeSet::new();
+        while let Some(k) = map.next_key::<String>()? {
+            map.next_value::<NoDuplicateKeys>()?;
+            if !seen.insert(k.clone()) {
+                return Err(de::Error::custom(format!("duplicate key {k:?}")));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Stdout of `out` as exactly one JSON object, with no key twice.
+fn json_object(out: &Out) -> Map<String, Value> {
+    let text = out.stdout.trim();
+    let parsed = serde_json::from_str::<NoDuplicateKeys>(text)
+        .and_then(|_| serde_json::from_str::<Value>(text));
+    match parsed {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => panic!("stdout JSON is not an object\n{out}"),
+        Err(e) => panic!("stdout is not one JSON object ({e})\n{out}"),
+    }
+}
+
+fn json_u64(obj: &Map<String, Value>, key: &str, ctx: &Out) -> u64 {
+    obj.get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("JSON key {key:?} is not a count: {:?}\n{ctx}", obj.get(key)))
 }
 
 /// Validates the JSON on stdout against the contract (every documented key, root, dry_run, walk,
 /// uid, gid) and the summary line on stderr, checks both agree, and returns the counts.
 fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u32, u32)) -> Counts {
-    let json = parse_json(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e})\n{out}"));
-    let Json::Obj(obj) = &json else {
-        panic!("stdout JSON is not an object\n{out}")
-    };
+    let obj = json_object(out);
     for k in [
         "root",
         "dry_run",
@@ -372,41 +268,41 @@ fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u32, u
     }
     assert_eq!(
         obj["root"],
-        Json::Str(root.to_str().unwrap().to_string()),
+        Value::from(root.to_str().unwrap()),
         "JSON root\n{out}"
     );
-    assert_eq!(obj["dry_run"], Json::Bool(dry), "JSON dry_run\n{out}");
+    assert_eq!(obj["dry_run"], Value::Bool(dry), "JSON dry_run\n{out}");
     match (walk, &obj["walk"]) {
-        (Some(w), j) => assert_eq!(j, &Json::Str(w.to_string()), "JSON walk\n{out}"),
-        (None, Json::Str(s)) if WALKS.contains(&s.as_str()) => {}
+        (Some(w), j) => assert_eq!(j, &Value::from(w), "JSON walk\n{out}"),
+        (None, Value::String(s)) if WALKS.contains(&s.as_str()) => {}
         (None, j) => panic!("JSON walk is {j:?}, not one of {WALKS:?}\n{out}"),
     }
     assert_eq!(
-        json_u64(obj, "uid", out),
+        json_u64(&obj, "uid", out),
         u64::from(target.0),
         "JSON uid\n{out}"
     );
     assert_eq!(
-        json_u64(obj, "gid", out),
+        json_u64(&obj, "gid", out),
         u64::from(target.1),
         "JSON gid\n{out}"
     );
-    json_u64(obj, "elapsed_ms", out);
-    let Some(Json::Obj(sk)) = obj.get("skipped") else {
+    json_u64(&obj, "elapsed_ms", out);
+    let Some(Value::Object(sk)) = obj.get("skipped") else {
         panic!("JSON skipped is not an object\n{out}")
     };
     for k in ["other_owner", "device", "hardlink", "mount", "excluded"] {
         assert!(sk.contains_key(k), "JSON skipped lacks key {k:?}\n{out}");
     }
     let counts = Counts {
-        scanned: json_u64(obj, "scanned", out),
-        changed: json_u64(obj, "changed", out),
+        scanned: json_u64(&obj, "scanned", out),
+        changed: json_u64(&obj, "changed", out),
         hardlink: json_u64(sk, "hardlink", out),
         device: json_u64(sk, "device", out),
         mount: json_u64(sk, "mount", out),
         excluded: json_u64(sk, "excluded", out),
         other_owner: json_u64(sk, "other_owner", out),
-        errors: json_u64(obj, "errors", out),
+        errors: json_u64(&obj, "errors", out),
     };
     let summary = summary(out, root, dry);
     assert_eq!(summary, counts, "summary line and JSON disagree\n{out}");
@@ -1560,10 +1456,8 @@ fn names_print_unambiguously_in_verbose_and_json() {
         names.len() + 1,
         "no name forged a line\n{out}"
     );
-    let Ok(Json::Obj(obj)) = parse_json(out.stdout.trim()) else {
-        panic!("stdout is not a JSON object\n{out}")
-    };
-    assert_eq!(obj["root"], Json::Str(shown_root.clone()), "{out}");
+    let obj = json_object(&out);
+    assert_eq!(obj["root"], shown_root.as_str(), "{out}");
     assert!(
         out.stderr.contains(&format!(
             "{PREFIX}{shown_root}: would change 7 of 8 entries"
