@@ -148,19 +148,23 @@ fn fo(path: &Path, walk: &str, extra: &[&str]) -> Out {
     run_cmd(fo_cmd(&args), 60)
 }
 
-/// Runs `case` once per walk backend; reports every backend that failed, not just the first.
-fn both(case: impl Fn(&str) + std::panic::RefUnwindSafe) {
-    let mut failed = Vec::new();
-    for w in WALKS {
-        if std::panic::catch_unwind(|| case(w)).is_err() {
-            failed.push(w);
+/// Turns `fn NAME(walk: &str)`, defined just above, into one test per walk backend,
+/// `NAME::walk_openat2` and `NAME::walk_fallback`, so each backend can be run alone
+/// (`cargo test -- _fallback`) and a failure names its backend.
+macro_rules! per_walk {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn walk_openat2() {
+                super::$name("openat2");
+            }
+
+            #[test]
+            fn walk_fallback() {
+                super::$name("fallback");
+            }
         }
-    }
-    assert!(
-        failed.is_empty(),
-        "failed with --walk {} (panic messages above)",
-        failed.join(" and --walk ")
-    );
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,158 +811,144 @@ fn main_fixture(tag: &str) -> Fx {
 // What changes
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn fixes_every_depth_and_the_hermes_config_set_damage() {
+fn fixes_every_depth_and_the_hermes_config_set_damage(walk: &str) {
     require!(root);
-    both(|walk| {
-        let fx = main_fixture(&format!("fo-main-{walk}"));
-        // The fixture itself must be as damaged as claimed, or the test proves nothing.
-        assert!(
-            fx.counts.changed >= 60,
-            "fixture too small: {:?}",
-            fx.counts
-        );
-        let out = fx.run_and_check(walk, &[]);
-        // Without --verbose the report is exactly the summary line.
-        assert_eq!(out.stderr.lines().count(), 1, "stderr lines\n{out}");
-    });
+    let fx = main_fixture(&format!("fo-main-{walk}"));
+    // The fixture itself must be as damaged as claimed, or the test proves nothing.
+    assert!(
+        fx.counts.changed >= 60,
+        "fixture too small: {:?}",
+        fx.counts
+    );
+    let out = fx.run_and_check(walk, &[]);
+    // Without --verbose the report is exactly the summary line.
+    assert_eq!(out.stderr.lines().count(), 1, "stderr lines\n{out}");
 }
+per_walk!(fixes_every_depth_and_the_hermes_config_set_damage);
 
-#[test]
-fn exact_hermes_config_set_damage_alone() {
+fn exact_hermes_config_set_damage_alone(walk: &str) {
     require!(root);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-damage-{walk}"));
-        fx.file("config.yaml", 0o600, 0, 0)
-            .file("SOUL.md", 0o644, 0, 0);
-        for d in HERMES_DIRS {
-            fx.dir(d, 0o700, 0, 0);
-        }
-        fx.file("logs/agent.log", 0o644, 0, 0)
-            .file("logs/errors.log", 0o644, 0, 0);
-        fx.run_and_check(walk, &[]);
-        // After the run, the hermes user owns its whole home; spot-check what broke the gateway.
-        for rel in ["", "config.yaml", "SOUL.md", "logs/agent.log", "sessions"] {
-            assert_eq!(owner(&fx.abs(rel)), (T, T), "{rel}");
-        }
-    });
+    let mut fx = Fx::new(&format!("fo-damage-{walk}"));
+    fx.file("config.yaml", 0o600, 0, 0)
+        .file("SOUL.md", 0o644, 0, 0);
+    for d in HERMES_DIRS {
+        fx.dir(d, 0o700, 0, 0);
+    }
+    fx.file("logs/agent.log", 0o644, 0, 0)
+        .file("logs/errors.log", 0o644, 0, 0);
+    fx.run_and_check(walk, &[]);
+    // After the run, the hermes user owns its whole home; spot-check what broke the gateway.
+    for rel in ["", "config.yaml", "SOUL.md", "logs/agent.log", "sessions"] {
+        assert_eq!(owner(&fx.abs(rel)), (T, T), "{rel}");
+    }
 }
+per_walk!(exact_hermes_config_set_damage_alone);
 
-#[test]
-fn other_owners_are_untouched_but_their_directories_are_walked() {
+fn other_owners_are_untouched_but_their_directories_are_walked(walk: &str) {
     require!(root);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-other-{walk}"));
-        fx.dir("host", 0o755, 1000, 1000)
-            .file("host/mine", 0o644, 1000, 1000)
-            .file("host/rootgroup", 0o644, 1000, 0)
-            .symlink("host/link", "mine", 1000, 0)
-            .dir("host/sub", 0o700, 1000, 0)
-            // The rule is per entry: a root-owned file in a host user's directory is still healed.
-            .file("host/rootfile", 0o644, 0, 0)
-            .file("top", 0o644, 1000, 0)
-            .file("staff", 0o644, 1000, 50);
-        assert_eq!(fx.counts.other_owner, 7);
-        let out = fx.run_and_check(walk, &["--verbose"]);
-        let v = verbose(&out);
-        for rel in [
-            "host",
-            "host/mine",
-            "host/rootgroup",
-            "host/link",
-            "host/sub",
-            "top",
-        ] {
-            assert_eq!(
-                v.skipped.get(&fx.abs(rel)).map(String::as_str),
-                Some("other owner"),
-                "--verbose skip line for {rel}\n{out}"
-            );
-        }
-    });
-}
-
-#[test]
-fn symlink_to_outside_root_file_changes_only_the_link() {
-    require!(root);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-symlink-{walk}"));
-        let secret = fx.outside_file("fo-symlink-out");
-        let outdir = secret.parent().unwrap().to_str().unwrap().to_string();
-        // A relative escape too, but only ever into the temporary outside tree: a link that
-        // reached `/` would let a symlink-following binary re-own the whole host.
-        let escape = format!(
-            "../../{}",
-            Path::new(&outdir).file_name().unwrap().to_str().unwrap()
-        );
-        fx.symlink("to-file", secret.to_str().unwrap(), 0, 0)
-            .symlink("to-dir", &outdir, 0, 0)
-            .dir("a", 0o755, 0, 0)
-            .symlink("a/deep-to-dir", &outdir, 0, 0)
-            .symlink("a/relative-escape", &escape, 0, 0);
-        fx.run_and_check(walk, &[]);
-        assert_eq!(owner(&secret), (0, 0), "outside file");
-        assert_eq!(owner(Path::new(&outdir)), (0, 0), "outside dir");
-        assert_eq!(owner(&fx.abs("to-file")), (T, T), "the link itself (lstat)");
-    });
-}
-
-#[test]
-fn hardlink_to_outside_file_is_skipped() {
-    require!(root);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-hardlink-{walk}"));
-        fx.hardlink_outside("hl").dir("d", 0o755, 0, 0);
-        fx.hardlink_outside("d/hl2");
-        assert_eq!(fx.counts.hardlink, 2);
-        let out = fx.run_and_check(walk, &["--verbose"]);
-        let v = verbose(&out);
+    let mut fx = Fx::new(&format!("fo-other-{walk}"));
+    fx.dir("host", 0o755, 1000, 1000)
+        .file("host/mine", 0o644, 1000, 1000)
+        .file("host/rootgroup", 0o644, 1000, 0)
+        .symlink("host/link", "mine", 1000, 0)
+        .dir("host/sub", 0o700, 1000, 0)
+        // The rule is per entry: a root-owned file in a host user's directory is still healed.
+        .file("host/rootfile", 0o644, 0, 0)
+        .file("top", 0o644, 1000, 0)
+        .file("staff", 0o644, 1000, 50);
+    assert_eq!(fx.counts.other_owner, 7);
+    let out = fx.run_and_check(walk, &["--verbose"]);
+    let v = verbose(&out);
+    for rel in [
+        "host",
+        "host/mine",
+        "host/rootgroup",
+        "host/link",
+        "host/sub",
+        "top",
+    ] {
         assert_eq!(
-            v.skipped.get(&fx.abs("hl")).map(String::as_str),
-            Some("hardlinked"),
-            "{out}"
+            v.skipped.get(&fx.abs(rel)).map(String::as_str),
+            Some("other owner"),
+            "--verbose skip line for {rel}\n{out}"
         );
-        assert_eq!(owner(&fx.abs("hl")), (0, 0));
-    });
+    }
 }
+per_walk!(other_owners_are_untouched_but_their_directories_are_walked);
 
-#[test]
-fn device_nodes_are_skipped() {
+fn symlink_to_outside_root_file_changes_only_the_link(walk: &str) {
     require!(root);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-dev-{walk}"));
-        fx.dir("dev", 0o755, 0, 0).devices("dev/chr", "dev/blk");
-        assert_eq!(fx.counts.device, 2);
-        let out = fx.run_and_check(walk, &["--verbose"]);
-        let v = verbose(&out);
-        for rel in ["dev/chr", "dev/blk"] {
-            assert_eq!(
-                v.skipped.get(&fx.abs(rel)).map(String::as_str),
-                Some("device"),
-                "{rel}\n{out}"
-            );
-            assert_eq!(owner(&fx.abs(rel)), (0, 0), "{rel}");
-        }
-    });
+    let mut fx = Fx::new(&format!("fo-symlink-{walk}"));
+    let secret = fx.outside_file("fo-symlink-out");
+    let outdir = secret.parent().unwrap().to_str().unwrap().to_string();
+    // A relative escape too, but only ever into the temporary outside tree: a link that
+    // reached `/` would let a symlink-following binary re-own the whole host.
+    let escape = format!(
+        "../../{}",
+        Path::new(&outdir).file_name().unwrap().to_str().unwrap()
+    );
+    fx.symlink("to-file", secret.to_str().unwrap(), 0, 0)
+        .symlink("to-dir", &outdir, 0, 0)
+        .dir("a", 0o755, 0, 0)
+        .symlink("a/deep-to-dir", &outdir, 0, 0)
+        .symlink("a/relative-escape", &escape, 0, 0);
+    fx.run_and_check(walk, &[]);
+    assert_eq!(owner(&secret), (0, 0), "outside file");
+    assert_eq!(owner(Path::new(&outdir)), (0, 0), "outside dir");
+    assert_eq!(owner(&fx.abs("to-file")), (T, T), "the link itself (lstat)");
 }
+per_walk!(symlink_to_outside_root_file_changes_only_the_link);
 
-#[test]
-fn bind_mount_and_tmpfs_inside_path_are_not_entered() {
+fn hardlink_to_outside_file_is_skipped(walk: &str) {
+    require!(root);
+    let mut fx = Fx::new(&format!("fo-hardlink-{walk}"));
+    fx.hardlink_outside("hl").dir("d", 0o755, 0, 0);
+    fx.hardlink_outside("d/hl2");
+    assert_eq!(fx.counts.hardlink, 2);
+    let out = fx.run_and_check(walk, &["--verbose"]);
+    let v = verbose(&out);
+    assert_eq!(
+        v.skipped.get(&fx.abs("hl")).map(String::as_str),
+        Some("hardlinked"),
+        "{out}"
+    );
+    assert_eq!(owner(&fx.abs("hl")), (0, 0));
+}
+per_walk!(hardlink_to_outside_file_is_skipped);
+
+fn device_nodes_are_skipped(walk: &str) {
+    require!(root);
+    let mut fx = Fx::new(&format!("fo-dev-{walk}"));
+    fx.dir("dev", 0o755, 0, 0).devices("dev/chr", "dev/blk");
+    assert_eq!(fx.counts.device, 2);
+    let out = fx.run_and_check(walk, &["--verbose"]);
+    let v = verbose(&out);
+    for rel in ["dev/chr", "dev/blk"] {
+        assert_eq!(
+            v.skipped.get(&fx.abs(rel)).map(String::as_str),
+            Some("device"),
+            "{rel}\n{out}"
+        );
+        assert_eq!(owner(&fx.abs(rel)), (0, 0), "{rel}");
+    }
+}
+per_walk!(device_nodes_are_skipped);
+
+fn bind_mount_and_tmpfs_inside_path_are_not_entered(walk: &str) {
     require!(root, tools: ["unshare", "mount", "sh", "stat"]);
-    both(|walk| {
-        let mut fx = Fx::new(&format!("fo-mnt-{walk}"));
-        fx.file("a", 0o644, 0, 0)
-            .dir("sub", 0o755, 0, 0)
-            .dir("t", 0o755, 0, 0);
-        // The bind source sits on the same filesystem as PATH (/tmp): only the mount id tells.
-        let src = TempDir::new(&format!("fo-mnt-src-{walk}"));
-        Fx::make_dir(&src.path().join("inner"), 0o700, 0, 0);
-        Fx::make_file(&src.path().join("inner/f"), 0o600, 0, 0);
-        Fx::make_file(&src.path().join("g"), 0o644, 0, 0);
-        let src_before = snapshot(src.path());
-        let outdir = TempDir::new(&format!("fo-mnt-out-{walk}"));
-        let json_file = outdir.path().join("report.json");
-        let script = r#"set -e
+    let mut fx = Fx::new(&format!("fo-mnt-{walk}"));
+    fx.file("a", 0o644, 0, 0)
+        .dir("sub", 0o755, 0, 0)
+        .dir("t", 0o755, 0, 0);
+    // The bind source sits on the same filesystem as PATH (/tmp): only the mount id tells.
+    let src = TempDir::new(&format!("fo-mnt-src-{walk}"));
+    Fx::make_dir(&src.path().join("inner"), 0o700, 0, 0);
+    Fx::make_file(&src.path().join("inner/f"), 0o600, 0, 0);
+    Fx::make_file(&src.path().join("g"), 0o644, 0, 0);
+    let src_before = snapshot(src.path());
+    let outdir = TempDir::new(&format!("fo-mnt-out-{walk}"));
+    let json_file = outdir.path().join("report.json");
+    let script = r#"set -e
 mount --bind "$1" "$2/sub"
 mount -t tmpfs none "$2/t"
 mkdir "$2/t/d"
@@ -967,38 +957,38 @@ rc=0
 "$3" fix-ownership "$2" --user 10000:10000 --walk "$4" --json >"$5" || rc=$?
 stat -c '%u:%g %n' "$2/sub" "$2/sub/g" "$2/sub/inner/f" "$2/t" "$2/t/f" "$2/t/d" "$2/t/d/g"
 exit "$rc""#;
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-            .arg(src.path())
-            .arg(fx.path())
-            .arg(common::bin())
-            .arg(walk)
-            .arg(&json_file);
-        let mut out = run_cmd(cmd, 60);
-        let stats = std::mem::take(&mut out.stdout);
-        out.stdout = fs::read_to_string(&json_file).unwrap_or_default();
-        assert_eq!(out.code, Some(0), "exit code\n{out}\n--- stat ---\n{stats}");
-        // Inside the namespace, every entry of both mounts kept root ownership.
-        let lines: Vec<&str> = stats.lines().collect();
-        assert_eq!(lines.len(), 7, "stat output:\n{stats}\n{out}");
-        for l in &lines {
-            assert!(l.starts_with("0:0 "), "changed inside a mount: {l}\n{out}");
-        }
-        // PATH and `a` changed; the two mount points are seen and skipped, nothing below them.
-        let want = Counts {
-            scanned: 4,
-            changed: 2,
-            mount: 2,
-            ..Counts::default()
-        };
-        let counts = report(&out, fx.path(), Some(walk), false, (T, T));
-        assert_eq!(counts, want, "counts\n{out}");
-        assert_same_snapshot(&src_before, &snapshot(src.path()), "bind mount source");
-        assert_eq!(owner(&fx.abs("a")), (T, T), "{out}");
-        assert_eq!(owner(fx.path()), (T, T), "{out}");
-    });
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(src.path())
+        .arg(fx.path())
+        .arg(common::bin())
+        .arg(walk)
+        .arg(&json_file);
+    let mut out = run_cmd(cmd, 60);
+    let stats = std::mem::take(&mut out.stdout);
+    out.stdout = fs::read_to_string(&json_file).unwrap_or_default();
+    assert_eq!(out.code, Some(0), "exit code\n{out}\n--- stat ---\n{stats}");
+    // Inside the namespace, every entry of both mounts kept root ownership.
+    let lines: Vec<&str> = stats.lines().collect();
+    assert_eq!(lines.len(), 7, "stat output:\n{stats}\n{out}");
+    for l in &lines {
+        assert!(l.starts_with("0:0 "), "changed inside a mount: {l}\n{out}");
+    }
+    // PATH and `a` changed; the two mount points are seen and skipped, nothing below them.
+    let want = Counts {
+        scanned: 4,
+        changed: 2,
+        mount: 2,
+        ..Counts::default()
+    };
+    let counts = report(&out, fx.path(), Some(walk), false, (T, T));
+    assert_eq!(counts, want, "counts\n{out}");
+    assert_same_snapshot(&src_before, &snapshot(src.path()), "bind mount source");
+    assert_eq!(owner(&fx.abs("a")), (T, T), "{out}");
+    assert_eq!(owner(fx.path()), (T, T), "{out}");
 }
+per_walk!(bind_mount_and_tmpfs_inside_path_are_not_entered);
 
 // ---------------------------------------------------------------------------------------------
 // Refusals
@@ -1342,82 +1332,76 @@ fn exclude_fixture(tag: &str) -> Fx {
     fx
 }
 
-#[test]
-fn exclude_flag_leaves_subtrees_alone() {
+fn exclude_flag_leaves_subtrees_alone(walk: &str) {
     require!(root);
-    both(|walk| {
-        let fx = exclude_fixture(&format!("fo-excl-{walk}"));
-        assert_eq!(fx.counts.excluded, 2);
-        let out = fx.run_and_check(
-            walk,
-            &[
-                "--exclude",
-                "skills/vendored",
-                "--exclude",
-                "auth.json",
-                "--verbose",
-            ],
-        );
-        let v = verbose(&out);
-        assert_eq!(
-            v.skipped
-                .get(&fx.abs("skills/vendored"))
-                .map(String::as_str),
-            Some("excluded"),
-            "{out}"
-        );
-        assert_eq!(owner(&fx.abs("skills/vendored/inner/f")), (0, 0));
-    });
+    let fx = exclude_fixture(&format!("fo-excl-{walk}"));
+    assert_eq!(fx.counts.excluded, 2);
+    let out = fx.run_and_check(
+        walk,
+        &[
+            "--exclude",
+            "skills/vendored",
+            "--exclude",
+            "auth.json",
+            "--verbose",
+        ],
+    );
+    let v = verbose(&out);
+    assert_eq!(
+        v.skipped
+            .get(&fx.abs("skills/vendored"))
+            .map(String::as_str),
+        Some("excluded"),
+        "{out}"
+    );
+    assert_eq!(owner(&fx.abs("skills/vendored/inner/f")), (0, 0));
 }
+per_walk!(exclude_flag_leaves_subtrees_alone);
 
-#[test]
-fn exclude_from_environment_with_two_entries() {
+fn exclude_from_environment_with_two_entries(walk: &str) {
     require!(root);
-    both(|walk| {
-        let fx = exclude_fixture(&format!("fo-exclenv-{walk}"));
-        let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
-        cmd.args(["--user", USER, "--walk", walk, "--json"])
-            .env("HERMES_SHIM_EXCLUDE", "skills/vendored:auth.json");
-        let out = run_cmd(cmd, 60);
-        assert_eq!(out.code, Some(0), "{out}");
-        let counts = report(&out, fx.path(), Some(walk), false, (T, T));
-        assert_eq!(counts, fx.counts, "{out}");
-        fx.check_fixed(&out);
-    });
+    let fx = exclude_fixture(&format!("fo-exclenv-{walk}"));
+    let mut cmd = fo_cmd(&[fx.path().as_os_str()]);
+    cmd.args(["--user", USER, "--walk", walk, "--json"])
+        .env("HERMES_SHIM_EXCLUDE", "skills/vendored:auth.json");
+    let out = run_cmd(cmd, 60);
+    assert_eq!(out.code, Some(0), "{out}");
+    let counts = report(&out, fx.path(), Some(walk), false, (T, T));
+    assert_eq!(counts, fx.counts, "{out}");
+    fx.check_fixed(&out);
 }
+per_walk!(exclude_from_environment_with_two_entries);
 
-#[test]
-fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes() {
+fn dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes(walk: &str) {
     require!(root);
-    both(|walk| {
-        let fx = main_fixture(&format!("fo-dry-{walk}"));
-        let dry = fo(fx.path(), walk, &["--dry-run", "--verbose", "--json"]);
-        assert_eq!(dry.code, Some(0), "{dry}");
-        fx.check_untouched(&dry);
-        let dry_counts = report(&dry, fx.path(), Some(walk), true, (T, T));
-        assert_eq!(dry_counts, fx.counts, "dry-run counts\n{dry}");
-        let dv = verbose(&dry);
-        assert!(
-            dv.changed.is_empty(),
-            "a dry run claims real changes\n{dry}"
-        );
-        assert_eq!(dv.would, fx.changes, "dry run's would-change set\n{dry}");
-        assert_eq!(dv.skipped, fx.skips, "dry run's skip lines\n{dry}");
+    let fx = main_fixture(&format!("fo-dry-{walk}"));
+    let dry = fo(fx.path(), walk, &["--dry-run", "--verbose", "--json"]);
+    assert_eq!(dry.code, Some(0), "{dry}");
+    fx.check_untouched(&dry);
+    let dry_counts = report(&dry, fx.path(), Some(walk), true, (T, T));
+    assert_eq!(dry_counts, fx.counts, "dry-run counts\n{dry}");
+    let dv = verbose(&dry);
+    assert!(
+        dv.changed.is_empty(),
+        "a dry run claims real changes\n{dry}"
+    );
+    assert_eq!(dv.would, fx.changes, "dry run's would-change set\n{dry}");
+    assert_eq!(dv.skipped, fx.skips, "dry run's skip lines\n{dry}");
 
-        let real = fo(fx.path(), walk, &["--verbose", "--json"]);
-        assert_eq!(real.code, Some(0), "{real}");
-        fx.check_fixed(&real);
-        let rv = verbose(&real);
-        assert!(
-            rv.would.is_empty(),
-            "a real run says 'would change'\n{real}"
-        );
-        assert_eq!(dv.would, rv.changed, "dry run vs real run\n{dry}\n{real}");
-        assert_eq!(rv.skipped, fx.skips, "real run's skip lines\n{real}");
-        let counts = report(&real, fx.path(), Some(walk), false, (T, T));
-        assert_eq!(counts.changed, rv.changed.len() as u64, "{real}");
-    });
+    let real = fo(fx.path(), walk, &["--verbose", "--json"]);
+    assert_eq!(real.code, Some(0), "{real}");
+    fx.check_fixed(&real);
+    let rv = verbose(&real);
+    assert!(
+        rv.would.is_empty(),
+        "a real run says 'would change'\n{real}"
+    );
+    assert_eq!(dv.would, rv.changed, "dry run vs real run\n{dry}\n{real}");
+    assert_eq!(rv.skipped, fx.skips, "real run's skip lines\n{real}");
+    let counts = report(&real, fx.path(), Some(walk), false, (T, T));
+    assert_eq!(counts.changed, rv.changed.len() as u64, "{real}");
 }
+per_walk!(dry_run_changes_nothing_and_lists_exactly_what_the_real_run_changes);
 
 #[test]
 fn names_print_unambiguously_in_verbose_and_json() {
@@ -1466,29 +1450,27 @@ fn names_print_unambiguously_in_verbose_and_json() {
     );
 }
 
-#[test]
-fn second_run_changes_nothing() {
+fn second_run_changes_nothing(walk: &str) {
     require!(root);
-    both(|walk| {
-        let fx = main_fixture(&format!("fo-second-{walk}"));
-        fx.run_and_check(walk, &[]);
-        let second = fo(fx.path(), walk, &["--json"]);
-        assert_eq!(second.code, Some(0), "{second}");
-        let c = report(&second, fx.path(), Some(walk), false, (T, T));
-        // Same entries seen, same skips, nothing left to do.
-        let want = Counts {
-            changed: 0,
-            ..fx.counts
-        };
-        assert_eq!(c, want, "second run\n{second}");
-        fx.check_fixed(&second);
-        // And without --json, the summary alone says the same.
-        let third = fo(fx.path(), walk, &[]);
-        assert_eq!(third.code, Some(0), "{third}");
-        assert!(third.stdout.is_empty(), "stdout without --json\n{third}");
-        assert_eq!(summary(&third, fx.path(), false), want, "{third}");
-    });
+    let fx = main_fixture(&format!("fo-second-{walk}"));
+    fx.run_and_check(walk, &[]);
+    let second = fo(fx.path(), walk, &["--json"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    let c = report(&second, fx.path(), Some(walk), false, (T, T));
+    // Same entries seen, same skips, nothing left to do.
+    let want = Counts {
+        changed: 0,
+        ..fx.counts
+    };
+    assert_eq!(c, want, "second run\n{second}");
+    fx.check_fixed(&second);
+    // And without --json, the summary alone says the same.
+    let third = fo(fx.path(), walk, &[]);
+    assert_eq!(third.code, Some(0), "{third}");
+    assert!(third.stdout.is_empty(), "stdout without --json\n{third}");
+    assert_eq!(summary(&third, fx.path(), false), want, "{third}");
 }
+per_walk!(second_run_changes_nothing);
 
 #[test]
 fn json_reports_the_backend_and_the_environment_switch_forces_fallback() {
@@ -1680,15 +1662,7 @@ fn deep_tree(walk: &str) {
     assert_eq!(wrong, 0, "{wrong} levels not changed to {USER}\n{out}");
 }
 
-#[test]
-fn deep_tree_openat2() {
-    deep_tree("openat2");
-}
-
-#[test]
-fn deep_tree_fallback() {
-    deep_tree("fallback");
-}
+per_walk!(deep_tree);
 
 /// The documented depth cap (README): memory per worker grows with depth, so a hostile chain
 /// is cut there, reported, and everything above the cut is still fixed.
@@ -1839,8 +1813,7 @@ fn seed(home: &OwnedFd, i: usize, out: &Path) {
     }
 }
 
-#[test]
-fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
+fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     require!(root, tools: ["setpriv"]);
     require!(
         Path::new("/usr/bin/python3").is_file(),
@@ -1893,13 +1866,13 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let runs = 200;
+    // 100 runs per backend: the 200 over both that the README promises.
+    let runs = 100;
     let mut changed_runs = 0;
     let mut failed_runs = Vec::new();
     let started = Instant::now();
     for i in 0..runs {
         seed(&home_fd, i, &out);
-        let walk = WALKS[i % 2];
         let out_run = fo(&home, walk, &["--json"]);
         match out_run.code {
             Some(0) | Some(1) => {}
@@ -1927,7 +1900,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
     drop(attacker);
     let tally = fs::read_to_string(&status).unwrap_or_default();
     eprintln!(
-        "race: {runs} runs in {elapsed:?}, {changed_runs} changed something, {} exited 1; attacker: {tally}",
+        "race ({walk}): {runs} runs in {elapsed:?}, {changed_runs} changed something, {} exited 1; attacker: {tally}",
         failed_runs.len()
     );
     assert_same_snapshot(&outside_before, &snapshot(&out), "outside tree");
@@ -1978,6 +1951,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown() {
         "race test took {elapsed:?}; keep it under a minute"
     );
 }
+per_walk!(race_attacker_swapping_symlinks_never_redirects_a_chown);
 
 /// A uid-10000 process that keeps creating and deleting its own directory trees, as an agent's
 /// caches and sessions do.
@@ -2004,8 +1978,7 @@ while True:
         open(status, "w").close()
 "#;
 
-#[test]
-fn directories_that_vanish_mid_sweep_are_not_errors() {
+fn directories_that_vanish_mid_sweep_are_not_errors(walk: &str) {
     require!(root, tools: ["setpriv"]);
     let base = TempDir::new("fo-churn");
     let home = base.path().join("home");
@@ -2036,9 +2009,10 @@ fn directories_that_vanish_mid_sweep_are_not_errors() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // 30 runs per backend: the 60 one test once alternated over both.
+    let runs = 30;
     let mut failed = Vec::new();
-    for i in 0..60 {
-        let walk = WALKS[i % 2];
+    for i in 0..runs {
         let out = fo(&home, walk, &[]);
         if out.code != Some(0) || out.stderr.contains("error:") {
             failed.push(format!("run {i} ({walk}):\n{out}"));
@@ -2047,55 +2021,54 @@ fn directories_that_vanish_mid_sweep_are_not_errors() {
     drop(churn);
     assert!(
         failed.is_empty(),
-        "{} of 60 runs failed:\n{}",
+        "{} of {runs} runs failed:\n{}",
         failed.len(),
         failed.join("\n")
     );
     assert_eq!(owner(&home.join("rootfile")), (T, T));
 }
+per_walk!(directories_that_vanish_mid_sweep_are_not_errors);
 
-#[test]
-fn chown_impossible_is_said_once_and_stops() {
+fn chown_impossible_is_said_once_and_stops(walk: &str) {
     require!(root, tools: ["unshare"]);
     // In a user namespace that maps only uid 0, every chown to 10000 is EINVAL: the same answer
     // rootless Podman and some NAS mounts give container root.
-    let mut fx = victim("fo-impossible");
+    let mut fx = victim(&format!("fo-impossible-{walk}"));
     for i in 0..20 {
         fx.file(&format!("f{i}"), 0o644, 0, 0);
     }
-    for walk in WALKS {
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
-        cmd.args(["--user", "--map-root-user"])
-            .arg(common::bin())
-            .args(["fix-ownership", "--walk", walk, "--user", USER])
-            .arg(fx.path());
-        let out = run_cmd(cmd, 30);
-        assert_eq!(
-            out.code,
-            Some(1),
-            "--walk {walk}: some entries were not fixed\n{out}"
-        );
-        let said: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("chown is not permitted here"))
-            .collect();
-        assert_eq!(said.len(), 1, "--walk {walk}: said once\n{out}");
-        assert!(
-            !out.stderr.contains("error:"),
-            "--walk {walk}: no per-entry flood before the verdict\n{out}"
-        );
-        let c = summary(&out, fx.path(), false);
-        assert_eq!(c.changed, 0, "--walk {walk}\n{out}");
-        assert!(
-            c.scanned < 26,
-            "--walk {walk}: it stops instead of walking on ({} scanned)\n{out}",
-            c.scanned
-        );
-        fx.check_untouched(&out);
-    }
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.args(["--user", "--map-root-user"])
+        .arg(common::bin())
+        .args(["fix-ownership", "--walk", walk, "--user", USER])
+        .arg(fx.path());
+    let out = run_cmd(cmd, 30);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "--walk {walk}: some entries were not fixed\n{out}"
+    );
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("chown is not permitted here"))
+        .collect();
+    assert_eq!(said.len(), 1, "--walk {walk}: said once\n{out}");
+    assert!(
+        !out.stderr.contains("error:"),
+        "--walk {walk}: no per-entry flood before the verdict\n{out}"
+    );
+    let c = summary(&out, fx.path(), false);
+    assert_eq!(c.changed, 0, "--walk {walk}\n{out}");
+    assert!(
+        c.scanned < 26,
+        "--walk {walk}: it stops instead of walking on ({} scanned)\n{out}",
+        c.scanned
+    );
+    fx.check_untouched(&out);
 }
+per_walk!(chown_impossible_is_said_once_and_stops);
 
 #[test]
 fn a_few_denied_chowns_are_ordinary_errors() {
@@ -2128,14 +2101,13 @@ fn a_few_denied_chowns_are_ordinary_errors() {
     assert_eq!(owner(&stuck), (0, 0));
 }
 
-#[test]
-fn immutable_files_first_do_not_pass_for_chown_being_impossible() {
+fn immutable_files_first_do_not_pass_for_chown_being_impossible(walk: &str) {
     require!(root, tools: ["unshare", "mount", "chattr"]);
     // On a tmpfs of its own (gone with the namespace, immutable files and all), which lists a
     // directory newest first: 200 ordinary root-owned files, then 8 immutable ones, so the
     // immutable ones are the first 8 chowns the sweep tries. The root itself is already the
     // hermes user's, so no chown succeeds before them.
-    let dir = TempDir::new("fo-immutable-first");
+    let dir = TempDir::new(&format!("fo-immutable-first-{walk}"));
     let script = r#"set -e
 mount -t tmpfs tmpfs "$1"
 mkdir "$1/home"
@@ -2148,55 +2120,54 @@ rc=0
 echo "rc: $rc"
 echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
 "#;
-    for walk in WALKS {
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
-            .arg(common::bin())
-            .arg(dir.path())
-            .env("HERMES_SHIM_WALK", walk);
-        let out = run_cmd(cmd, 60);
-        let field = |k: &str| {
-            out.stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-                .unwrap_or_else(|| panic!("no {k} line\n{out}"))
-                .trim()
-                .to_string()
-        };
-        let first = field("first");
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(common::bin())
+        .arg(dir.path())
+        .env("HERMES_SHIM_WALK", walk);
+    let out = run_cmd(cmd, 60);
+    let field = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
+            .trim()
+            .to_string()
+    };
+    let first = field("first");
+    assert!(
+        first.split(' ').all(|n| n.starts_with("stuck")),
+        "precondition: the immutable files come first ({first})\n{out}"
+    );
+    assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
+    assert!(
+        !out.stderr.contains("not permitted here"),
+        "--walk {walk}\n{out}"
+    );
+    let stuck: Vec<String> = (1..=8).map(|i| format!("stuck{i}")).collect();
+    let left = field("root-owned");
+    let mut left: Vec<&str> = left
+        .split(' ')
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
+    left.sort_unstable();
+    let mut want: Vec<&str> = stuck.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(
+        left, want,
+        "--walk {walk}: only the immutable files stay root's\n{out}"
+    );
+    let c = summary(&out, &dir.path().join("home"), false);
+    assert_eq!((c.changed, c.errors), (200, 8), "--walk {walk}\n{out}");
+    for s in &stuck {
         assert!(
-            first.split(' ').all(|n| n.starts_with("stuck")),
-            "precondition: the immutable files come first ({first})\n{out}"
+            out.stderr.contains(&format!("{s}: fchownat")),
+            "{s} reported\n{out}"
         );
-        assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
-        assert!(
-            !out.stderr.contains("not permitted here"),
-            "--walk {walk}\n{out}"
-        );
-        let stuck: Vec<String> = (1..=8).map(|i| format!("stuck{i}")).collect();
-        let left = field("root-owned");
-        let mut left: Vec<&str> = left
-            .split(' ')
-            .map(|p| p.rsplit('/').next().unwrap())
-            .collect();
-        left.sort_unstable();
-        let mut want: Vec<&str> = stuck.iter().map(String::as_str).collect();
-        want.sort_unstable();
-        assert_eq!(
-            left, want,
-            "--walk {walk}: only the immutable files stay root's\n{out}"
-        );
-        let c = summary(&out, &dir.path().join("home"), false);
-        assert_eq!((c.changed, c.errors), (200, 8), "--walk {walk}\n{out}");
-        for s in &stuck {
-            assert!(
-                out.stderr.contains(&format!("{s}: fchownat")),
-                "{s} reported\n{out}"
-            );
-        }
     }
 }
+per_walk!(immutable_files_first_do_not_pass_for_chown_being_impossible);
 
 #[test]
 fn boot_remaps_the_user_and_moves_its_files() {
