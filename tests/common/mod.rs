@@ -1,6 +1,12 @@
 //! Helpers shared by the integration tests: the binary under test, what a test needs to run
-//! (`require!`: skip with a reason by hand, fail under `CI`), and temporary trees.
+//! (`require!`: skip with a reason by hand, fail under `CI`), temporary trees, and, in the
+//! submodules, running fix-ownership (`fix`), reading what it reports (`report`) and fixtures
+//! whose expected outcome is computed from the contract (`fixture`).
 #![allow(dead_code)]
+
+pub mod fix;
+pub mod fixture;
+pub mod report;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
