@@ -2,6 +2,10 @@
 //! PATH swaps directories for symlinks to a root-owned tree outside it while sweeps run, and no
 //! outside inode may change owner; and an agent's churn of directories that vanish mid-sweep is
 //! not an error.
+//!
+//! The attacker's choices come from a seed, printed first (`race seed: N`) and taken from
+//! `HERMES_SHIM_RACE_SEED` when set, so a failure can be replayed: the same seed makes the same
+//! choices, though how they interleave with the sweeps is still up to the scheduler.
 
 mod common;
 
@@ -11,7 +15,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
@@ -24,10 +28,12 @@ use common::{TempDir, require};
 /// The attacker, run as uid 10000. It keeps: swapping directories for symlinks to the outside
 /// tree and back, renaming entries around, planting hardlinks (its own files in and out of PATH,
 /// and root's outside files, which fs.protected_hardlinks normally refuses), planting symlinks to
-/// the outside tree, and pruning. Every 64 rounds it writes its tally to STATUS.
+/// the outside tree, and pruning. Every 64 rounds it writes its tally to STATUS. Its random
+/// choices follow SEED.
 const ATTACKER: &str = r#"
 import os, random, sys
-home, out, own, status = sys.argv[1:5]
+home, out, own, status, seed = sys.argv[1:6]
+random.seed(int(seed))
 outs = [out, out + "/a", out + "/a/b", out + "/f", out + "/a/g", out + "/a/b/h"]
 mine = [own + "/mine0", own + "/mine1"]
 uid = os.getuid()
@@ -108,9 +114,26 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The attacker's seed: `HERMES_SHIM_RACE_SEED` when set, else a fresh one from the clock and
+/// the pid.
+fn race_seed() -> u64 {
+    match std::env::var("HERMES_SHIM_RACE_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("HERMES_SHIM_RACE_SEED={s:?} is not a number")),
+        Err(_) => {
+            let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            t.as_secs()
+                ^ (u64::from(t.subsec_nanos()) << 20)
+                ^ (u64::from(std::process::id()) << 40)
+        }
+    }
+}
+
 /// Adds fresh root-owned entries inside PATH (dirs, files, and root-owned symlinks pointing at
 /// the outside tree), created relative to fds so the attacker cannot redirect the test itself.
-fn seed(home: &OwnedFd, i: usize, out: &Path) {
+fn add_root_entries(home: &OwnedFd, i: usize, out: &Path) {
     let name = format!("g{i}");
     if mkdirat(home, name.as_str(), Mode::from_bits_truncate(0o755)).is_err() {
         return;
@@ -136,6 +159,11 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
         Path::new("/usr/bin/python3").is_file(),
         "needs /usr/bin/python3"
     );
+    let seed = race_seed();
+    eprintln!(
+        "race seed: {seed} (replay: HERMES_SHIM_RACE_SEED={seed} cargo test --test fix_race -- {})",
+        common::test_name()
+    );
     let base = TempDir::new("fo-race");
     let home = base.path().join("home");
     Fx::make_dir(&home, 0o755, T, T);
@@ -158,7 +186,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
 
     let home_fd: OwnedFd = File::open(&home).unwrap().into();
     for i in 0..20 {
-        seed(&home_fd, 100_000 + i, &out);
+        add_root_entries(&home_fd, 100_000 + i, &out);
     }
     let mut cmd = Command::new("setpriv");
     clean_env(&mut cmd);
@@ -174,6 +202,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     .arg(&out)
     .arg(own.path())
     .arg(&status)
+    .arg(seed.to_string())
     .stdin(Stdio::null())
     .stdout(Stdio::null());
     let attacker = KillOnDrop(cmd.spawn().expect("start the attacker"));
@@ -189,7 +218,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     let mut failed_runs = Vec::new();
     let started = Instant::now();
     for i in 0..runs {
-        seed(&home_fd, i, &out);
+        add_root_entries(&home_fd, i, &out);
         let out_run = fo(&home, walk, &["--json"]);
         match out_run.code {
             Some(0) | Some(1) => {}
@@ -217,7 +246,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     drop(attacker);
     let tally = fs::read_to_string(&status).unwrap_or_default();
     eprintln!(
-        "race ({walk}): {runs} runs in {elapsed:?}, {changed_runs} changed something, {} exited 1; attacker: {tally}",
+        "race ({walk}, seed {seed}): {runs} runs in {elapsed:?}, {changed_runs} changed something, {} exited 1; attacker: {tally}",
         failed_runs.len()
     );
     assert_same_snapshot(&outside_before, &snapshot(&out), "outside tree");
