@@ -8,27 +8,26 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
 use std::path::Path;
-use std::process::Command;
 
-use common::fix::{Out, T, clean_env, run_cmd};
-use common::fixture::{lstat, owner};
+use common::fix::{Out, T, in_private_mntns, run_cmd};
+use common::fixture::{etc_dir, lstat, owner};
 use common::report::summary;
 use common::{TempDir, require};
+
+/// The passwd file of the tests' /etc: `hermtest` is uid 10000 with primary group 10001.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
 
 #[test]
 fn boot_remaps_the_user_and_moves_its_files() {
     require!(root, tools: ["unshare", "mount", "sh"]);
     // A private /etc (a directory bind-mounted over it in a mount namespace), so the remap can
     // replace passwd and group by rename as it does in a container.
-    let etc = TempDir::new("fo-boot-etc");
+    let group_text = "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-etc", PASSWD, group_text);
     let passwd = etc.path().join("passwd");
     let group = etc.path().join("group");
     let marker = etc.path().join("hermes-shim-remap");
-    let passwd_text =
-        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
-    let group_text = "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n";
-    fs::write(&passwd, passwd_text).unwrap();
-    fs::write(&group, group_text).unwrap();
     let home = TempDir::new("fo-boot-home");
     let h = |rel: &str| home.path().join(rel);
     for (rel, uid, gid) in [
@@ -42,23 +41,15 @@ fn boot_remaps_the_user_and_moves_its_files() {
     }
     lchown(home.path(), Some(T), Some(10001)).unwrap();
     let boot = |uid: &str, gid: &str| {
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
-        cmd.args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
+        let mut cmd = in_private_mntns(
             r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
-        ])
-        .arg(common::bin())
-        .arg(etc.path())
-        .arg("boot")
-        .env("HERMES_HOME", home.path())
-        .env("HERMES_SHIM_USER", "hermtest")
-        .env("HERMES_UID", uid)
-        .env("PGID", gid);
+        );
+        cmd.arg(etc.path())
+            .arg("boot")
+            .env("HERMES_HOME", home.path())
+            .env("HERMES_SHIM_USER", "hermtest")
+            .env("HERMES_UID", uid)
+            .env("PGID", gid);
         run_cmd(cmd, 30)
     };
 
@@ -66,7 +57,7 @@ fn boot_remaps_the_user_and_moves_its_files() {
     let out = boot("0", "2001");
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("HERMES_UID=\"0\""), "{out}");
-    assert_eq!(fs::read_to_string(&passwd).unwrap(), passwd_text);
+    assert_eq!(fs::read_to_string(&passwd).unwrap(), PASSWD);
     assert_eq!(owner(&h("rootfile")), (T, 10001), "{out}");
     assert!(!marker.exists());
 
@@ -78,7 +69,7 @@ fn boot_remaps_the_user_and_moves_its_files() {
     );
     assert_eq!(
         fs::read_to_string(&passwd).unwrap(),
-        passwd_text.replace(":10000:10001:", ":2000:2001:")
+        PASSWD.replace(":10000:10001:", ":2000:2001:")
     );
     assert_eq!(
         fs::read_to_string(&group).unwrap(),
@@ -118,8 +109,6 @@ fn boot_remaps_the_user_and_moves_its_files() {
 /// `prelude` (a shell snippet run there first, e.g. more mounts), then `after` (whose output
 /// shows what the namespace's /etc holds, since a tmpfs there vanishes with it).
 fn boot_in(etc: &Path, home: &Path, env: &[(&str, &str)], prelude: &str, after: &str) -> Out {
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
     let script = format!(
         r#"set -e
 mount --bind "$1" /etc
@@ -131,9 +120,8 @@ rc=0
 {after}
 exit "$rc""#
     );
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .arg(common::bin())
-        .arg(etc)
+    let mut cmd = in_private_mntns(&script);
+    cmd.arg(etc)
         .env("HERMES_HOME", home)
         .envs(env.iter().copied());
     run_cmd(cmd, 30)
@@ -142,13 +130,9 @@ exit "$rc""#
 #[test]
 fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
     require!(root, tools: ["unshare", "mount", "sh"]);
-    let passwd_text =
-        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
     let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
     let fresh = |tag: &str| {
-        let etc = TempDir::new(tag);
-        fs::write(etc.path().join("passwd"), passwd_text).unwrap();
-        fs::write(etc.path().join("group"), group_text).unwrap();
+        let etc = etc_dir(tag, PASSWD, group_text);
         let home = TempDir::new(&format!("{tag}-home"));
         lchown(home.path(), Some(T), Some(10001)).unwrap();
         fs::write(home.path().join("rootfile"), "x").unwrap();
@@ -170,18 +154,14 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
     // /etc/passwd bind-mounted read-only over the container's, as compose files often do.
     let (etc, home) = fresh("fo-boot-ro");
     let ro = etc.path().join("passwd.host");
-    fs::write(&ro, passwd_text).unwrap();
+    fs::write(&ro, PASSWD).unwrap();
     let prelude = format!(
         "mount --bind '{0}' /etc/passwd && mount -o remount,bind,ro /etc/passwd",
         ro.display()
     );
     let out = boot_in(etc.path(), home.path(), &remap, &prelude, "");
     assert_eq!(out.code, Some(2), "the remap is refused\n{out}");
-    let line: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("cannot remap"))
-        .collect();
+    let line = out.stderr_lines_with("cannot remap");
     assert_eq!(line.len(), 1, "one line says why\n{out}");
     assert!(
         line[0].contains("/etc/passwd") && line[0].contains("mount point"),
@@ -232,7 +212,7 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
         let rest = &out.stdout[start..];
         rest[..rest.find("---").unwrap_or(rest.len())].to_string()
     };
-    assert_eq!(shown("passwd"), passwd_text, "{out}");
+    assert_eq!(shown("passwd"), PASSWD, "{out}");
     assert_eq!(shown("group"), group_text, "{out}");
     assert!(!shown("files").contains("hermes-shim"), "{out}");
     assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
@@ -254,7 +234,7 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
     assert!(out.stderr.contains("never remapped"), "{out}");
     assert_eq!(
         fs::read_to_string(etc.path().join("passwd")).unwrap(),
-        passwd_text
+        PASSWD
     );
     assert_eq!(
         fs::read_to_string(etc.path().join("group")).unwrap(),
@@ -289,13 +269,11 @@ fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
 #[test]
 fn boot_creates_a_missing_home_but_never_through_a_symlink() {
     require!(root, tools: ["unshare", "mount", "sh", "stat"]);
-    let etc = TempDir::new("fo-home-etc");
-    fs::write(
-        etc.path().join("passwd"),
+    let etc = etc_dir(
+        "fo-home-etc",
         "root:x:0:0::/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n",
-    )
-    .unwrap();
-    fs::write(etc.path().join("group"), "root:x:0:\nhermgrp:x:10001:\n").unwrap();
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
     let scratch = TempDir::new("fo-home");
     // In a mount namespace: /etc is the test's, and the scratch directory a fresh tmpfs.
     let script = r#"set -e
@@ -314,11 +292,8 @@ echo "real holds: $(ls -A "$2/real" | wc -l)"
 echo "etc/hermes: $(test -e /etc/hermes && echo exists || echo absent)"
 cat "$2/err" >&2
 "#;
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
-        .arg(common::bin())
-        .arg(etc.path())
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(etc.path())
         .arg(scratch.path())
         .env("HERMES_SHIM_USER", "hermtest");
     let out = run_cmd(cmd, 60);

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use nix::sys::stat::{Mode, fstat, mkdirat};
 
-use common::fix::{T, USER, clean_env, fo, per_walk, run_cmd};
+use common::fix::{T, USER, clean_cmd, fo, per_walk, run_cmd};
 use common::fixture::open_dir_at;
 use common::report::{Counts, report};
 use common::{TempDir, require};
@@ -26,6 +26,17 @@ fn build_deep(root: &Path, levels: usize) {
             .unwrap_or_else(|e| panic!("mkdirat level {i}: {e}"));
         fd = open_dir_at(&fd, "d").unwrap_or_else(|e| panic!("openat level {i}: {e}"));
     }
+}
+
+/// Removes a deep tree here: rm copes with any depth, whatever the drop path does.
+#[track_caller]
+fn remove_deep(dir: &TempDir) {
+    let rm = Command::new("rm")
+        .args(["-rf", "--one-file-system", "--"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(rm.success(), "rm -rf of the deep tree failed");
 }
 
 /// Owners of root and every level below it, read by fd.
@@ -53,8 +64,7 @@ fn deep_tree(walk: &str) {
         before.iter().all(|&o| o == (0, 0)),
         "fixture not root-owned"
     );
-    let mut cmd = Command::new("prlimit");
-    clean_env(&mut cmd);
+    let mut cmd = clean_cmd("prlimit");
     cmd.arg("--nofile=256:256")
         .arg(common::bin())
         .arg("fix-ownership")
@@ -62,13 +72,7 @@ fn deep_tree(walk: &str) {
         .args(["--user", USER, "--walk", walk, "--json"]);
     let out = run_cmd(cmd, 300);
     let after = deep_owners(dir.path());
-    // Remove the tree here: rm copes with any depth, whatever the drop path does.
-    let rm = Command::new("rm")
-        .arg("-rf")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(rm.success(), "rm -rf of the deep tree failed");
+    remove_deep(&dir);
     assert_eq!(out.code, Some(0), "exit code\n{out}");
     let c = report(&out, dir.path(), Some(walk), false, (T, T));
     let want = Counts {
@@ -94,12 +98,7 @@ fn a_chain_deeper_than_the_cap_is_cut_and_reported() {
     build_deep(dir.path(), MAX_DEPTH + 5);
     let out = fo(dir.path(), "openat2", &[]);
     let after = deep_owners(dir.path());
-    let rm = Command::new("rm")
-        .arg("-rf")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(rm.success(), "rm -rf of the deep tree failed");
+    remove_deep(&dir);
     assert_eq!(out.code, Some(1), "the cut is an error\n{out}");
     assert!(
         out.stderr

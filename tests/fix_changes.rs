@@ -10,9 +10,8 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-use common::fix::{T, clean_env, fo, per_walk, run_cmd};
+use common::fix::{T, fo, in_private_mntns, per_walk, run_cmd};
 use common::fixture::{Fx, HERMES_DIRS, assert_same_snapshot, main_fixture, owner, snapshot};
 use common::report::{Counts, report, summary, verbose};
 use common::{TempDir, require};
@@ -74,7 +73,7 @@ fn other_owners_are_untouched_but_their_directories_are_walked(walk: &str) {
         "top",
     ] {
         assert_eq!(
-            v.skipped.get(&fx.abs(rel)).map(String::as_str),
+            v.skip_reason(&fx.abs(rel)),
             Some("other owner"),
             "--verbose skip line for {rel}\n{out}"
         );
@@ -113,11 +112,7 @@ fn hardlink_to_outside_file_is_skipped(walk: &str) {
     assert_eq!(fx.counts.hardlink, 2);
     let out = fx.run_and_check(walk, &["--verbose"]);
     let v = verbose(&out);
-    assert_eq!(
-        v.skipped.get(&fx.abs("hl")).map(String::as_str),
-        Some("hardlinked"),
-        "{out}"
-    );
+    assert_eq!(v.skip_reason(&fx.abs("hl")), Some("hardlinked"), "{out}");
     assert_eq!(owner(&fx.abs("hl")), (0, 0));
 }
 per_walk!(hardlink_to_outside_file_is_skipped);
@@ -130,11 +125,7 @@ fn device_nodes_are_skipped(walk: &str) {
     let out = fx.run_and_check(walk, &["--verbose"]);
     let v = verbose(&out);
     for rel in ["dev/chr", "dev/blk"] {
-        assert_eq!(
-            v.skipped.get(&fx.abs(rel)).map(String::as_str),
-            Some("device"),
-            "{rel}\n{out}"
-        );
+        assert_eq!(v.skip_reason(&fx.abs(rel)), Some("device"), "{rel}\n{out}");
         assert_eq!(owner(&fx.abs(rel)), (0, 0), "{rel}");
     }
 }
@@ -160,17 +151,11 @@ mount -t tmpfs none "$2/t"
 mkdir "$2/t/d"
 touch "$2/t/f" "$2/t/d/g"
 rc=0
-"$3" fix-ownership "$2" --user 10000:10000 --walk "$4" --json >"$5" || rc=$?
+"$0" fix-ownership "$2" --user 10000:10000 --walk "$3" --json >"$4" || rc=$?
 stat -c '%u:%g %n' "$2/sub" "$2/sub/g" "$2/sub/inner/f" "$2/t" "$2/t/f" "$2/t/d" "$2/t/d/g"
 exit "$rc""#;
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-        .arg(src.path())
-        .arg(fx.path())
-        .arg(common::bin())
-        .arg(walk)
-        .arg(&json_file);
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(src.path()).arg(fx.path()).arg(walk).arg(&json_file);
     let mut out = run_cmd(cmd, 60);
     let stats = std::mem::take(&mut out.stdout);
     out.stdout = fs::read_to_string(&json_file).unwrap_or_default();

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::fix::{T, USER, clean_env, fo, per_walk, run_cmd};
+use common::fix::{T, USER, clean_cmd, fo, in_private_mntns, per_walk, run_cmd};
 use common::fixture::{Fx, owner, victim};
 use common::report::summary;
 use common::{TempDir, require};
@@ -19,8 +19,7 @@ fn chown_impossible_is_said_once_and_stops(walk: &str) {
     for i in 0..20 {
         fx.file(&format!("f{i}"), 0o644, 0, 0);
     }
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
+    let mut cmd = clean_cmd("unshare");
     cmd.args(["--user", "--map-root-user"])
         .arg(common::bin())
         .args(["fix-ownership", "--walk", walk, "--user", USER])
@@ -31,11 +30,7 @@ fn chown_impossible_is_said_once_and_stops(walk: &str) {
         Some(1),
         "--walk {walk}: some entries were not fixed\n{out}"
     );
-    let said: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("chown is not permitted here"))
-        .collect();
+    let said = out.stderr_lines_with("chown is not permitted here");
     assert_eq!(said.len(), 1, "--walk {walk}: said once\n{out}");
     assert!(
         !out.stderr.contains("error:"),
@@ -102,12 +97,8 @@ rc=0
 echo "rc: $rc"
 echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
 "#;
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
-    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
-        .arg(common::bin())
-        .arg(dir.path())
-        .env("HERMES_SHIM_WALK", walk);
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(dir.path()).env("HERMES_SHIM_WALK", walk);
     let out = run_cmd(cmd, 60);
     let field = |k: &str| {
         out.stdout

@@ -7,14 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::lchown;
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::fix::{PREFIX, T, USER, clean_env, fo, fo_cmd, per_walk, run_cmd};
-use common::fixture::{Fx, main_fixture, owner, victim};
+use common::fix::{PREFIX, T, USER, fo, fo_cmd, in_private_mntns, per_walk, run_cmd};
+use common::fixture::{Fx, etc_dir, main_fixture, owner, victim};
 use common::report::{assert_refused, json_object, report, verbose};
 use common::{TempDir, require};
 
@@ -44,9 +42,7 @@ fn exclude_flag_leaves_subtrees_alone(walk: &str) {
     );
     let v = verbose(&out);
     assert_eq!(
-        v.skipped
-            .get(&fx.abs("skills/vendored"))
-            .map(String::as_str),
+        v.skip_reason(&fx.abs("skills/vendored")),
         Some("excluded"),
         "{out}"
     );
@@ -181,31 +177,18 @@ fn user_by_name_is_resolved_from_etc_passwd_and_group() {
     require!(root, tools: ["unshare", "mount", "sh"]);
     // The test user's primary group (10001) differs from its uid, so a binary that guessed
     // gid = uid instead of reading the passwd entry would be caught.
-    let etc = TempDir::new("fo-name-etc");
+    let etc = etc_dir(
+        "fo-name-etc",
+        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001:test:/nonexistent:/bin/sh\n",
+        "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n",
+    );
     let passwd = etc.path().join("passwd");
     let group = etc.path().join("group");
-    fs::write(
-        &passwd,
-        "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001:test:/nonexistent:/bin/sh\n",
-    )
-    .unwrap();
-    fs::write(&group, "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n").unwrap();
     let in_ns = |args: &[&OsStr], env: &[(&str, &OsStr)]| {
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
-        cmd.args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
+        let mut cmd = in_private_mntns(
             r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$0" "$@""#,
-        ])
-        .arg(common::bin())
-        .arg(&passwd)
-        .arg(&group)
-        .arg("fix-ownership")
-        .args(args);
+        );
+        cmd.arg(&passwd).arg(&group).arg("fix-ownership").args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }

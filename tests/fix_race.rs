@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
 
-use common::fix::{T, clean_env, fo, per_walk};
+use common::fix::{T, clean_cmd, fo, per_walk};
 use common::fixture::{Fx, assert_same_snapshot, lstat, open_dir_at, owner, snapshot};
 use common::report::report;
 use common::{TempDir, require};
@@ -131,6 +131,22 @@ fn race_seed() -> u64 {
     }
 }
 
+/// `SCRIPT ARGS…` run by /usr/bin/python3 as uid and gid 10000 with no supplementary groups:
+/// the agent.
+fn as_agent(script: &str) -> Command {
+    let mut cmd = clean_cmd("setpriv");
+    cmd.args([
+        "--reuid=10000",
+        "--regid=10000",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ])
+    .stdin(Stdio::null());
+    cmd
+}
+
 /// Adds fresh root-owned entries inside PATH (dirs, files, and root-owned symlinks pointing at
 /// the outside tree), created relative to fds so the attacker cannot redirect the test itself.
 fn add_root_entries(home: &OwnedFd, i: usize, out: &Path) {
@@ -188,23 +204,13 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     for i in 0..20 {
         add_root_entries(&home_fd, 100_000 + i, &out);
     }
-    let mut cmd = Command::new("setpriv");
-    clean_env(&mut cmd);
-    cmd.args([
-        "--reuid=10000",
-        "--regid=10000",
-        "--clear-groups",
-        "/usr/bin/python3",
-        "-c",
-    ])
-    .arg(ATTACKER)
-    .arg(&home)
-    .arg(&out)
-    .arg(own.path())
-    .arg(&status)
-    .arg(seed.to_string())
-    .stdin(Stdio::null())
-    .stdout(Stdio::null());
+    let mut cmd = as_agent(ATTACKER);
+    cmd.arg(&home)
+        .arg(&out)
+        .arg(own.path())
+        .arg(&status)
+        .arg(seed.to_string())
+        .stdout(Stdio::null());
     let attacker = KillOnDrop(cmd.spawn().expect("start the attacker"));
     // Let it get going before the first sweep.
     let t0 = Instant::now();
@@ -333,19 +339,8 @@ fn directories_that_vanish_mid_sweep_are_not_errors(walk: &str) {
     Fx::make_dir(&own, 0o755, T, T);
     let status = own.join("status");
     fs::write(home.join("rootfile"), "x").unwrap();
-    let mut cmd = Command::new("setpriv");
-    clean_env(&mut cmd);
-    cmd.args([
-        "--reuid=10000",
-        "--regid=10000",
-        "--clear-groups",
-        "/usr/bin/python3",
-        "-c",
-    ])
-    .arg(CHURN)
-    .arg(&home)
-    .arg(&status)
-    .stdin(Stdio::null());
+    let mut cmd = as_agent(CHURN);
+    cmd.arg(&home).arg(&status);
     let churn = KillOnDrop(cmd.spawn().expect("start the churning process"));
     let t0 = Instant::now();
     while !status.exists() {

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::process::Command;
 
-use common::fix::{PREFIX, USER, clean_env, fo_cmd, run_cmd};
+use common::fix::{PREFIX, USER, clean_cmd, fo_cmd, run_cmd};
 use common::fixture::{Fx, assert_same_snapshot, owner, snapshot, victim};
 use common::report::assert_refused;
 use common::{TempDir, require};
@@ -40,8 +39,7 @@ fn refuses_root_and_system_directories() {
     // which looks only at the path, is unaffected. The control run proves the sandbox itself is
     // not what makes it refuse.
     let sandboxed = |args: &[&OsStr]| {
-        let mut cmd = Command::new("unshare");
-        clean_env(&mut cmd);
+        let mut cmd = clean_cmd("unshare");
         cmd.args(["--user", "--map-root-user"])
             .arg(common::bin())
             .arg("fix-ownership")
@@ -135,8 +133,7 @@ done
         "/home/hermes/.hermes",
         "/var/lib/hermes",
     ];
-    let mut cmd = Command::new("unshare");
-    clean_env(&mut cmd);
+    let mut cmd = clean_cmd("unshare");
     cmd.args([
         "--user",
         "--map-root-user",
@@ -238,8 +235,7 @@ fn no_applet_runs_setuid() {
     let copy = dir.path().join("hermes-shim");
     for mode in [0o4755, 0o2755] {
         common::copy_bin(&copy, mode);
-        let mut cmd = Command::new(&copy);
-        clean_env(&mut cmd);
+        let mut cmd = clean_cmd(&copy);
         cmd.arg("fix-ownership")
             .arg(fx.path())
             .args(["--user", USER]);
@@ -276,8 +272,7 @@ fn refuses_caller_that_is_not_root() {
     let bindir = TempDir::new("fo-ref-nonroot-bin");
     let bin = bindir.path().join("hermes-shim");
     common::copy_bin(&bin, 0o755);
-    let mut cmd = Command::new("setpriv");
-    clean_env(&mut cmd);
+    let mut cmd = clean_cmd("setpriv");
     cmd.args(["--reuid=10000", "--regid=10000", "--clear-groups"])
         .arg(&bin)
         .arg("fix-ownership")

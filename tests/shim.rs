@@ -278,6 +278,12 @@ impl Report {
             .try_into()
             .unwrap_or_else(|v| panic!("{key} has not 4 fields: {v:?}"))
     }
+    /// All four uid fields are `uid` and all four gid fields `gid`.
+    #[track_caller]
+    fn assert_ids(&self, uid: u32, gid: u32, what: &str) {
+        assert_eq!(self.ids("Uid"), [uid; 4], "{what}: Uid");
+        assert_eq!(self.ids("Gid"), [gid; 4], "{what}: Gid");
+    }
     fn groups(&self) -> Vec<u32> {
         let mut g = self.numbers("Groups");
         g.sort_unstable();
@@ -341,8 +347,7 @@ fn enter_private_mntns(binds: &[(CString, CString)]) -> std::io::Result<()> {
 /// execve copies the effective ids into the saved ones, so a saved uid or gid left at 0 before
 /// exec cannot show here; only the shim's own pre-exec verification (unit-tested) can catch it.
 fn assert_dropped_to_hermes(r: &Report, what: &str) {
-    assert_eq!(r.ids("Uid"), [HERMES_UID; 4], "{what}: Uid");
-    assert_eq!(r.ids("Gid"), [HERMES_UID; 4], "{what}: Gid");
+    r.assert_ids(HERMES_UID, HERMES_UID, what);
     assert_eq!(
         r.groups(),
         sorted(vec![DOCKER_GID, AUDIO_GID, HERMES_UID]),
@@ -478,8 +483,7 @@ fn shim_user_selects_another_account_by_name() {
     let mut cmd = sb.via_link("hermes", &[]);
     cmd.env("HERMES_SHIM_USER", "alice");
     let r = sb.report(&sb.run(cmd), "HERMES_SHIM_USER=alice");
-    assert_eq!(r.ids("Uid"), [ALICE_UID; 4], "Uid");
-    assert_eq!(r.ids("Gid"), [ALICE_UID; 4], "Gid");
+    r.assert_ids(ALICE_UID, ALICE_UID, "HERMES_SHIM_USER=alice");
     assert_eq!(
         r.groups(),
         sorted(vec![STAFF_GID, AUDIO_GID, ALICE_UID]),
@@ -499,8 +503,7 @@ fn shim_user_numeric_uid_and_gid() {
     let mut cmd = sb.via_exec("hermes", &[]);
     cmd.env("HERMES_SHIM_USER", format!("{ALICE_UID}:{DOCKER_GID}"));
     let r = sb.report(&sb.run(cmd), "HERMES_SHIM_USER=UID:GID");
-    assert_eq!(r.ids("Uid"), [ALICE_UID; 4], "Uid");
-    assert_eq!(r.ids("Gid"), [DOCKER_GID; 4], "Gid");
+    r.assert_ids(ALICE_UID, DOCKER_GID, "HERMES_SHIM_USER=UID:GID");
     assert_eq!(r.mask("CapEff"), 0, "CapEff");
     assert!(r.groups().contains(&DOCKER_GID), "Groups lack the gid");
     assert!(
@@ -541,8 +544,7 @@ fn non_root_caller_runs_unchanged() {
             let mut cmd = sb.command(&argv);
             cmd.envs(env.iter().copied());
             let r = sb.report(&sb.run(cmd), &what);
-            assert_eq!(r.ids("Uid"), [HERMES_UID; 4], "{what}: Uid");
-            assert_eq!(r.ids("Gid"), [HERMES_UID; 4], "{what}: Gid");
+            r.assert_ids(HERMES_UID, HERMES_UID, &what);
             assert_eq!(r.groups(), Vec::<u32>::new(), "{what}: Groups");
             assert_eq!(r.env("HOME"), Some("/root"), "{what}: HOME changed");
             assert_eq!(r.env("USER"), Some("root"), "{what}: USER changed");
@@ -562,8 +564,7 @@ fn opt_out_truthy_values_run_as_root() {
         let mut cmd = sb.via_link("hermes", &[]);
         cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", v);
         let r = sb.report(&sb.run(cmd), &what);
-        assert_eq!(r.ids("Uid"), [0; 4], "{what}: Uid");
-        assert_eq!(r.ids("Gid"), [0; 4], "{what}: Gid");
+        r.assert_ids(0, 0, &what);
         let m = fs::metadata(sb.out().join("file")).unwrap();
         assert_eq!((m.uid(), m.gid()), (0, 0), "{what}: owner of the write");
     }
@@ -712,18 +713,25 @@ fn setuid_or_setgid_installed_binary_is_refused() {
     }
 }
 
+/// Exit 127 naming `path` however `hermes` is entered: through its symlink, through `exec`, and
+/// as `optout`, a command with the opt-out set.
+#[track_caller]
+fn assert_not_runnable_every_way(sb: &Sandbox, path: &Path, what: &str, optout: Command) {
+    let o = sb.run(sb.via_link("hermes", &[]));
+    assert_not_runnable(sb, &o, path, &format!("{what}, via symlink"));
+    let o = sb.run(sb.via_exec("hermes", &[]));
+    assert_not_runnable(sb, &o, path, &format!("{what}, via exec"));
+    assert_not_runnable(sb, &sb.run(optout), path, &format!("{what}, opt-out"));
+}
+
 #[test]
 fn missing_real_program_exits_127_naming_the_path() {
     require!(root);
     let sb = Sandbox::new("missing");
     let path = sb.real_dir().join("hermes");
-    let o = sb.run(sb.via_link("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "missing, via symlink");
-    let o = sb.run(sb.via_exec("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "missing, via exec");
-    let mut cmd = sb.via_link("hermes", &[]);
-    cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", "yes");
-    assert_not_runnable(&sb, &sb.run(cmd), &path, "missing, opt-out");
+    let mut optout = sb.via_link("hermes", &[]);
+    optout.env("HERMES_DOCKER_EXEC_AS_ROOT", "yes");
+    assert_not_runnable_every_way(&sb, &path, "missing", optout);
 }
 
 #[test]
@@ -731,13 +739,9 @@ fn non_executable_real_program_exits_127_naming_the_path() {
     require!(root);
     let sb = Sandbox::new("noexec");
     let path = sb.program_in(&sb.real_dir(), "hermes", PROBE, 0o644);
-    let o = sb.run(sb.via_link("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "0644, via symlink");
-    let o = sb.run(sb.via_exec("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "0644, via exec");
-    let mut cmd = sb.via_exec("hermes", &[]);
-    cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", "true");
-    assert_not_runnable(&sb, &sb.run(cmd), &path, "0644, opt-out");
+    let mut optout = sb.via_exec("hermes", &[]);
+    optout.env("HERMES_DOCKER_EXEC_AS_ROOT", "true");
+    assert_not_runnable_every_way(&sb, &path, "0644", optout);
 }
 
 #[test]

@@ -43,6 +43,13 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl Out {
+    /// The lines on stderr that contain `needle`.
+    pub fn stderr_lines_with(&self, needle: &str) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.contains(needle)).collect()
+    }
+}
+
 impl fmt::Display for Out {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -114,10 +121,26 @@ pub fn clean_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
+/// `PROGRAM` with a clean environment.
+pub fn clean_cmd<S: AsRef<OsStr>>(program: S) -> Command {
+    let mut c = Command::new(program);
+    clean_env(&mut c);
+    c
+}
+
+/// `sh -c SCRIPT` in a private mount namespace of its own (`unshare -m --propagation private`, so
+/// its mounts vanish with it and never reach the host), with a clean environment and `$0` the
+/// binary under test; add the script's `$1…` as arguments.
+pub fn in_private_mntns(script: &str) -> Command {
+    let mut c = clean_cmd("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(super::bin());
+    c
+}
+
 /// `hermes-shim fix-ownership ARGS…` with a clean environment.
 pub fn fo_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
-    let mut c = Command::new(super::bin());
-    clean_env(&mut c);
+    let mut c = clean_cmd(super::bin());
     c.arg("fix-ownership").args(args);
     c
 }

@@ -453,3 +453,12 @@ pub fn open_dir_at(parent: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
         Mode::empty(),
     )
 }
+
+/// A directory holding `passwd` and `group` with these texts: an /etc of the test's own, to
+/// bind-mount over the real one (or over its two files) in a private mount namespace.
+pub fn etc_dir(tag: &str, passwd: &str, group: &str) -> TempDir {
+    let etc = TempDir::new(tag);
+    fs::write(etc.path().join("passwd"), passwd).unwrap();
+    fs::write(etc.path().join("group"), group).unwrap();
+    etc
+}

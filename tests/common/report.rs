@@ -215,6 +215,13 @@ pub struct Verbose {
     pub skipped: BTreeMap<PathBuf, String>,
 }
 
+impl Verbose {
+    /// The reason `--verbose` gave for skipping `p`, if it did.
+    pub fn skip_reason(&self, p: &Path) -> Option<&str> {
+        self.skipped.get(p).map(String::as_str)
+    }
+}
+
 /// The `--verbose` lines on stderr; a path reported twice fails.
 pub fn verbose(out: &Out) -> Verbose {
     let mut v = Verbose {
