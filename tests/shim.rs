@@ -17,7 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use common::TempDir;
+use common::{TempDir, require};
 
 /// The unprivileged account every test drops to by default, as in the upstream image.
 const HERMES_UID: u32 = 10000;
@@ -278,6 +278,12 @@ impl Report {
             .try_into()
             .unwrap_or_else(|v| panic!("{key} has not 4 fields: {v:?}"))
     }
+    /// All four uid fields are `uid` and all four gid fields `gid`.
+    #[track_caller]
+    fn assert_ids(&self, uid: u32, gid: u32, what: &str) {
+        assert_eq!(self.ids("Uid"), [uid; 4], "{what}: Uid");
+        assert_eq!(self.ids("Gid"), [gid; 4], "{what}: Gid");
+    }
     fn groups(&self) -> Vec<u32> {
         let mut g = self.numbers("Groups");
         g.sort_unstable();
@@ -341,8 +347,7 @@ fn enter_private_mntns(binds: &[(CString, CString)]) -> std::io::Result<()> {
 /// execve copies the effective ids into the saved ones, so a saved uid or gid left at 0 before
 /// exec cannot show here; only the shim's own pre-exec verification (unit-tested) can catch it.
 fn assert_dropped_to_hermes(r: &Report, what: &str) {
-    assert_eq!(r.ids("Uid"), [HERMES_UID; 4], "{what}: Uid");
-    assert_eq!(r.ids("Gid"), [HERMES_UID; 4], "{what}: Gid");
+    r.assert_ids(HERMES_UID, HERMES_UID, what);
     assert_eq!(
         r.groups(),
         sorted(vec![DOCKER_GID, AUDIO_GID, HERMES_UID]),
@@ -408,9 +413,7 @@ fn assert_not_runnable(sb: &Sandbox, o: &Outcome, path: &Path, what: &str) {
 
 #[test]
 fn write_through_the_shim_lands_as_target_uid_gid() {
-    if !common::require_root("write_through_the_shim_lands_as_target_uid_gid") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("write");
     sb.probe("hermes");
     for (how, cmd) in [
@@ -432,9 +435,7 @@ fn write_through_the_shim_lands_as_target_uid_gid() {
 
 #[test]
 fn symlink_name_selects_the_real_program() {
-    if !common::require_root("symlink_name_selects_the_real_program") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("names");
     sb.program("hermes", "echo hermes > \"$out/which\"\n");
     sb.program("hermes-agent", "echo hermes-agent > \"$out/which\"\n");
@@ -451,9 +452,7 @@ fn symlink_name_selects_the_real_program() {
 
 #[test]
 fn dropped_program_has_exact_ids_groups_and_no_capabilities() {
-    if !common::require_root("dropped_program_has_exact_ids_groups_and_no_capabilities") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("ids");
     sb.probe("hermes");
     let r = sb.report(&sb.run(sb.via_link("hermes", &[])), "via symlink");
@@ -464,9 +463,7 @@ fn dropped_program_has_exact_ids_groups_and_no_capabilities() {
 
 #[test]
 fn home_user_logname_come_from_passwd() {
-    if !common::require_root("home_user_logname_come_from_passwd") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("env");
     sb.probe("hermes");
     let r = sb.report(&sb.run(sb.via_link("hermes", &[])), "via symlink");
@@ -480,16 +477,13 @@ fn home_user_logname_come_from_passwd() {
 
 #[test]
 fn shim_user_selects_another_account_by_name() {
-    if !common::require_root("shim_user_selects_another_account_by_name") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("alice");
     sb.probe("hermes");
     let mut cmd = sb.via_link("hermes", &[]);
     cmd.env("HERMES_SHIM_USER", "alice");
     let r = sb.report(&sb.run(cmd), "HERMES_SHIM_USER=alice");
-    assert_eq!(r.ids("Uid"), [ALICE_UID; 4], "Uid");
-    assert_eq!(r.ids("Gid"), [ALICE_UID; 4], "Gid");
+    r.assert_ids(ALICE_UID, ALICE_UID, "HERMES_SHIM_USER=alice");
     assert_eq!(
         r.groups(),
         sorted(vec![STAFF_GID, AUDIO_GID, ALICE_UID]),
@@ -503,16 +497,13 @@ fn shim_user_selects_another_account_by_name() {
 
 #[test]
 fn shim_user_numeric_uid_and_gid() {
-    if !common::require_root("shim_user_numeric_uid_and_gid") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("numeric");
     sb.probe("hermes");
     let mut cmd = sb.via_exec("hermes", &[]);
     cmd.env("HERMES_SHIM_USER", format!("{ALICE_UID}:{DOCKER_GID}"));
     let r = sb.report(&sb.run(cmd), "HERMES_SHIM_USER=UID:GID");
-    assert_eq!(r.ids("Uid"), [ALICE_UID; 4], "Uid");
-    assert_eq!(r.ids("Gid"), [DOCKER_GID; 4], "Gid");
+    r.assert_ids(ALICE_UID, DOCKER_GID, "HERMES_SHIM_USER=UID:GID");
     assert_eq!(r.mask("CapEff"), 0, "CapEff");
     assert!(r.groups().contains(&DOCKER_GID), "Groups lack the gid");
     assert!(
@@ -524,11 +515,7 @@ fn shim_user_numeric_uid_and_gid() {
 
 #[test]
 fn non_root_caller_runs_unchanged() {
-    if !common::require_root("non_root_caller_runs_unchanged")
-        || !common::require_tool("non_root_caller_runs_unchanged", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("nonroot");
     sb.probe("hermes");
     let setpriv = [
@@ -557,8 +544,7 @@ fn non_root_caller_runs_unchanged() {
             let mut cmd = sb.command(&argv);
             cmd.envs(env.iter().copied());
             let r = sb.report(&sb.run(cmd), &what);
-            assert_eq!(r.ids("Uid"), [HERMES_UID; 4], "{what}: Uid");
-            assert_eq!(r.ids("Gid"), [HERMES_UID; 4], "{what}: Gid");
+            r.assert_ids(HERMES_UID, HERMES_UID, &what);
             assert_eq!(r.groups(), Vec::<u32>::new(), "{what}: Groups");
             assert_eq!(r.env("HOME"), Some("/root"), "{what}: HOME changed");
             assert_eq!(r.env("USER"), Some("root"), "{what}: USER changed");
@@ -570,9 +556,7 @@ fn non_root_caller_runs_unchanged() {
 
 #[test]
 fn opt_out_truthy_values_run_as_root() {
-    if !common::require_root("opt_out_truthy_values_run_as_root") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("optout-yes");
     sb.probe("hermes");
     for v in ["1", "true", "TRUE", "True", "tRuE", "yes", "Yes", "YES"] {
@@ -580,8 +564,7 @@ fn opt_out_truthy_values_run_as_root() {
         let mut cmd = sb.via_link("hermes", &[]);
         cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", v);
         let r = sb.report(&sb.run(cmd), &what);
-        assert_eq!(r.ids("Uid"), [0; 4], "{what}: Uid");
-        assert_eq!(r.ids("Gid"), [0; 4], "{what}: Gid");
+        r.assert_ids(0, 0, &what);
         let m = fs::metadata(sb.out().join("file")).unwrap();
         assert_eq!((m.uid(), m.gid()), (0, 0), "{what}: owner of the write");
     }
@@ -589,9 +572,7 @@ fn opt_out_truthy_values_run_as_root() {
 
 #[test]
 fn opt_out_other_values_still_drop() {
-    if !common::require_root("opt_out_other_values_still_drop") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("optout-no");
     sb.probe("hermes");
     let values = [
@@ -620,9 +601,7 @@ fn opt_out_other_values_still_drop() {
 
 #[test]
 fn unknown_user_is_refused() {
-    if !common::require_root("unknown_user_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("nosuch");
     sb.probe("hermes");
     let mut cmd = sb.via_link("hermes", &[]);
@@ -640,9 +619,7 @@ fn unknown_user_is_refused() {
 
 #[test]
 fn default_user_missing_from_passwd_is_refused() {
-    if !common::require_root("default_user_missing_from_passwd_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("nohermes");
     sb.probe("hermes");
     sb.set_passwd("root:x:0:0:root:/root:/bin/sh\nalice:x:10001:10001::/home/alice:/bin/sh\n");
@@ -658,9 +635,7 @@ fn default_user_missing_from_passwd_is_refused() {
 
 #[test]
 fn target_uid_zero_is_refused() {
-    if !common::require_root("target_uid_zero_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("uid0");
     sb.probe("hermes");
     for user in ["root", "0", "0:0", "toor"] {
@@ -677,11 +652,7 @@ fn target_uid_zero_is_refused() {
 
 #[test]
 fn real_program_that_is_the_shim_is_refused() {
-    if !common::require_root("real_program_that_is_the_shim_is_refused")
-        || !common::require_tool("real_program_that_is_the_shim_is_refused", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("self");
     // real/hermes -> the shim directly; real/hermes-agent -> links/hermes-agent -> the shim.
     symlink(common::bin(), sb.real_dir().join("hermes")).unwrap();
@@ -718,11 +689,7 @@ fn real_program_that_is_the_shim_is_refused() {
 
 #[test]
 fn real_uid_not_effective_uid_is_refused() {
-    if !common::require_root("real_uid_not_effective_uid_is_refused")
-        || !common::require_tool("real_uid_not_effective_uid_is_refused", "setpriv")
-    {
-        return;
-    }
+    require!(root, tools: ["setpriv"]);
     let sb = Sandbox::new("ruid");
     sb.probe("hermes");
     // ruid 10000 with euid 0, and ruid 0 with euid 10000: what a setuid install would look like.
@@ -735,57 +702,51 @@ fn real_uid_not_effective_uid_is_refused() {
 
 #[test]
 fn setuid_or_setgid_installed_binary_is_refused() {
-    if !common::require_root("setuid_or_setgid_installed_binary_is_refused") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("suid");
     sb.probe("hermes");
     for (tag, mode) in [("setuid", 0o4755), ("setgid", 0o2755)] {
         let copy = sb.path(&format!("hermes-shim-{tag}"));
-        fs::copy(common::bin(), &copy).unwrap();
-        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+        common::copy_bin(&copy, mode);
         let o = sb.run(sb.command(&[copy.into(), os("exec"), os("hermes")]));
         assert_refusal_line(&sb, &o, &["setuid"], &format!("binary installed {tag}"));
     }
 }
 
+/// Exit 127 naming `path` however `hermes` is entered: through its symlink, through `exec`, and
+/// as `optout`, a command with the opt-out set.
+#[track_caller]
+fn assert_not_runnable_every_way(sb: &Sandbox, path: &Path, what: &str, optout: Command) {
+    let o = sb.run(sb.via_link("hermes", &[]));
+    assert_not_runnable(sb, &o, path, &format!("{what}, via symlink"));
+    let o = sb.run(sb.via_exec("hermes", &[]));
+    assert_not_runnable(sb, &o, path, &format!("{what}, via exec"));
+    assert_not_runnable(sb, &sb.run(optout), path, &format!("{what}, opt-out"));
+}
+
 #[test]
 fn missing_real_program_exits_127_naming_the_path() {
-    if !common::require_root("missing_real_program_exits_127_naming_the_path") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("missing");
     let path = sb.real_dir().join("hermes");
-    let o = sb.run(sb.via_link("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "missing, via symlink");
-    let o = sb.run(sb.via_exec("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "missing, via exec");
-    let mut cmd = sb.via_link("hermes", &[]);
-    cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", "yes");
-    assert_not_runnable(&sb, &sb.run(cmd), &path, "missing, opt-out");
+    let mut optout = sb.via_link("hermes", &[]);
+    optout.env("HERMES_DOCKER_EXEC_AS_ROOT", "yes");
+    assert_not_runnable_every_way(&sb, &path, "missing", optout);
 }
 
 #[test]
 fn non_executable_real_program_exits_127_naming_the_path() {
-    if !common::require_root("non_executable_real_program_exits_127_naming_the_path") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("noexec");
     let path = sb.program_in(&sb.real_dir(), "hermes", PROBE, 0o644);
-    let o = sb.run(sb.via_link("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "0644, via symlink");
-    let o = sb.run(sb.via_exec("hermes", &[]));
-    assert_not_runnable(&sb, &o, &path, "0644, via exec");
-    let mut cmd = sb.via_exec("hermes", &[]);
-    cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", "true");
-    assert_not_runnable(&sb, &sb.run(cmd), &path, "0644, opt-out");
+    let mut optout = sb.via_exec("hermes", &[]);
+    optout.env("HERMES_DOCKER_EXEC_AS_ROOT", "true");
+    assert_not_runnable_every_way(&sb, &path, "0644", optout);
 }
 
 #[test]
 fn default_real_dir_is_opt_hermes_venv_bin() {
-    if !common::require_root("default_real_dir_is_opt_hermes_venv_bin") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("defaultdir");
     // A fake /opt, bind-mounted over the real one inside the namespace only.
     let fake_opt = sb.path("opt");
@@ -808,9 +769,7 @@ fn default_real_dir_is_opt_hermes_venv_bin() {
 
 #[test]
 fn arguments_pass_through_byte_exact() {
-    if !common::require_root("arguments_pass_through_byte_exact") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("argv");
     sb.probe("hermes");
     let all: Vec<OsString> = vec![
@@ -884,9 +843,7 @@ fn arguments_pass_through_byte_exact() {
 
 #[test]
 fn exit_code_passes_through() {
-    if !common::require_root("exit_code_passes_through") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("exit42");
     sb.program("hermes", "echo ran > \"$out/ran\"\nexit 42\n");
     let mut optout = sb.via_link("hermes", &[]);
@@ -904,9 +861,7 @@ fn exit_code_passes_through() {
 
 #[test]
 fn signal_death_passes_through() {
-    if !common::require_root("signal_death_passes_through") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("sigterm");
     sb.program(
         "hermes",
@@ -925,9 +880,7 @@ fn signal_death_passes_through() {
 
 #[test]
 fn same_pid_before_and_after_exec() {
-    if !common::require_root("same_pid_before_and_after_exec") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("pid");
     sb.probe("hermes");
     let mut optout = sb.via_exec("hermes", &[]);
@@ -947,9 +900,7 @@ fn same_pid_before_and_after_exec() {
 #[test]
 fn sigpipe_default_and_empty_mask_in_child() {
     use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-    if !common::require_root("sigpipe_default_and_empty_mask_in_child") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("sigpipe");
     // Not a shell: dash empties the signal mask at startup and would hide what the shim left.
     // The kernel runs `cat /proc/self/status SCRIPT`, so the report is the status of the very
@@ -1034,9 +985,7 @@ fn with_open_secret(sb: &Sandbox, secret: &Path, shim: &Path, env: &[(&str, &str
 
 #[test]
 fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
-    if !common::require_root("descriptors_above_2_are_closed_after_the_drop_and_only_then") {
-        return;
-    }
+    require!(root);
     let sb = Sandbox::new("fds");
     sb.program("hermes", FD_PROBE);
     let secret = sb.path("shadow");
@@ -1192,14 +1141,7 @@ fn legacy_tiocsti() -> bool {
 
 #[test]
 fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
-    if !common::require_root("the_dropped_program_cannot_type_into_or_read_roots_terminal")
-        || !common::require_tool(
-            "the_dropped_program_cannot_type_into_or_read_roots_terminal",
-            "python3",
-        )
-    {
-        return;
-    }
+    require!(root, tools: ["python3"]);
     let sb = Sandbox::new("tiocsti");
     common::write_program(&sb.real_dir().join("inject"), INJECTOR, 0o755);
     let out = sb.out();
@@ -1233,7 +1175,7 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     // The attack is real here: the same program run as uid 10000 by setpriv, with no guard,
     // gets root's shell to run its command (whenever the kernel still allows TIOCSTI at all)
     // and reads what root types next.
-    if legacy_tiocsti() && common::require_tool("tiocsti control", "setpriv") {
+    if legacy_tiocsti() && common::part_has_tool("the unguarded control run", "setpriv") {
         let control = run(format!(
             "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
             sb.real_dir().join("inject").display(),
@@ -1310,11 +1252,7 @@ with open(out + "/not-interrupted", "w") as f:
 
 #[test]
 fn interactive_use_still_works_after_the_drop() {
-    if !common::require_root("interactive_use_still_works_after_the_drop")
-        || !common::require_tool("interactive_use_still_works_after_the_drop", "python3")
-    {
-        return;
-    }
+    require!(root, tools: ["python3"]);
     let sb = Sandbox::new("pty");
     common::write_program(&sb.real_dir().join("chat"), INTERACTIVE, 0o755);
     let t = drive_pty(
@@ -1359,14 +1297,7 @@ sys.exit(42)
 
 #[test]
 fn job_control_and_the_exit_status_go_through_the_relay() {
-    if !common::require_root("job_control_and_the_exit_status_go_through_the_relay")
-        || !common::require_tool(
-            "job_control_and_the_exit_status_go_through_the_relay",
-            "python3",
-        )
-    {
-        return;
-    }
+    require!(root, tools: ["python3"]);
     let sb = Sandbox::new("pty-jobs");
     common::write_program(&sb.real_dir().join("two"), TWO_LINES, 0o755);
     let out = sb.out();

@@ -1,6 +1,12 @@
-//! Helpers shared by the integration tests: the binary under test, root and tool
-//! requirements (skip with a reason by hand, fail under `CI`), and temporary trees.
+//! Helpers shared by the integration tests: the binary under test, what a test needs to run
+//! (`require!`: skip with a reason by hand, fail under `CI`), temporary trees, and, in the
+//! submodules, running fix-ownership (`fix`), reading what it reports (`report`) and fixtures
+//! whose expected outcome is computed from the contract (`fixture`).
 #![allow(dead_code)]
+
+pub mod fix;
+pub mod fixture;
+pub mod report;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -12,34 +18,77 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hermes-shim"))
 }
 
-fn skip_or_fail(test: &str, why: &str) -> bool {
+/// The running test's name: libtest names the thread that runs a test after the test's path.
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string()
+}
+
+/// Says why `what` cannot run (`SKIP what: why`) and returns false; under `CI`, where every
+/// test must run, panics instead.
+fn skip_as(what: &str, why: &str) -> bool {
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: cannot run under CI: {why}");
+        panic!("{what}: cannot run under CI: {why}");
     }
-    eprintln!("SKIP {test}: {why}");
+    eprintln!("SKIP {what}: {why}");
     false
 }
 
-/// True when the test may go on as root; otherwise prints why it skips (or panics under `CI`).
-pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        skip_or_fail(test, "needs root (run the suite as root)")
-    }
+/// Skips the running test for `why` (false), or fails it under `CI`.
+pub fn skip(why: &str) -> bool {
+    skip_as(&test_name(), why)
 }
 
-/// True when `tool` is on PATH; otherwise prints why it skips (or panics under `CI`).
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    found
-        || skip_or_fail(
-            test,
-            &format!("needs `{tool}` on PATH (tests/setup-host.sh installs it)"),
-        )
+        .unwrap_or(false)
 }
+
+fn needs_tool(tool: &str) -> String {
+    format!("needs `{tool}` on PATH (tests/setup-host.sh installs it)")
+}
+
+/// True when the running test may go on: as root if `root` asks for it, with every tool in
+/// `tools` on PATH. Otherwise it skips (see [`skip`]) for the first thing missing.
+pub fn requirements_met(root: bool, tools: &[&str]) -> bool {
+    (!root || nix::unistd::geteuid().is_root() || skip("needs root (run the suite as root)"))
+        && tools.iter().all(|t| on_path(t) || skip(&needs_tool(t)))
+}
+
+/// True when `tool` is on PATH for `part` of the running test, which may be left out alone:
+/// otherwise says that part skips (and fails under `CI`).
+pub fn part_has_tool(part: &str, tool: &str) -> bool {
+    on_path(tool) || skip_as(&format!("{} ({part})", test_name()), &needs_tool(tool))
+}
+
+/// Returns from the calling test, after `SKIP test::name: why` on stderr, unless it can run
+/// here; under `CI` it fails instead. The name is the running test's own.
+///
+/// `require!(root)`, `require!(root, tools: ["unshare", "mount"])`, `require!(tools: [..])`,
+/// or `require!(condition, "why {}", args)` for anything else the test needs.
+#[allow(unused_macros)] // not every test file uses it
+macro_rules! require {
+    (root $(, tools: [$($tool:expr),+ $(,)?])? $(,)?) => {
+        if !$crate::common::requirements_met(true, &[$($($tool),+)?]) {
+            return;
+        }
+    };
+    (tools: [$($tool:expr),+ $(,)?] $(,)?) => {
+        if !$crate::common::requirements_met(false, &[$($tool),+]) {
+            return;
+        }
+    };
+    ($holds:expr, $($why:tt)+) => {
+        if !($holds || $crate::common::skip(&format!($($why)+))) {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use require;
 
 /// A fresh directory under /tmp (mode 0755, so other uids can traverse it), removed on drop.
 pub struct TempDir(PathBuf);
@@ -107,6 +156,22 @@ pub fn write_program(path: &Path, text: &str, mode: u32) {
         path.display()
     );
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Copies the binary under test to `to` (then mode `mode`) by a child `cp`, for the reason
+/// [`write_program`] gives: a copy this process wrote could still be open in a thread's fork
+/// when the test execs it (ETXTBSY).
+#[track_caller]
+pub fn copy_bin(to: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let st = Command::new("cp")
+        .arg("--")
+        .arg(bin())
+        .arg(to)
+        .status()
+        .expect("start cp to copy the binary");
+    assert!(st.success(), "copying the binary to {}", to.display());
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Waits for `child`, killing it and panicking after `secs` seconds: a hung binary must fail

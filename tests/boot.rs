@@ -1,0 +1,340 @@
+//! Root integration tests of `hermes-shim boot`, each in a private mount namespace whose /etc is a
+//! test directory (and /run a tmpfs): the uid/gid remap moves the user's files and is finished
+//! by the next start if cut short, a failing remap leaves the accounts whole and still repairs
+//! root's files, and a missing home is created, but never through a symlink.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
+use std::path::Path;
+
+use common::fix::{Out, T, in_private_mntns, run_cmd};
+use common::fixture::{etc_dir, lstat, owner};
+use common::report::summary;
+use common::{TempDir, require};
+
+/// The passwd file of the tests' /etc: `hermtest` is uid 10000 with primary group 10001.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
+
+#[test]
+fn boot_remaps_the_user_and_moves_its_files() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // A private /etc (a directory bind-mounted over it in a mount namespace), so the remap can
+    // replace passwd and group by rename as it does in a container.
+    let group_text = "root:x:0:\nstaff:x:50:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-etc", PASSWD, group_text);
+    let passwd = etc.path().join("passwd");
+    let group = etc.path().join("group");
+    let marker = etc.path().join("hermes-shim-remap");
+    let home = TempDir::new("fo-boot-home");
+    let h = |rel: &str| home.path().join(rel);
+    for (rel, uid, gid) in [
+        ("old", T, 10001),
+        ("oldstaff", T, 50),
+        ("rootfile", 0, 0),
+        ("host", 1000, 1000),
+    ] {
+        fs::write(h(rel), "x").unwrap();
+        lchown(h(rel), Some(uid), Some(gid)).unwrap();
+    }
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let boot = |uid: &str, gid: &str| {
+        let mut cmd = in_private_mntns(
+            r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
+        );
+        cmd.arg(etc.path())
+            .arg("boot")
+            .env("HERMES_HOME", home.path())
+            .env("HERMES_SHIM_USER", "hermtest")
+            .env("HERMES_UID", uid)
+            .env("PGID", gid);
+        run_cmd(cmd, 30)
+    };
+
+    // A refused request changes no account, yet root's files are still repaired.
+    let out = boot("0", "2001");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("HERMES_UID=\"0\""), "{out}");
+    assert_eq!(fs::read_to_string(&passwd).unwrap(), PASSWD);
+    assert_eq!(owner(&h("rootfile")), (T, 10001), "{out}");
+    assert!(!marker.exists());
+
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("from 10000:10001 to 2000:2001"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(&passwd).unwrap(),
+        PASSWD.replace(":10000:10001:", ":2000:2001:")
+    );
+    assert_eq!(
+        fs::read_to_string(&group).unwrap(),
+        group_text.replace("hermgrp:x:10001:", "hermgrp:x:2001:")
+    );
+    for (rel, want) in [
+        ("", (2000, 2001)),
+        ("old", (2000, 2001)),
+        ("oldstaff", (2000, 50)),
+        ("rootfile", (2000, 2001)),
+        ("host", (1000, 1000)),
+    ] {
+        assert_eq!(owner(&h(rel)), want, "{rel:?}\n{out}");
+    }
+    assert!(
+        !marker.exists(),
+        "forgotten once the sweep fixed everything\n{out}"
+    );
+
+    // The next start finds the ids as asked: no remap, nothing left to move.
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("remapped"), "{out}");
+    assert_eq!(summary(&out, home.path(), false).changed, 0, "{out}");
+
+    // A start cut short after the accounts changed: the recorded old ids still move.
+    fs::write(h("late"), "x").unwrap();
+    lchown(h("late"), Some(T), Some(10001)).unwrap();
+    fs::write(&marker, "10000:10001").unwrap();
+    let out = boot("2000", "2001");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(owner(&h("late")), (2000, 2001), "{out}");
+    assert!(!marker.exists(), "{out}");
+}
+
+/// Runs `hermes-shim boot` in a private mount namespace where /etc is a test directory, after
+/// `prelude` (a shell snippet run there first, e.g. more mounts), then `after` (whose output
+/// shows what the namespace's /etc holds, since a tmpfs there vanishes with it).
+fn boot_in(etc: &Path, home: &Path, env: &[(&str, &str)], prelude: &str, after: &str) -> Out {
+    let script = format!(
+        r#"set -e
+mount --bind "$1" /etc
+# A /run of its own: no host Docker socket, no start record left on the host.
+mount -t tmpfs tmpfs /run
+{prelude}
+rc=0
+"$0" boot || rc=$?
+{after}
+exit "$rc""#
+    );
+    let mut cmd = in_private_mntns(&script);
+    cmd.arg(etc)
+        .env("HERMES_HOME", home)
+        .envs(env.iter().copied());
+    run_cmd(cmd, 30)
+}
+
+#[test]
+fn boot_remap_failures_leave_accounts_whole_and_still_repair() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
+    let fresh = |tag: &str| {
+        let etc = etc_dir(tag, PASSWD, group_text);
+        let home = TempDir::new(&format!("{tag}-home"));
+        lchown(home.path(), Some(T), Some(10001)).unwrap();
+        fs::write(home.path().join("rootfile"), "x").unwrap();
+        (etc, home)
+    };
+    let remap = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let leftovers = |etc: &Path| -> Vec<String> {
+        fs::read_dir(etc)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("hermes-shim"))
+            .collect()
+    };
+
+    // /etc/passwd bind-mounted read-only over the container's, as compose files often do.
+    let (etc, home) = fresh("fo-boot-ro");
+    let ro = etc.path().join("passwd.host");
+    fs::write(&ro, PASSWD).unwrap();
+    let prelude = format!(
+        "mount --bind '{0}' /etc/passwd && mount -o remount,bind,ro /etc/passwd",
+        ro.display()
+    );
+    let out = boot_in(etc.path(), home.path(), &remap, &prelude, "");
+    assert_eq!(out.code, Some(2), "the remap is refused\n{out}");
+    let line = out.stderr_lines_with("cannot remap");
+    assert_eq!(line.len(), 1, "one line says why\n{out}");
+    assert!(
+        line[0].contains("/etc/passwd") && line[0].contains("mount point"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        group_text
+    );
+    assert!(
+        leftovers(etc.path()).is_empty(),
+        "{:?}",
+        leftovers(etc.path())
+    );
+    assert_eq!(
+        owner(&home.path().join("rootfile")),
+        (T, 10001),
+        "repaired anyway\n{out}"
+    );
+    // Every later start repairs, with or without the request.
+    fs::write(home.path().join("rootfile2"), "x").unwrap();
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "hermtest")],
+        &prelude,
+        "",
+    );
+    assert_eq!(out.code, Some(0), "a later start without PUID\n{out}");
+    assert_eq!(owner(&home.path().join("rootfile2")), (T, 10001), "{out}");
+    fs::write(home.path().join("rootfile3"), "x").unwrap();
+    let out = boot_in(etc.path(), home.path(), &remap, &prelude, "");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile3")), (T, 10001), "{out}");
+
+    // /etc on a tmpfs with no room left: nothing can be staged, nothing changes.
+    let (etc, home) = fresh("fo-boot-full");
+    // ($1 is the test directory, still reachable by its own path once /etc is covered.)
+    let prelude = r#"mount -t tmpfs -o size=64k tmpfs /etc && cp "$1/passwd" "$1/group" /etc/ \
+                   && { dd if=/dev/zero of=/etc/filler bs=4k 2>/dev/null || true; }"#;
+    let after = "echo '--- passwd'; cat /etc/passwd; echo '--- group'; cat /etc/group; \
+                 echo '--- files'; ls -a /etc";
+    let out = boot_in(etc.path(), home.path(), &remap, prelude, after);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("No space left"), "{out}");
+    let shown = |part: &str| -> String {
+        let start = out.stdout.find(&format!("--- {part}\n")).expect("section") + part.len() + 5;
+        let rest = &out.stdout[start..];
+        rest[..rest.find("---").unwrap_or(rest.len())].to_string()
+    };
+    assert_eq!(shown("passwd"), PASSWD, "{out}");
+    assert_eq!(shown("group"), group_text, "{out}");
+    assert!(!shown("files").contains("hermes-shim"), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
+
+    // Root's own account is never remapped.
+    let (etc, home) = fresh("fo-boot-root");
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[
+            ("HERMES_SHIM_USER", "root"),
+            ("PUID", "2000"),
+            ("PGID", "2001"),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("never remapped"), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        PASSWD
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        group_text
+    );
+
+    // A remap that succeeds keeps each file's owner, group and mode (`root:shadow 0640`).
+    let (etc, home) = fresh("fo-boot-mode");
+    let group = etc.path().join("group");
+    lchown(&group, Some(0), Some(42)).unwrap();
+    fs::set_permissions(&group, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = boot_in(etc.path(), home.path(), &remap, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    let m = lstat(&group);
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (0, 42, 0o640),
+        "{out}"
+    );
+    assert!(
+        fs::read_to_string(&group)
+            .unwrap()
+            .contains("hermgrp:x:2001:")
+    );
+    assert!(
+        leftovers(etc.path()).is_empty(),
+        "{:?}",
+        leftovers(etc.path())
+    );
+}
+
+#[test]
+fn boot_creates_a_missing_home_but_never_through_a_symlink() {
+    require!(root, tools: ["unshare", "mount", "sh", "stat"]);
+    let etc = etc_dir(
+        "fo-home-etc",
+        "root:x:0:0::/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n",
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
+    let scratch = TempDir::new("fo-home");
+    // In a mount namespace: /etc is the test's, and the scratch directory a fresh tmpfs.
+    let script = r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs "$2"
+mkdir "$2/real"
+ln -s "$2/real" "$2/link"
+for home in "$2/a/b/home" "$2/link/home" /etc/hermes; do
+    rc=0
+    HERMES_HOME="$home" "$0" boot 2>>"$2/err" || rc=$?
+    echo "rc $home $rc"
+done
+stat -c 'stat %n %u:%g %a' "$2/a" "$2/a/b" "$2/a/b/home"
+echo "real holds: $(ls -A "$2/real" | wc -l)"
+echo "etc/hermes: $(test -e /etc/hermes && echo exists || echo absent)"
+cat "$2/err" >&2
+"#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(etc.path())
+        .arg(scratch.path())
+        .env("HERMES_SHIM_USER", "hermtest");
+    let out = run_cmd(cmd, 60);
+    assert_eq!(out.code, Some(0), "{out}");
+    let d = scratch.path().display();
+    for (line, what) in [
+        (
+            format!("rc {d}/a/b/home 0"),
+            "a missing home is created, then swept",
+        ),
+        (
+            format!("stat {d}/a 0:0 755"),
+            "a missing parent is root's, 0755",
+        ),
+        (format!("stat {d}/a/b 0:0 755"), "every missing parent"),
+        (
+            format!("stat {d}/a/b/home 10000:10001 700"),
+            "the home is the user's, 0700",
+        ),
+        (
+            format!("rc {d}/link/home 2"),
+            "a symlink on the way: refused",
+        ),
+        (
+            "real holds: 0".to_string(),
+            "nothing created through the symlink",
+        ),
+        (
+            "rc /etc/hermes 2".to_string(),
+            "a path the sweep refuses stays refused",
+        ),
+        ("etc/hermes: absent".to_string(), "and is not created"),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "{what}: no line {line:?}\n{out}"
+        );
+    }
+    assert!(
+        out.stderr
+            .contains(&format!("hermes-shim boot: created {d}/a/b/home")),
+        "one line says so\n{out}"
+    );
+}

@@ -1,0 +1,143 @@
+//! Root integration tests of fix-ownership where chown is denied: where it cannot work at all (a
+//! user namespace that maps only uid 0, as rootless Podman) it says so once and stops, while a few
+//! immutable files, even the first ones it tries, are ordinary errors and the rest is fixed.
+
+mod common;
+
+use std::process::Command;
+
+use common::fix::{T, USER, clean_cmd, fo, in_private_mntns, per_walk, run_cmd};
+use common::fixture::{Fx, owner, victim};
+use common::report::summary;
+use common::{TempDir, require};
+
+fn chown_impossible_is_said_once_and_stops(walk: &str) {
+    require!(root, tools: ["unshare"]);
+    // In a user namespace that maps only uid 0, every chown to 10000 is EINVAL: the same answer
+    // rootless Podman and some NAS mounts give container root.
+    let mut fx = victim(&format!("fo-impossible-{walk}"));
+    for i in 0..20 {
+        fx.file(&format!("f{i}"), 0o644, 0, 0);
+    }
+    let mut cmd = clean_cmd("unshare");
+    cmd.args(["--user", "--map-root-user"])
+        .arg(common::bin())
+        .args(["fix-ownership", "--walk", walk, "--user", USER])
+        .arg(fx.path());
+    let out = run_cmd(cmd, 30);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "--walk {walk}: some entries were not fixed\n{out}"
+    );
+    let said = out.stderr_lines_with("chown is not permitted here");
+    assert_eq!(said.len(), 1, "--walk {walk}: said once\n{out}");
+    assert!(
+        !out.stderr.contains("error:"),
+        "--walk {walk}: no per-entry flood before the verdict\n{out}"
+    );
+    let c = summary(&out, fx.path(), false);
+    assert_eq!(c.changed, 0, "--walk {walk}\n{out}");
+    assert!(
+        c.scanned < 26,
+        "--walk {walk}: it stops instead of walking on ({} scanned)\n{out}",
+        c.scanned
+    );
+    fx.check_untouched(&out);
+}
+per_walk!(chown_impossible_is_said_once_and_stops);
+
+#[test]
+fn a_few_denied_chowns_are_ordinary_errors() {
+    require!(root, tools: ["chattr"]);
+    // One immutable root-owned file refuses chown with EPERM even to root. With nothing else to
+    // change, that is one ordinary, reported error: not "chown is impossible here".
+    let mut fx = Fx::new("fo-immutable");
+    fx.dir("d", 0o755, T, T).file("d/stuck", 0o644, 0, 0);
+    let stuck = fx.abs("d/stuck");
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(&stuck)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    require!(
+        chattr("+i"),
+        "chattr +i is not supported on the temp filesystem"
+    );
+    let out = fo(fx.path(), "openat2", &[]);
+    chattr("-i");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("error:") && out.stderr.contains("d/stuck"),
+        "the failing entry is reported by path\n{out}"
+    );
+    assert!(!out.stderr.contains("not permitted here"), "{out}");
+    assert_eq!(owner(&stuck), (0, 0));
+}
+
+fn immutable_files_first_do_not_pass_for_chown_being_impossible(walk: &str) {
+    require!(root, tools: ["unshare", "mount", "chattr"]);
+    // On a tmpfs of its own (gone with the namespace, immutable files and all), which lists a
+    // directory newest first: 200 ordinary root-owned files, then 8 immutable ones, so the
+    // immutable ones are the first 8 chowns the sweep tries. The root itself is already the
+    // hermes user's, so no chown succeeds before them.
+    let dir = TempDir::new(&format!("fo-immutable-first-{walk}"));
+    let script = r#"set -e
+mount -t tmpfs tmpfs "$1"
+mkdir "$1/home"
+chown 10000:10000 "$1/home"
+for i in $(seq 200); do : > "$1/home/ordinary$i"; done
+for i in $(seq 8); do : > "$1/home/stuck$i"; chattr +i "$1/home/stuck$i"; done
+echo "first: $(ls -U "$1/home" | head -n 8 | tr '\n' ' ')"
+rc=0
+"$0" fix-ownership "$1/home" --user 10000:10000 || rc=$?
+echo "rc: $rc"
+echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
+"#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(dir.path()).env("HERMES_SHIM_WALK", walk);
+    let out = run_cmd(cmd, 60);
+    let field = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
+            .trim()
+            .to_string()
+    };
+    let first = field("first");
+    assert!(
+        first.split(' ').all(|n| n.starts_with("stuck")),
+        "precondition: the immutable files come first ({first})\n{out}"
+    );
+    assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
+    assert!(
+        !out.stderr.contains("not permitted here"),
+        "--walk {walk}\n{out}"
+    );
+    let stuck: Vec<String> = (1..=8).map(|i| format!("stuck{i}")).collect();
+    let left = field("root-owned");
+    let mut left: Vec<&str> = left
+        .split(' ')
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
+    left.sort_unstable();
+    let mut want: Vec<&str> = stuck.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(
+        left, want,
+        "--walk {walk}: only the immutable files stay root's\n{out}"
+    );
+    let c = summary(&out, &dir.path().join("home"), false);
+    assert_eq!((c.changed, c.errors), (200, 8), "--walk {walk}\n{out}");
+    for s in &stuck {
+        assert!(
+            out.stderr.contains(&format!("{s}: fchownat")),
+            "{s} reported\n{out}"
+        );
+    }
+}
+per_walk!(immutable_files_first_do_not_pass_for_chown_being_impossible);
