@@ -7,7 +7,7 @@
 # claimNames only; a check asserts nothing else differs), so runs never collide.
 #   hermes-root.yaml                the image as is: root start, repair, `kubectl exec` drops
 #   hermes-nonroot.yaml             no root at all: pass-through, no repair, no capabilities
-#   hermes-init-fix-ownership.yaml  root only in an init container with CHOWN + DAC_READ_SEARCH
+#   hermes-init-fix-ownership.yaml  root only in an init container with CHOWN + DAC_OVERRIDE
 # A pod "rescheduled" onto the same claim is `podman kube down` (the claim's volume stays) and a
 # new `podman kube play` of the manifest's Pod alone. What only a real cluster shows (the kubelet's
 # fsGroup handling: podman kube play ignores fsGroup) is named in docs-run-it-on.md.
@@ -232,7 +232,7 @@ play "$(pod_only "$f")"
 check "hermes-init: the pod comes back on the same claim" 0 $?
 wait_gateway "$C" || not_ok "hermes-init: the gateway starts again"
 # The gateway cannot chown (no capabilities, not root): only the init container can have done it,
-# with nothing but CAP_CHOWN and CAP_DAC_READ_SEARCH.
+# with nothing but CAP_CHOWN and CAP_DAC_OVERRIDE.
 check "hermes-init, rescheduled: the init container healed the claim" "" "$(not_hermes "$C")"
 check "hermes-init, rescheduled: the gateway reads everything" "" \
     "$(podman_root exec "$C" find /opt/data ! -readable -print 2>&1)"
