@@ -73,24 +73,22 @@ fi
 load_image podman_root || not_ok "docker save $IMAGE | podman load"
 echo "# flavour $FLAVOUR ($PIMAGE)"
 
-# render NAME: a copy of docker/kubernetes/NAME.yaml to play here; prints its path. Changes only
-# the image and the names (top-level metadata names, at two spaces, and claimNames).
+# render NAME: a copy of docker/kubernetes/NAME.yaml to play here, as $WORK/NAME.yaml. Changes
+# only the image and the names (top-level metadata names, at two spaces, and claimNames). Not in
+# a subshell: it records what cleanup must remove.
 render() {
-    local src="$MANIFESTS/$1.yaml" dst="$WORK/$1.yaml" claim
+    local src="$MANIFESTS/$1.yaml" dst="$WORK/$1.yaml"
     sed -E -e "s#^( +image:) hermes-shim:latest\$#\1 $PIMAGE#" \
         -e "s#^(  name:) (.*)\$#\1 \2-$RUN#" \
         -e "s#^( +claimName:) (.*)\$#\1 \2-$RUN#" "$src" >"$dst"
     rendered+=("$dst")
-    claim=$(sed -n 's/^ *claimName: //p' "$dst")
-    claims+=("$claim")
-    echo "$dst"
+    claims+=("$(sed -n 's/^ *claimName: //p' "$dst")")
 }
 
-# pod_only FILE: the Pod document of FILE alone (its claim already exists), next to it.
+# pod_only FILE: FILE's Pod document alone (its claim already exists), as FILE.pod.yaml.
 pod_only() {
     awk 'BEGIN { RS = "\n---\n" } /\nkind: Pod\n/ { print }' "$1" >"${1%.yaml}.pod.yaml"
     rendered+=("${1%.yaml}.pod.yaml")
-    echo "${1%.yaml}.pod.yaml"
 }
 
 # The gateway: `hermes gateway run`, once the start-up work (repair, init container) is done.
@@ -150,7 +148,8 @@ IDS_HERMES="Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UI
 
 echo "# rendering"
 for m in hermes-root hermes-nonroot hermes-init-fix-ownership; do
-    f=$(render "$m")
+    render "$m"
+    f="$WORK/$m.yaml"
     check "$m: the rendered copy differs only in image and names" "" \
         "$(diff <(grep -vE '^( +image:|  name:| +claimName:)' "$MANIFESTS/$m.yaml") \
             <(grep -vE '^( +image:|  name:| +claimName:)' "$f"))"
@@ -181,7 +180,8 @@ podman_root kube down "$f" >/dev/null
 check "hermes-root: podman kube down keeps the claim" "$V" "$(podman_root volume inspect -f '{{.Name}}' "$V" 2>&1)"
 n=$(damage "$V")
 check "hermes-root: damage planted on the claim (4 root entries)" 4 "$n"
-play "$(pod_only "$f")"
+pod_only "$f"
+play "${f%.yaml}.pod.yaml"
 check "hermes-root: the pod comes back on the same claim" 0 $?
 wait_gateway "$C" || not_ok "hermes-root: the gateway starts again"
 check "hermes-root, rescheduled: the start-up repair healed the claim" "" "$(not_hermes "$C")"
@@ -228,7 +228,8 @@ check "hermes-init: the init container ran once and is gone" "$C" \
 podman_root kube down "$f" >/dev/null
 n=$(damage "$V")
 check "hermes-init: damage planted on the claim (4 root entries)" 4 "$n"
-play "$(pod_only "$f")"
+pod_only "$f"
+play "${f%.yaml}.pod.yaml"
 check "hermes-init: the pod comes back on the same claim" 0 $?
 wait_gateway "$C" || not_ok "hermes-init: the gateway starts again"
 # The gateway cannot chown (no capabilities, not root): only the init container can have done it,
