@@ -88,7 +88,7 @@ echo "# flavour $FLAVOUR ($PIMAGE)"
 # containers. Its lines are shown after the rootless ones.
 mkdir "$WORK/bin"
 printf '#!/bin/sh\nexec podman "$@"\n' >"$WORK/bin/docker"
-chmod 0755 "$WORK" "$WORK/bin" "$WORK/bin/docker"
+chmod 0755 "$WORK/bin/docker"
 PATH="$WORK/bin:$PATH" HERMES_SHIM_FLAVOUR="$FLAVOUR" HERMES_SHIM_IMAGE="$PIMAGE" \
     HERMES_SHIM_SKIP_BUILD=1 "$REPO/tests/container.sh" >"$WORK/rootful.log" 2>&1 </dev/null &
 ct_pid=$!
@@ -186,8 +186,11 @@ check "rootless: nothing under /opt/data owned by root" "" \
     "$(podman_rl exec "$C" find /opt/data \( -user 0 -o -group 0 \) -print 2>&1)"
 podman_rl exec --user hermes "$C" hermes config set model.default from-hermes >/dev/null 2>&1
 check "rootless: podman exec --user hermes hermes config set: exit 0" 0 $?
-check "rootless: HERMES_DOCKER_EXEC_AS_ROOT=1 keeps root: uid 0 inside" 0 \
-    "$(podman_rl exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" sh -c 'exec id -u' 2>&1)"
+# The shim in front of /usr/bin/id: it drops unless the opt-out is set.
+check "rootless: the shim drops root to hermes" "$HERMES_UID" \
+    "$(podman_rl exec -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" hermes-shim exec id -u 2>&1)"
+check "rootless: HERMES_DOCKER_EXEC_AS_ROOT=1 keeps root" 0 \
+    "$(podman_rl exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" hermes-shim exec id -u 2>&1)"
 # The damage the opt-out (or any root tool) leaves: root inside is the account itself outside.
 podman_rl exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 -e HERMES_HOME=/opt/data/rootprofile "$C" \
     hermes config set model.default planted >/dev/null 2>&1
@@ -280,7 +283,8 @@ echo "# rootless: where chown cannot work"
 # rootful container on the directory the account just made.
 d="$RLWORK/unmapped-group"
 as_ci sh -c 'mkdir "$1" && for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo x >"$1/f$i"; done' sh "$d"
-podman_root run --rm --network none --user 0 --entrypoint /bin/chown -v "$d:/fixture" "$PIMAGE" \
+podman_root run --rm --label "hermes-shim-pm=$TAG" --network none --user 0 --entrypoint /bin/chown \
+    -v "$d:/fixture" "$PIMAGE" \
     -R "$ci_uid:0" /fixture
 check "fixture: 13 entries of uid $ci_uid, group 0" 13 "$(find "$d" -uid "$ci_uid" -gid 0 | wc -l)"
 G="$TAG-unmapped"
