@@ -71,7 +71,7 @@ if ! build_image; then
     exit 1
 fi
 load_image podman_root || not_ok "docker save $IMAGE | podman load"
-echo "# flavour $FLAVOUR ($PIMAGE)"
+echo "# flavour $FLAVOUR on Debian $SUITE ($PIMAGE)"
 
 # render NAME: a copy of docker/kubernetes/NAME.yaml to play here, as $WORK/NAME.yaml. Changes
 # only the image and the names (top-level metadata names, at two spaces, and claimNames). Not in

@@ -5,10 +5,17 @@
 # image choice, Podman's environment on these machines, the rootless test account, and loading
 # the image from Docker into Podman's stores.
 
+# The same choice of image as tests/container.sh and docker/build-image.sh make.
+SUITE="${HERMES_SHIM_SUITE:-trixie}"
+case "$SUITE" in
+    trixie) suffix="" ;;
+    bookworm) suffix="-bookworm" ;;
+    *) echo "HERMES_SHIM_SUITE=$SUITE: give trixie or bookworm" >&2; exit 2 ;;
+esac
 FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
 case "$FLAVOUR" in
-    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}" ;;
-    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}" ;;
+    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test$suffix}" ;;
+    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6$suffix}" ;;
     *) echo "HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
 esac
 # `docker save hermes-shim:test | podman load` names it localhost/hermes-shim:test.
@@ -91,7 +98,8 @@ podman_rl() { as_ci timeout 180 podman --log-level=error "$@"; }
 # HERMES_SHIM_SKIP_BUILD is set. Returns non-zero when it cannot be had.
 build_image() {
     if [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ]; then
-        HERMES_SHIM_FLAVOUR="$FLAVOUR" HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" || return 1
+        HERMES_SHIM_FLAVOUR="$FLAVOUR" HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_IMAGE="$IMAGE" \
+            "$REPO/docker/build-image.sh" || return 1
     fi
     docker image inspect "$IMAGE" >/dev/null 2>&1
 }

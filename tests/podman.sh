@@ -82,7 +82,7 @@ load_image podman_root || not_ok "docker save $IMAGE | podman load (rootful)"
 load_image podman_rl || not_ok "docker save $IMAGE | podman load (rootless, as $CI_USER)"
 echo "# loading $IMAGE into both Podman stores took $(($(date +%s) - t_load)) s"
 
-echo "# flavour $FLAVOUR ($PIMAGE)"
+echo "# flavour $FLAVOUR on Debian $SUITE ($PIMAGE)"
 # The rootful table runs in the background while the rootless checks run: they share nothing
 # (root's Podman store and the account's), and both spend most of their time waiting on
 # containers. Its lines are shown after the rootless ones.
@@ -311,8 +311,9 @@ check_contains "rootless, host root's directory: the container starts; hermes ca
 check "rootless, host root's directory: untouched on the host" 0:0 "$(host_owner "$d/f")"
 
 # Fewer than 10001 ids mapped: hermes's uid does not exist in the container. The drop refuses
-# rather than run the program as root.
-out=$(rl_run --uidmap 0:0:5000 --gidmap 0:0:5000 "$PIMAGE" true 2>&1)
+# rather than run the program as root. (--workdir /: else runc fails before the entrypoint,
+# unable to enter /opt/data, 0700 and owned by the unmapped uid.)
+out=$(rl_run --workdir / --uidmap 0:0:5000 --gidmap 0:0:5000 "$PIMAGE" true 2>&1)
 rc=$?
 check "rootless, uid 10000 unmapped (--uidmap 0:0:5000): exit 126" 126 "$rc"
 check_contains "rootless, uid 10000 unmapped: the refusal names the drop" "cannot drop to user 'hermes'" "$out"
