@@ -61,6 +61,12 @@ step container-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/container.sh
 step container-s6 env HERMES_SHIM_FLAVOUR=s6 tests/container.sh
 step container-no-s6-debian12 env HERMES_SHIM_FLAVOUR=no-s6 HERMES_SHIM_SUITE=bookworm tests/container.sh
 step upstream tests/upstream.sh
+# The same images under Podman (rootful: the container suite's table again; rootless) and the
+# Kubernetes manifests under `podman kube play`; tests/setup-podman.sh is their host setup.
+step podman-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/podman.sh
+step podman-s6 env HERMES_SHIM_FLAVOUR=s6 tests/podman.sh
+step kube-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/kube.sh
+step kube-s6 env HERMES_SHIM_FLAVOUR=s6 tests/kube.sh
 
 if [ "${#broken[@]}" -gt 0 ]; then
   echo "failing steps: ${broken[*]}"
