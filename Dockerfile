@@ -29,11 +29,12 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# Static (crt-static, for the target only so proc-macros still build): the shim's own exec is
-# pure overhead in front of every `docker exec … hermes`, and a static binary skips the loader.
+# Static and non-PIE, for the target only so proc-macros still build (the same flags as
+# docker/build-shim.sh, which says why): the shim's own exec is pure overhead in front of every
+# `docker exec … hermes`; a static binary skips the loader, a non-PIE one its self-relocation.
 RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
     && export HERMES_SHIM_REVISION \
-    && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple" \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --release --locked --target "$triple" \
     && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
 
 FROM scratch AS host-binary
