@@ -139,7 +139,11 @@ FROM ${S6_FROM}
 ENV HERMES_HOME=/opt/data \
     PATH=/opt/hermes/bin:/opt/hermes/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     S6_BEHAVIOUR_IF_STAGE2_FAILS=1 \
-    S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0
+    S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0 \
+    HERMES_GATEWAY_NO_SUPERVISE=1
+# HERMES_GATEWAY_NO_SUPERVISE: the gateway is this image's main program (`docker run IMAGE gateway
+# run`); seeing s6-svscan as PID 1, hermes would otherwise hand it to an s6 service
+# `gateway-default` that the image does not register, and exit 1.
 # As upstream: uid 10000, home = the data volume. The shim looks the user up at run time, so a
 # boot-time uid remap needs no rebuild.
 RUN useradd -u 10000 -m -d /opt/data hermes

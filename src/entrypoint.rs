@@ -106,7 +106,7 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
             repair_once();
         }
     }
-    shim::run_as_target(&program, rest, how)
+    shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint)
 }
 
 /// Why a container started as `ruid` (neither root nor the hermes user, e.g. `docker run --user

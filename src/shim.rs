@@ -26,7 +26,25 @@ pub const EXIT_REFUSED: u8 = 126;
 /// Exit code when the real program is missing or cannot be executed.
 pub const EXIT_NOT_FOUND: u8 = 127;
 
-const REMEDY: &str = "run docker exec --user hermes …, or set HERMES_DOCKER_EXEC_AS_ROOT=1";
+/// Who asks for the drop: a refusal names the remedy that applies there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The shim, under a root `docker exec`.
+    Shim,
+    /// The entrypoint, for the container's main program (the opt-out does not apply there).
+    Entrypoint,
+}
+
+impl Caller {
+    fn remedy(self) -> &'static str {
+        match self {
+            Caller::Shim => "run docker exec --user hermes …, or set HERMES_DOCKER_EXEC_AS_ROOT=1",
+            Caller::Entrypoint => {
+                "start the container with --user hermes, or set HERMES_SHIM_USER to a user this container has"
+            }
+        }
+    }
+}
 
 /// One step of the drop, named in the refusal message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,11 +166,16 @@ pub fn drop_then<P: Privileges>(
     p: &mut P,
     t: &Target,
     terminal: Terminal,
+    caller: Caller,
     exec: impl FnOnce() -> u8,
 ) -> u8 {
     match drop_privileges(p, t, terminal) {
         Ok(()) => exec(),
-        Err(e) => refuse(&user_label(t), &format!("{}: {}", e.step.name(), e.detail)),
+        Err(e) => refuse(
+            &user_label(t),
+            &format!("{}: {}", e.step.name(), e.detail),
+            caller,
+        ),
     }
 }
 
@@ -162,8 +185,11 @@ fn user_label(t: &Target) -> String {
         .unwrap_or_else(|| format!("{}:{}", t.uid, t.gid))
 }
 
-fn refuse(user: &str, why: &str) -> u8 {
-    say!("hermes-shim: cannot drop to user '{user}': {why} — {REMEDY}");
+fn refuse(user: &str, why: &str, caller: Caller) -> u8 {
+    say!(
+        "hermes-shim: cannot drop to user '{user}': {why} — {}",
+        caller.remedy()
+    );
     EXIT_REFUSED
 }
 
@@ -352,23 +378,24 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
     } else {
         Launch::Exec
     };
-    run_as_target(&path, args, how)
+    run_as_target(&path, args, how, Caller::Shim)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
-pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
+pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, caller: Caller) -> u8 {
     let spec = match users::spec_from(None) {
         Ok(s) => s,
         Err(e) => {
             return refuse(
                 &std::env::var("HERMES_SHIM_USER").unwrap_or_default(),
                 &e.to_string(),
+                caller,
             );
         }
     };
     let target = match users::resolve(&spec) {
         Ok(t) => t,
-        Err(e) => return refuse(&spec.to_string(), &e.to_string()),
+        Err(e) => return refuse(&spec.to_string(), &e.to_string(), caller),
     };
     let exec = || {
         leave_unreachable_cwd(&target);
@@ -379,10 +406,12 @@ pub fn run_as_target(path: &Path, args: &[OsString], how: Launch) -> u8 {
     if how == Launch::Relay {
         relay::run(|| {
             let terminal = Terminal::of_stdio();
-            drop_then(&mut sys::Linux, &target, terminal, || relay::monitor(exec))
+            drop_then(&mut sys::Linux, &target, terminal, caller, || {
+                relay::monitor(exec)
+            })
         })
     } else {
-        drop_then(&mut sys::Linux, &target, Terminal::of_stdio(), exec)
+        drop_then(&mut sys::Linux, &target, Terminal::of_stdio(), caller, exec)
     }
 }
 
@@ -505,7 +534,7 @@ mod tests {
 
     fn run_with(r: &mut Recorder) -> (u8, bool) {
         let mut exec_called = false;
-        let code = drop_then(r, &target(), Terminal::Some, || {
+        let code = drop_then(r, &target(), Terminal::Some, Caller::Shim, || {
             exec_called = true;
             0
         });
@@ -536,7 +565,7 @@ mod tests {
     #[test]
     fn the_terminal_filter_only_where_there_is_a_terminal() {
         let mut r = Recorder::default();
-        let code = drop_then(&mut r, &target(), Terminal::None, || 0);
+        let code = drop_then(&mut r, &target(), Terminal::None, Caller::Shim, || 0);
         assert_eq!(code, 0);
         assert_eq!(r.calls.last(), Some(&"no_new_privs"));
         assert!(!r.calls.contains(&"seccomp"));

@@ -338,3 +338,37 @@ cat "$2/err" >&2
         "one line says so\n{out}"
     );
 }
+
+#[test]
+fn a_start_cut_short_between_the_group_and_the_user_is_finished_by_the_next() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // The state a start killed between renaming /etc/group and /etc/passwd leaves: the private
+    // group already renumbered to 2001, the user still at 10000:10001, the old ids recorded.
+    let etc = etc_dir("fo-boot-cut", PASSWD, "root:x:0:\nhermgrp:x:2001:\n");
+    fs::write(etc.path().join("hermes-shim-remap"), "10000:10001").unwrap();
+    let home = TempDir::new("fo-boot-cut-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let file = home.path().join("old");
+    fs::write(&file, "x").unwrap();
+    lchown(&file, Some(T), Some(10001)).unwrap();
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        PASSWD.replace(":10000:10001:", ":2000:2001:")
+    );
+    for p in [home.path(), &file] {
+        assert_eq!(
+            owner(p),
+            (2000, 2001),
+            "{}: the old gid moved too\n{out}",
+            p.display()
+        );
+    }
+    assert!(!etc.path().join("hermes-shim-remap").exists(), "{out}");
+}

@@ -474,6 +474,12 @@ check "bash -c runs as hermes with HOME and HERMES_HOME" "hermes /opt/data /opt/
     "$(run_main "$IMAGE" bash -c 'echo "$(id -un) $HOME $HERMES_HOME"')"
 check "hermes --version via PATH" "Hermes Agent v0.19.0" \
     "$(run_main "$IMAGE" hermes --version | head -n 1 | cut -d' ' -f1-3)"
+out=$(dk run --rm -e HERMES_SHIM_USER=nosuch "$IMAGE" true 2>&1)
+rc=$?
+check "main program, unknown HERMES_SHIM_USER: exit 126" 126 "$rc"
+check_contains "main program refusal names the remedy that applies to it" \
+    "start the container with --user hermes" "$out"
+check_lacks "main program refusal does not offer the shim's opt-out" "HERMES_DOCKER_EXEC_AS_ROOT" "$out"
 check "exit code 42 propagates" 42 "$(dk run --rm "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
 check "exit code 42 propagates with --init" 42 \
     "$(dk run --rm --init "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
@@ -500,6 +506,25 @@ check "sleep infinity: no capabilities left" 0000000000000000 \
         [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
         sed -n "s/^CapEff:\t//p" "$p/status"
       done')"
+
+# The gateway as the main program, as the README runs it: it must keep running (no s6 service
+# lookup under /init, no exit).
+start gw -- gateway run
+sleep 5
+check "gateway run as the main program keeps running" true \
+    "$(docker inspect -f '{{.State.Running}}' "$TAG-gw" 2>&1)"
+check_lacks "gateway run: no s6 service lookup" "no such gateway" "$(docker logs "$TAG-gw" 2>&1)"
+
+# --pid=host: PID 1 is the host's, whose start time never changes, so a start record cannot
+# name this container's start: every start repairs.
+# (wait_main cannot tell its sleep from the host's here; the summaries in the log can.)
+start pidhost --pid=host -- sleep infinity
+check "--pid=host: the first start repairs" 1 "$(summaries "$TAG-pidhost" 1)"
+docker exec "$TAG-pidhost" touch /opt/data/root-after-start
+dk restart -t 1 "$TAG-pidhost" >/dev/null
+check "--pid=host: the restart repairs again (no stale record trusted)" 2 "$(summaries "$TAG-pidhost" 2)"
+check "--pid=host: the file root left is the user's" hermes:hermes \
+    "$(owner "$TAG-pidhost" /opt/data/root-after-start)"
 
 echo "# the container's environment and working directory"
 printf 'FROM_FILE=from-env-file\n' >"$WORK/env-file"

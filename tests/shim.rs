@@ -1335,3 +1335,48 @@ fn job_control_and_the_exit_status_go_through_the_relay() {
     );
     assert_eq!(read("status").as_deref(), Some("status=42\n"), "{t}");
 }
+
+#[test]
+fn a_working_directory_the_user_cannot_reach_is_left_after_the_drop() {
+    require!(root);
+    let sb = Sandbox::new("cwd");
+    sb.program(
+        "hermes",
+        "pwd > \"$out/pwd\"\nif cat ./key > \"$out/read\" 2>/dev/null; then echo leaked > \"$out/leaked\"; fi\necho ran > \"$out/ran\"\n",
+    );
+    // A readable directory inside root's own, which only root may enter (as /root/secret in
+    // /root): by path the user cannot get there, through the inherited handle it could.
+    let private = sb.path("private");
+    let secret = private.join("secret");
+    fs::create_dir_all(&secret).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(secret.join("key"), "TOPSECRET\n").unwrap();
+    fs::set_permissions(secret.join("key"), fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = sb.via_link("hermes", &[]);
+    cmd.current_dir(&secret);
+    let o = sb.run(cmd);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(
+        !sb.out().join("leaked").exists(),
+        "the program read ./key through root's working directory"
+    );
+    assert_eq!(sb.read_out("pwd").trim(), sb.home().to_str().unwrap());
+    assert!(
+        o.stderr
+            .contains("is not reachable by user 'hermes'; starting in"),
+        "one line says so: {}",
+        o.stderr
+    );
+
+    // A directory the user can reach is kept.
+    let open = sb.path("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = sb.via_link("hermes", &[]);
+    cmd.current_dir(&open);
+    let o = sb.run(cmd);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert_eq!(sb.read_out("pwd").trim(), open.to_str().unwrap());
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+}

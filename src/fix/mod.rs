@@ -45,7 +45,7 @@ pub fn run(opts: FixOptions) -> u8 {
     let counts = out.counts;
     if out.chown_impossible {
         say!(
-            "{PREFIX}: cannot change owners under {}: chown is not permitted here (the first {} attempts were all denied, and the target ids are not mapped here or even a no-op chown of the root is denied) — rootless Podman and some NAS mounts refuse it even to container root; fix ownership from the host, or run the container rootful",
+            "{PREFIX}: cannot change owners under {}: chown is not permitted here (the first {} attempts were all denied, and the target ids are not mapped here or even a no-op chown of the root is denied) — in a user namespace (rootless Podman) chown works only between the ids it maps, and some NAS mounts refuse it even to container root; fix ownership from the host, or map those ids",
             shown(&cfg.root),
             counts.errors
         );

@@ -114,7 +114,8 @@ struct Shared<'a> {
     works: AtomicBool,
     denied: AtomicU64,
     /// Messages for denied chowns, held back until chown is known to work at all: where it
-    /// never does (rootless Podman, some NAS mounts) one line says so instead of a flood.
+    /// never does (ids a user namespace does not map, some NAS mounts) one line says so instead
+    /// of a flood.
     held: Mutex<Vec<String>>,
     /// The root again (a second fd), for the probe that asks whether chown can work at all.
     root: Option<OwnedFd>,
