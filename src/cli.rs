@@ -3,26 +3,28 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
-Called through a symlink under any other name (e.g. /opt/hermes/bin/hermes -> hermes-shim), it is the
+use crate::settings::{self, WalkChoice};
+
+/// What `--help` says after the applets: the shim, the environment (from the one list in
+/// [`crate::settings`]) and the exit codes.
+fn after_help() -> String {
+    format!(
+        "Called through a symlink under any other name (e.g. /opt/hermes/bin/hermes -> hermes-shim), it is the
 shim for $HERMES_SHIM_REAL_DIR/<name> (default /opt/hermes/.venv/bin): run as root, it drops to the
 hermes user, verifies the drop, and execs the real program; other callers go straight through.
 
-Environment:
-  HERMES_SHIM_USER            target user, NAME or UID[:GID] (default hermes)
-  HERMES_SHIM_REAL_DIR        directory of the real console scripts (default /opt/hermes/.venv/bin)
-  HERMES_DOCKER_EXEC_AS_ROOT  1, true or yes (any case): stay root; any other value drops
-  HERMES_HOME                 fix-ownership's default PATH (else /opt/data)
-  HERMES_SHIM_EXCLUDE         fix-ownership excludes, colon-separated, relative to PATH
-  HERMES_SHIM_WALK            fix-ownership walk: auto, openat2 or fallback
-  HERMES_UID, HERMES_GID      boot: remap the user to these ids first (aliases PUID, PGID)
-
+{}
 Exit codes:
   shim/exec/entrypoint  the program's own; 126 refused (drop impossible, setuid install);
                         127 real program missing or not executable
-  fix-ownership, boot   0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed";
+  fix-ownership         0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed
+  boot                  0 repaired (entries that could not be fixed are reported); 2 refused
+  install               0 links in place; 2 refused, nothing changed",
+        settings::help_text()
+    )
+}
 
 /// The source revision the binary was built from: `HERMES_SHIM_REVISION` at build time, which
 /// docker/build-shim.sh and the Dockerfile's builder set from git; a plain `cargo build` has none.
@@ -37,18 +39,23 @@ pub fn version() -> String {
     )
 }
 
-/// Parses the command line (exits with clap's usage error, code 2, when it is wrong).
-pub fn parse() -> Cli {
+/// Parses the command line `args` (argv[0] first); exits with clap's usage error, code 2,
+/// when it is wrong.
+pub fn parse(args: &[OsString]) -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    // clap takes a 'static version string; this runs once per process.
+    // clap takes 'static strings; this runs once per process.
     let version: &'static str = Box::leak(version().into_boxed_str());
-    let matches = Cli::command().version(version).get_matches();
+    let after: &'static str = Box::leak(after_help().into_boxed_str());
+    let matches = Cli::command()
+        .version(version)
+        .after_help(after)
+        .get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Native docker-exec privilege drop and race-safe ownership repair for the Hermes Agent image.
 #[derive(Debug, Parser)]
-#[command(name = "hermes-shim", version, about, after_help = AFTER_HELP)]
+#[command(name = "hermes-shim", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -111,28 +118,8 @@ pub struct FixOptions {
     /// Print one JSON object with the counts on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Walk backend; `fallback` forces the openat path even where openat2 works.
-    #[arg(long, value_enum, env = "HERMES_SHIM_WALK", default_value = "auto")]
-    pub walk: WalkChoice,
-}
-
-/// `--walk` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WalkChoice {
-    /// openat2 when the kernel and seccomp allow it, else the fallback.
-    Auto,
-    /// openat2 only; refuse when it is unavailable.
-    Openat2,
-    /// openat with O_NOFOLLOW and a mount-id check on each handle.
-    Fallback,
-}
-
-impl WalkChoice {
-    /// `HERMES_SHIM_WALK` for applets that take no `--walk`; anything unknown means `auto`.
-    pub fn from_env() -> WalkChoice {
-        std::env::var("HERMES_SHIM_WALK")
-            .ok()
-            .and_then(|v| WalkChoice::from_str(&v, true).ok())
-            .unwrap_or(WalkChoice::Auto)
-    }
+    /// Walk backend [default: $HERMES_SHIM_WALK, else auto]; `fallback` forces the openat path
+    /// even where openat2 works.
+    #[arg(long, value_enum)]
+    pub walk: Option<WalkChoice>,
 }

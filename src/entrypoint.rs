@@ -14,9 +14,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+use crate::exit::Exit;
+use crate::settings::Settings;
 use crate::shim::{Launch, Prepared};
 use crate::sys::process;
-use crate::{fix, record, shim, sys, users};
+use crate::{record, shim, sys};
 
 /// What the container runs, from its arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,29 +61,30 @@ fn executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs the applet; returns only when the program could not be started.
-pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
-    let path_var = std::env::var_os("PATH");
+/// Runs the applet; returns only when the program could not be started, or (as PID 1) with its
+/// exit status.
+pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exit {
     // A program found on PATH may well be the shim itself (/opt/hermes/bin/hermes): run as the
     // hermes user it passes straight through, so only `hermes-shim entrypoint` again, which
     // would exec itself forever, is refused as a loop.
-    let (program, rest, loop_check) = match choose(args, path_var.as_deref(), executable_file) {
+    let found = match choose(args, settings.path.as_deref(), executable_file) {
         Program::Other(p, rest) => {
             let again = rest.first().is_some_and(|a| a == "entrypoint");
-            (p, rest, me.filter(|_| again))
+            Ok((p, rest, me.filter(|_| again)))
         }
-        Program::Hermes(rest) => match shim::real_program(OsStr::new("hermes")) {
-            Ok(p) => (p, rest, me),
-            Err((code, msg)) => {
-                say!("{msg}");
-                return code;
-            }
-        },
+        Program::Hermes(rest) => {
+            shim::real_program(&settings.real_dir, OsStr::new("hermes")).map(|p| (p, rest, me))
+        }
     };
-    if let Err((code, msg)) = shim::check_program(&program, loop_check) {
-        say!("{msg}");
-        return code;
-    }
+    let checked = found
+        .and_then(|(p, rest, loop_check)| shim::check_program(&p, loop_check).map(|()| (p, rest)));
+    let (program, rest) = match checked {
+        Ok(found) => found,
+        Err(e) => {
+            say!("hermes-shim: {e}");
+            return e.exit();
+        }
+    };
     let how = if process::is_pid1() {
         Launch::Supervise
     } else {
@@ -89,9 +92,10 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
     };
     let (ruid, ..) = sys::caller_ids();
     if ruid != 0 {
-        if let Some(why) = unusable_home(ruid) {
+        let hermes = shim::target(settings).ok().map(|t| t.uid);
+        if let Some(why) = unusable_home(ruid, hermes, &settings.home) {
             say!("{why}");
-            return shim::EXIT_REFUSED;
+            return Exit::NotRun;
         }
         return how.start(&Prepared::new(&program, rest, None));
     }
@@ -103,48 +107,53 @@ pub fn run(args: &[OsString], me: Option<&Metadata>) -> u8 {
             say!(
                 "hermes-shim entrypoint: no start-up repair has run in this container start; repairing now"
             );
-            repair_once();
+            if let Some(why) = repair_verdict(repair_once()) {
+                say!("{why}");
+            }
         }
     }
-    shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint)
+    shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint, settings)
 }
 
-/// Why a container started as `ruid` (neither root nor the hermes user, e.g. `docker run --user
-/// 1234`) cannot work: its HERMES_HOME is not writable by it, so hermes would fail at its first
-/// write. `None` when it can: the hermes user itself, or a home made writable for that uid (a
-/// pre-chowned bind mount, Kubernetes `fsGroup`).
-fn unusable_home(ruid: u32) -> Option<String> {
-    let hermes = users::spec_from(None).and_then(|s| users::resolve(&s)).ok();
-    if hermes.as_ref().is_some_and(|t| t.uid == ruid) {
+/// Why a container started as `ruid` (neither root nor the hermes user `hermes`, e.g. `docker
+/// run --user 1234`) cannot work: its HERMES_HOME is not writable by it, so hermes would fail
+/// at its first write. `None` when it can: the hermes user itself, or a home made writable for
+/// that uid (a pre-chowned bind mount, Kubernetes `fsGroup`).
+fn unusable_home(ruid: u32, hermes: Option<u32>, home: &Path) -> Option<String> {
+    if hermes == Some(ruid) {
         return None;
     }
-    let home = fix::default_root();
-    let e = sys::fs::writable(&home).err()?;
+    let e = sys::fs::writable(home).err()?;
     Some(format!(
-        "hermes-shim entrypoint: uid {ruid} cannot write HERMES_HOME {} ({}) — start the container as root with HERMES_UID={ruid} HERMES_GID=<gid> (or PUID/PGID), so the image remaps the hermes user to those ids and its files follow; or give uid {ruid} a writable HERMES_HOME (a volume chowned to it, or Kubernetes fsGroup)",
-        crate::escape::shown(&home),
-        e.desc()
+        "hermes-shim entrypoint: uid {ruid} cannot write HERMES_HOME {} ({e}) — start the container as root with HERMES_UID={ruid} HERMES_GID=<gid> (or PUID/PGID), so the image remaps the hermes user to those ids and its files follow; or give uid {ruid} a writable HERMES_HOME (a volume chowned to it, or Kubernetes fsGroup)",
+        crate::escape::shown(home),
     ))
+}
+
+/// What to say of how the start-up repair ended: nothing for 0 or 2 (`boot` says itself what it
+/// did, and WARNS on a refusal), a WARNING for anything else (a crash, a signal, no start).
+fn repair_verdict(status: std::io::Result<std::process::ExitStatus>) -> Option<String> {
+    match status.as_ref().map(std::process::ExitStatus::code) {
+        Ok(Some(c)) if c == i32::from(Exit::Ok.code()) || c == i32::from(Exit::Refused.code()) => {
+            None
+        }
+        _ => Some(format!(
+            "hermes-shim entrypoint: WARNING: ownership repair failed ({status:?}); starting anyway"
+        )),
+    }
 }
 
 /// The start-up repair (`boot`: remap, then sweep) for containers without s6-overlay, run as a
 /// child process of this very binary: whatever happens to it (a refusal, a crash), this process
 /// goes on to start the program, because a gateway that can read most of its files beats a
 /// container that will not start. The repair reports its own findings on the shared stderr.
-fn repair_once() {
+fn repair_once() -> std::io::Result<std::process::ExitStatus> {
     // argv[0] picks the applet in a multi-call binary: "exe" would be the shim for "exe".
-    let status = std::process::Command::new("/proc/self/exe")
+    std::process::Command::new("/proc/self/exe")
         .arg0(crate::SELF_NAME)
         .arg("boot")
         .stdin(std::process::Stdio::null())
-        .status();
-    // `boot` says itself what it did (and WARNS on a refusal); only a crash is left to say.
-    match status.map(|s| s.code()) {
-        Ok(Some(c)) if c == i32::from(fix::EXIT_OK) || c == i32::from(fix::EXIT_REFUSED) => {}
-        other => say!(
-            "hermes-shim entrypoint: WARNING: ownership repair failed ({other:?}); starting anyway"
-        ),
-    }
+        .status()
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@
 //! signal when the program was killed). The supervisor has already dropped to the program's
 //! user, so nothing stays root for the life of the container.
 
+use crate::exit::Exit;
 use crate::sys::process::{self, Ended, Forked};
 
 /// Runs `start` (which execs the program, returning only on failure) in a child and supervises
 /// it; returns the exit code for the container. If the supervisor cannot be set up, `start`
 /// runs in this process instead, as before.
-pub fn supervise(start: impl FnOnce() -> u8) -> u8 {
+pub fn supervise(start: impl FnOnce() -> Exit) -> Exit {
     if let Err(e) = process::block_signals() {
         say!("hermes-shim entrypoint: cannot block signals ({e}); running the program as PID 1");
         return start();
@@ -22,7 +23,7 @@ pub fn supervise(start: impl FnOnce() -> u8) -> u8 {
     let child = match process::fork() {
         Ok(Forked::Child) => {
             process::own_terminal();
-            process::exit_now(start());
+            process::exit_now(start().code());
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
@@ -35,12 +36,12 @@ pub fn supervise(start: impl FnOnce() -> u8) -> u8 {
             Ok(sig) => sig,
             Err(e) => {
                 say!("hermes-shim entrypoint: waiting for signals failed ({e}); stopping");
-                return 1;
+                return Exit::Program(1);
             }
         };
         if sig == nix::libc::SIGCHLD {
             if let Some(ended) = process::reap(child) {
-                return exit_code(ended);
+                return Exit::Program(exit_code(ended));
             }
         } else if let Err(e) = process::send(child, sig) {
             say!("hermes-shim entrypoint: cannot pass signal {sig} on ({e})");

@@ -10,13 +10,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::escape::shown;
-use crate::shim;
+use crate::exit::Exit;
+use crate::settings::Settings;
 
 const PREFIX: &str = "hermes-shim install";
-
-/// Exit codes of the applet.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_REFUSED: u8 = 2;
 
 /// The console script names in an `entry_points.txt` (its `[console_scripts]` section), in
 /// file order, duplicates dropped.
@@ -146,10 +143,10 @@ fn entry_points(venv: &Path, dist: &str) -> Result<PathBuf, String> {
 }
 
 /// Runs the applet; returns its exit code.
-pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool) -> u8 {
+pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings) -> Exit {
     let refuse = |msg: String| {
         say!("{PREFIX}: {msg}");
-        EXIT_REFUSED
+        Exit::Refused
     };
     let Ok(me) = std::fs::read_link("/proc/self/exe") else {
         return refuse("cannot find this binary (/proc/self/exe) — is /proc mounted?".into());
@@ -158,7 +155,8 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool) -> u8 {
         return refuse(format!("{} has no directory", shown(&me)));
     };
     let venv = venv.unwrap_or_else(|| {
-        shim::real_dir()
+        settings
+            .real_dir
             .parent()
             .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
     });
@@ -222,7 +220,7 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool) -> u8 {
         },
         todo.len() - created
     );
-    EXIT_OK
+    Exit::Ok
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! hermes-shim: one multi-call binary for the Hermes Agent image.
 //!
-//! Called as `hermes-shim`, it is a command with applets (`exec`, `fix-ownership`,
-//! `entrypoint`); called under any other name (a symlink such as /opt/hermes/bin/hermes), it is
-//! the shim for the venv console script of that name.
+//! Called as `hermes-shim`, it is a command with applets (`exec`, `fix-ownership`, `boot`,
+//! `install`, `entrypoint`); called under any other name (a symlink such as
+//! /opt/hermes/bin/hermes), it is the shim for the venv console script of that name. The
+//! environment is read once, into [`settings::Settings`], and handed to the applet.
 #![deny(unsafe_code)]
 
 /// One line on stderr. Unlike `eprintln!` it never panics: a closed stderr (`… 2>&1 | head`)
@@ -14,20 +15,20 @@ macro_rules! say {
     }};
 }
 
+mod boot;
 mod cli;
 mod entrypoint;
 mod escape;
 mod etcfile;
+mod exit;
 mod fix;
-mod home;
 mod init;
 mod install;
 mod policy;
 mod record;
 mod relay;
-mod remap;
+mod settings;
 mod shim;
-mod socket;
 #[allow(unsafe_code)]
 mod sys;
 mod users;
@@ -35,6 +36,8 @@ mod users;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::ExitCode;
+
+use settings::Settings;
 
 /// The name this binary answers to as a command rather than as a shim.
 const SELF_NAME: &str = "hermes-shim";
@@ -66,28 +69,29 @@ fn main() -> ExitCode {
     let argv0 = args.first().cloned().unwrap_or_else(|| SELF_NAME.into());
     // No applet runs setuid or setgid: installed that way, any user could chown as root.
     let me = shim::self_exe();
-    if let Some(code) = shim::refuse_setuid(me.as_ref()) {
-        return ExitCode::from(code);
+    if let Some(exit) = shim::refuse_setuid(me.as_ref()) {
+        return exit.into();
     }
     let me = me.as_ref();
-    let code = match dispatch(&argv0) {
-        Dispatch::Shim(name) => shim::run(name, &args[1..], me),
+    let settings = Settings::from_env();
+    let exit = match dispatch(&argv0) {
+        Dispatch::Shim(name) => shim::run(name, &args[1..], me, &settings),
         // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
         // among ARGS, and the shim promises the program its arguments untouched.
-        Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..], me),
-        Dispatch::Command => match cli::parse().command {
-            cli::Command::Exec { name, args } => shim::run(&name, &args, me),
-            cli::Command::FixOwnership(opts) => fix::run(opts),
-            cli::Command::Boot => remap::run(),
+        Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..], me, &settings),
+        Dispatch::Command => match cli::parse(&args).command {
+            cli::Command::Exec { name, args } => shim::run(&name, &args, me, &settings),
+            cli::Command::FixOwnership(opts) => fix::run(&opts, &settings),
+            cli::Command::Boot => boot::run(&settings),
             cli::Command::Install {
                 venv,
                 distribution,
                 dry_run,
-            } => install::run(venv, &distribution, dry_run),
-            cli::Command::Entrypoint { args } => entrypoint::run(&args, me),
+            } => install::run(venv, &distribution, dry_run, &settings),
+            cli::Command::Entrypoint { args } => entrypoint::run(&args, me, &settings),
         },
     };
-    ExitCode::from(code)
+    exit.into()
 }
 
 #[cfg(test)]

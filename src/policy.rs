@@ -1,6 +1,7 @@
 //! Pure decisions, unit-tested without root: the opt-out's truthiness, what the sweep does with
 //! one entry, and which sweep roots are refused.
 
+use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::escape::shown;
@@ -64,13 +65,9 @@ pub struct Previous {
 
 impl Previous {
     /// Parses `UID:GID`, `UID:` or `:GID`; ids 0 and 4294967295 are refused.
-    pub fn parse(spec: &str) -> Result<Previous, String> {
-        let bad = || {
-            format!(
-                "--also-from {spec:?}: give the user's previous ids as UID:GID, UID: or :GID, none of them 0"
-            )
-        };
-        let id = |s: &str| -> Result<Option<u32>, String> {
+    pub fn parse(spec: &str) -> Result<Previous, PreviousError> {
+        let bad = || PreviousError(spec.to_string());
+        let id = |s: &str| -> Result<Option<u32>, PreviousError> {
             if s.is_empty() {
                 return Ok(None);
             }
@@ -96,6 +93,20 @@ impl Previous {
     pub fn spec(&self) -> String {
         let f = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
         format!("{}:{}", f(self.uid), f(self.gid))
+    }
+}
+
+/// An `--also-from` value that is not the user's previous ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousError(pub String);
+
+impl fmt::Display for PreviousError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--also-from {:?}: give the user's previous ids as UID:GID, UID: or :GID, none of them 0",
+            self.0
+        )
     }
 }
 
@@ -224,29 +235,60 @@ fn is_system_tree(path: &Path) -> bool {
     top_lib || SYSTEM_TREES.iter().any(|t| path.starts_with(t))
 }
 
+/// Why a sweep root is refused before anything is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootRefusal {
+    NotAbsolute(PathBuf),
+    DotDot(PathBuf),
+    /// A system tree, or a directory that holds others' trees.
+    System(PathBuf),
+    /// Is or contains (or lies in) `held`, a directory whose programs root runs.
+    HoldsPrograms {
+        root: PathBuf,
+        held: PathBuf,
+    },
+}
+
+impl fmt::Display for RootRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootRefusal::NotAbsolute(p) => write!(
+                f,
+                "{}: not an absolute path — give the full path, e.g. /opt/data",
+                shown(p)
+            ),
+            RootRefusal::DotDot(p) => {
+                write!(f, "{}: contains '..' — give the resolved path", shown(p))
+            }
+            RootRefusal::System(p) => write!(
+                f,
+                "{}: refusing to sweep a system directory — point it at the Hermes data directory, e.g. /opt/data",
+                shown(p)
+            ),
+            RootRefusal::HoldsPrograms { root, held } => write!(
+                f,
+                "{}: overlaps {}, which holds programs root runs; the hermes user would own them — point it at the Hermes data directory, e.g. /opt/data",
+                shown(root),
+                shown(held)
+            ),
+        }
+    }
+}
+
 /// Why a sweep root is refused before anything is opened; `None` when it is acceptable.
 /// `path` is as given (it is normalised here: `/opt/./data/` is `/opt/data`).
-pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
+pub fn refuse_root(path: &Path, protected: &Protected) -> Option<RootRefusal> {
     if !path.is_absolute() {
-        return Some(format!(
-            "{}: not an absolute path — give the full path, e.g. /opt/data",
-            shown(path)
-        ));
+        return Some(RootRefusal::NotAbsolute(path.to_path_buf()));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Some(format!(
-            "{}: contains '..' — give the resolved path",
-            shown(path)
-        ));
+        return Some(RootRefusal::DotDot(path.to_path_buf()));
     }
     let path: PathBuf = path.components().collect();
     if is_system_tree(&path) || SHARED_PARENTS.iter().any(|d| path == Path::new(d)) {
-        return Some(format!(
-            "{}: refusing to sweep a system directory — point it at the Hermes data directory, e.g. /opt/data",
-            shown(&path)
-        ));
+        return Some(RootRefusal::System(path));
     }
-    let overlap = protected
+    let held = protected
         .dirs
         .iter()
         .find(|d| d.starts_with(&path))
@@ -255,13 +297,10 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<String> {
                 .trees
                 .iter()
                 .find(|t| t.starts_with(&path) || path.starts_with(t))
-        });
-    overlap.map(|d| {
-        format!(
-            "{}: overlaps {}, which holds programs root runs; the hermes user would own them — point it at the Hermes data directory, e.g. /opt/data",
-            shown(&path),
-            shown(d)
-        )
+        })?;
+    Some(RootRefusal::HoldsPrograms {
+        held: held.clone(),
+        root: path,
     })
 }
 
@@ -279,25 +318,41 @@ pub fn id_mapped(map: &str, id: u32) -> bool {
     })
 }
 
-/// Normalises an `--exclude` value to a relative path under the sweep root.
-pub fn exclude_path(value: &str) -> Result<PathBuf, String> {
-    let p = Path::new(value);
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "--exclude {value}: must be a path relative to the sweep root, without '..'"
-                ));
+/// An `--exclude` (or `HERMES_SHIM_EXCLUDE`) entry that names nothing under the sweep root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExcludeError {
+    /// Absolute, or with `..`.
+    NotRelative(String),
+    /// Empty, or only `.`.
+    Empty(String),
+}
+
+impl fmt::Display for ExcludeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExcludeError::NotRelative(v) => write!(
+                f,
+                "--exclude {v}: must be a path relative to the sweep root, without '..'"
+            ),
+            ExcludeError::Empty(v) => {
+                write!(f, "--exclude {v:?}: names no entry under the sweep root")
             }
         }
     }
+}
+
+/// Normalises an `--exclude` value to a relative path under the sweep root.
+pub fn exclude_path(value: &str) -> Result<PathBuf, ExcludeError> {
+    let mut out = PathBuf::new();
+    for c in Path::new(value).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return Err(ExcludeError::NotRelative(value.to_string())),
+        }
+    }
     if out.as_os_str().is_empty() {
-        return Err(format!(
-            "--exclude {value:?}: names no entry under the sweep root"
-        ));
+        return Err(ExcludeError::Empty(value.to_string()));
     }
     Ok(out)
 }
@@ -527,8 +582,20 @@ mod tests {
         };
         assert!(refuse_root(Path::new("/opt/tools"), &path_only).is_some());
         assert_eq!(refuse_root(Path::new("/opt/tools/bin/x"), &path_only), None);
-        let msg = refuse_root(Path::new("/opt/hermes"), &image).unwrap();
-        assert!(msg.contains("/opt/hermes/bin"), "{msg}");
+        assert_eq!(
+            refuse_root(Path::new("/opt/hermes/"), &image),
+            Some(RootRefusal::HoldsPrograms {
+                root: "/opt/hermes".into(),
+                held: "/opt/hermes/bin".into()
+            })
+        );
+        let msg = refuse_root(Path::new("/opt/hermes"), &image)
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.starts_with("/opt/hermes: overlaps /opt/hermes/bin,"),
+            "{msg}"
+        );
     }
 
     #[test]

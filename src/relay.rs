@@ -25,6 +25,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use nix::libc;
 
+use crate::exit::Exit;
 use crate::init;
 use crate::sys::process::{self, Ended, Forked};
 use crate::sys::pty::{self, ChildState, Raw, std_fd};
@@ -37,7 +38,7 @@ pub fn needed() -> bool {
 
 /// Runs `start` in a child on a fresh pty (in a session of its own), relaying until it ends;
 /// returns its exit code. `start` drops privileges and then calls [`monitor`].
-pub fn run(start: impl FnOnce() -> u8) -> u8 {
+pub fn run(start: impl FnOnce() -> Exit) -> Exit {
     let ttys: Vec<RawFd> = (0..=2).filter(|fd| pty::is_tty(*fd)).collect();
     // Output goes back to the terminal the program would have written to: stdout if it is one.
     let out = [1, 2, 0].into_iter().find(|fd| ttys.contains(fd));
@@ -47,14 +48,14 @@ pub fn run(start: impl FnOnce() -> u8) -> u8 {
             say!(
                 "hermes-shim: cannot open a terminal for the program: {e} — run docker exec without -t, or --user hermes"
             );
-            return crate::shim::EXIT_REFUSED;
+            return Exit::NotRun;
         }
     };
     let signals = match pty::signal_fd() {
         Ok(s) => s,
         Err(e) => {
             say!("hermes-shim: cannot set up the terminal relay: {e} — report this as a bug");
-            return crate::shim::EXIT_REFUSED;
+            return Exit::NotRun;
         }
     };
     let child = match process::fork() {
@@ -63,20 +64,20 @@ pub fn run(start: impl FnOnce() -> u8) -> u8 {
             let slave = pty.as_ref().map(|(_, s)| s.as_fd());
             if let Err(e) = pty::take_slave(slave, &ttys) {
                 say!("hermes-shim: cannot give the program its own terminal: {e}");
-                process::exit_now(crate::shim::EXIT_REFUSED);
+                process::exit_now(Exit::NotRun.code());
             }
             drop(pty);
-            process::exit_now(start());
+            process::exit_now(start().code());
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
             say!("hermes-shim: cannot fork the program: {e}");
-            return crate::shim::EXIT_REFUSED;
+            return Exit::NotRun;
         }
     };
     let master = pty.map(|(m, _slave)| m);
     let ended = relay(child, master.as_ref(), out, &signals);
-    init::exit_code(ended)
+    Exit::Program(init::exit_code(ended))
 }
 
 /// Copies bytes and passes signals on until the child ends; then lets the program's last output
@@ -213,7 +214,7 @@ fn drain(master: Option<&OwnedFd>, out: Option<RawFd>, buf: &mut [u8]) {
 /// The monitor, in the new session after the drop: runs `exec` (which returns only on failure)
 /// in a child that leads its own process group, the terminal's foreground, and passes signals
 /// to that group until it ends; returns its exit code (128 + the signal if it was killed).
-pub fn monitor(exec: impl FnOnce() -> u8) -> u8 {
+pub fn monitor(exec: impl FnOnce() -> Exit) -> Exit {
     let tty = (0..=2).find(|fd| pty::is_tty(*fd));
     if process::block_signals().is_err() {
         return exec();
@@ -221,12 +222,12 @@ pub fn monitor(exec: impl FnOnce() -> u8) -> u8 {
     let program = match process::fork() {
         Ok(Forked::Child) => {
             pty::lead_foreground(tty);
-            process::exit_now(exec());
+            process::exit_now(exec().code());
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
             say!("hermes-shim: cannot fork the program: {e}");
-            return crate::shim::EXIT_REFUSED;
+            return Exit::NotRun;
         }
     };
     loop {
@@ -235,8 +236,8 @@ pub fn monitor(exec: impl FnOnce() -> u8) -> u8 {
         };
         match sig {
             libc::SIGCHLD => match pty::child_state(program) {
-                ChildState::Exited(code) => return code,
-                ChildState::Killed(s) => return init::exit_code(Ended::Killed(s)),
+                ChildState::Exited(code) => return Exit::Program(code),
+                ChildState::Killed(s) => return Exit::Program(init::exit_code(Ended::Killed(s))),
                 // Stop with it; whoever continues this process continues the program.
                 ChildState::Stopped => {
                     pty::stop_self();

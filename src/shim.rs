@@ -2,11 +2,15 @@
 //!
 //! Threat model: the caller is root inside the container (the `docker exec` default) and means
 //! well; the danger is leaving root-owned files in `$HERMES_HOME` or, worse, running on as root
-//! after a drop that silently failed. So every failure refuses (exit 126) instead of continuing,
-//! the drop is verified before exec, and the shim itself is never a setuid program: with real
-//! and effective ids apart it refuses, so it cannot become a privilege-escalation helper.
+//! after a drop that silently failed, or handing the program what root's session holds (its
+//! descriptors, its terminal). So every failure refuses (exit 126) instead of continuing, the
+//! drop is verified before exec, inherited descriptors are closed, a terminal session gets the
+//! relay ([`crate::relay`]), and the shim itself is never a setuid program: with real and
+//! effective ids apart it refuses, so it cannot become a privilege-escalation helper.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::borrow::Cow;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fmt;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,17 +18,12 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+use crate::escape::shown;
+use crate::exit::Exit;
+use crate::relay;
+use crate::settings::{DEFAULT_REAL_DIR, Settings};
 use crate::sys::{self, Privileges};
-use crate::users::{self, Target};
-use crate::{policy, relay};
-
-/// Where the real console scripts live unless `HERMES_SHIM_REAL_DIR` says otherwise.
-pub const DEFAULT_REAL_DIR: &str = "/opt/hermes/.venv/bin";
-
-/// Exit code for a refusal: the program was found but we will not run it this way.
-pub const EXIT_REFUSED: u8 = 126;
-/// Exit code when the real program is missing or cannot be executed.
-pub const EXIT_NOT_FOUND: u8 = 127;
+use crate::users::{self, Target, UserError};
 
 /// Who asks for the drop: a refusal names the remedy that applies there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +73,38 @@ impl Step {
     }
 }
 
+/// What went wrong at a step of the drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The call failed.
+    Call(Errno),
+    /// The kernel reports other ids than asked for.
+    Ids { want: sys::Ids, now: sys::Ids },
+    /// Capabilities are left in the effective or permitted set.
+    Capabilities(u64),
+    /// setuid(0) succeeded.
+    Reversible,
+}
+
 /// A drop that did not hold: which step, and what the kernel or the check said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropError {
     pub step: Step,
-    pub detail: String,
+    pub failure: Failure,
 }
 
-/// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
-/// then verifies, then closes inherited descriptors and installs the terminal guard. Groups and gid go first because they need privilege that the uid change
-/// takes away; the verification catches a kernel, seccomp filter or user namespace that
-/// reported success without doing the work.
+impl fmt::Display for DropError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.step.name())?;
+        match &self.failure {
+            Failure::Call(e) => write!(f, "{e}"),
+            Failure::Ids { want, now } => write!(f, "asked for {want:?}, kernel reports {now:?}"),
+            Failure::Capabilities(caps) => write!(f, "capabilities left: {caps:#x}"),
+            Failure::Reversible => f.write_str("the drop is reversible"),
+        }
+    }
+}
+
 /// Whether the program will have a terminal (then the seccomp filter of [`crate::sys::guard`]
 /// goes in too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,20 +124,22 @@ impl Terminal {
     }
 }
 
+/// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
+/// then verifies, then closes inherited descriptors and sets no_new_privs (with the terminal
+/// filter where the program will have a terminal). Groups and gid go first because they need
+/// privilege that the uid change takes away; the verification catches a kernel, seccomp filter
+/// or user namespace that reported success without doing the work.
 pub fn drop_privileges<P: Privileges>(
     p: &mut P,
     t: &Target,
     terminal: Terminal,
 ) -> Result<(), DropError> {
-    let fail = |step, e: Errno| DropError {
-        step,
-        detail: e.desc().to_string(),
-    };
-    p.set_groups(&t.groups)
-        .map_err(|e| fail(Step::SetGroups, e))?;
-    p.set_gid(t.gid).map_err(|e| fail(Step::SetGid, e))?;
-    p.set_uid(t.uid).map_err(|e| fail(Step::SetUid, e))?;
-    let now = p.current().map_err(|e| fail(Step::Verify, e))?;
+    let fail = |step, failure| DropError { step, failure };
+    let call = |step| move |e| fail(step, Failure::Call(e));
+    p.set_groups(&t.groups).map_err(call(Step::SetGroups))?;
+    p.set_gid(t.gid).map_err(call(Step::SetGid))?;
+    p.set_uid(t.uid).map_err(call(Step::SetUid))?;
+    let now = p.current().map_err(call(Step::Verify))?;
     let want = sys::Ids {
         ruid: t.uid,
         euid: t.uid,
@@ -128,37 +150,22 @@ pub fn drop_privileges<P: Privileges>(
         groups: t.groups.clone(),
     };
     if now != want {
-        return Err(DropError {
-            step: Step::Verify,
-            detail: format!("asked for {want:?}, kernel reports {now:?}"),
-        });
+        return Err(fail(Step::Verify, Failure::Ids { want, now }));
     }
-    match p.capabilities() {
-        Ok(0) => {}
-        Ok(caps) => {
-            return Err(DropError {
-                step: Step::Verify,
-                detail: format!("capabilities left: {caps:#x}"),
-            });
-        }
-        Err(e) => return Err(fail(Step::Verify, e)),
+    match p.capabilities().map_err(call(Step::Verify))? {
+        0 => {}
+        caps => return Err(fail(Step::Verify, Failure::Capabilities(caps))),
     }
     if p.regain_root().is_ok() {
-        return Err(DropError {
-            step: Step::RegainRoot,
-            detail: "the drop is reversible".into(),
-        });
+        return Err(fail(Step::RegainRoot, Failure::Reversible));
     }
-    // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`)
-    // and the power to type into root's terminal.
-    p.close_fds().map_err(|e| fail(Step::CloseFds, e))?;
+    // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`),
+    // and the power to raise privileges again or to type into a terminal.
+    p.close_fds().map_err(call(Step::CloseFds))?;
     match terminal {
-        Terminal::Some => p
-            .guard_terminal()
-            .map_err(|e| fail(Step::GuardTerminal, e))?,
-        Terminal::None => p.no_new_privs().map_err(|e| fail(Step::NoNewPrivs, e))?,
+        Terminal::Some => p.guard_terminal().map_err(call(Step::GuardTerminal)),
+        Terminal::None => p.no_new_privs().map_err(call(Step::NoNewPrivs)),
     }
-    Ok(())
 }
 
 /// Drops with `p` and, only if the drop held, calls `exec` (which returns only on failure).
@@ -167,15 +174,11 @@ pub fn drop_then<P: Privileges>(
     t: &Target,
     terminal: Terminal,
     caller: Caller,
-    exec: impl FnOnce() -> u8,
-) -> u8 {
+    exec: impl FnOnce() -> Exit,
+) -> Exit {
     match drop_privileges(p, t, terminal) {
         Ok(()) => exec(),
-        Err(e) => refuse(
-            &user_label(t),
-            &format!("{}: {}", e.step.name(), e.detail),
-            caller,
-        ),
+        Err(e) => refuse(&user_label(t), &e, caller),
     }
 }
 
@@ -185,24 +188,24 @@ fn user_label(t: &Target) -> String {
         .unwrap_or_else(|| format!("{}:{}", t.uid, t.gid))
 }
 
-fn refuse(user: &str, why: &str, caller: Caller) -> u8 {
+fn refuse(user: &str, why: &dyn fmt::Display, caller: Caller) -> Exit {
     say!(
         "hermes-shim: cannot drop to user '{user}': {why} — {}",
         caller.remedy()
     );
-    EXIT_REFUSED
+    Exit::NotRun
 }
 
 /// Refuses when this process runs with real and effective ids apart, or from a binary with the
 /// setuid or setgid bit: the shim must never be an escalation path.
-pub fn refuse_setuid(me: Option<&Metadata>) -> Option<u8> {
+pub fn refuse_setuid(me: Option<&Metadata>) -> Option<Exit> {
     let (ruid, euid, rgid, egid) = sys::caller_ids();
-    let bits = me.map(|m| m.mode() & 0o6000).unwrap_or(0);
+    let bits = me.map_or(0, |m| m.mode() & 0o6000);
     if ruid != euid || rgid != egid || bits != 0 {
         say!(
             "hermes-shim: refusing to run setuid or setgid (uid {ruid}/{euid}, gid {rgid}/{egid}) — install it with mode 0755 and no s-bits"
         );
-        return Some(EXIT_REFUSED);
+        return Some(Exit::NotRun);
     }
     None
 }
@@ -212,100 +215,137 @@ pub fn self_exe() -> Option<Metadata> {
     std::fs::metadata("/proc/self/exe").ok()
 }
 
-/// `$HERMES_SHIM_REAL_DIR`, else the default.
-pub fn real_dir() -> PathBuf {
-    std::env::var_os("HERMES_SHIM_REAL_DIR").map_or_else(|| DEFAULT_REAL_DIR.into(), PathBuf::from)
+/// Why the real program cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramError {
+    /// `HERMES_SHIM_REAL_DIR` is not absolute.
+    RelativeDir(PathBuf),
+    /// Not a plain program name (empty, `.`, `..`, or with a `/`).
+    NotAName(OsString),
+    /// stat(2) of the program failed.
+    Unusable { path: PathBuf, errno: Errno },
+    /// Not a regular file with an execute bit.
+    NotExecutable(PathBuf),
+    /// The program is this very binary: it would exec itself forever.
+    IsShim(PathBuf),
+}
+
+impl ProgramError {
+    /// 126 for what is configured wrong, 127 for what is missing.
+    pub fn exit(&self) -> Exit {
+        match self {
+            ProgramError::RelativeDir(_) | ProgramError::IsShim(_) => Exit::NotRun,
+            _ => Exit::NotFound,
+        }
+    }
+}
+
+impl fmt::Display for ProgramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgramError::RelativeDir(dir) => write!(
+                f,
+                "HERMES_SHIM_REAL_DIR={} is not absolute — set it to the venv's bin directory, e.g. {DEFAULT_REAL_DIR}",
+                shown(dir)
+            ),
+            ProgramError::NotAName(name) => write!(
+                f,
+                "'{}' is not a program name — give a name such as hermes",
+                shown(Path::new(name))
+            ),
+            ProgramError::Unusable { path, errno } => write!(
+                f,
+                "real program {} cannot be used: {errno} — install hermes-agent in that venv or set HERMES_SHIM_REAL_DIR",
+                shown(path)
+            ),
+            ProgramError::NotExecutable(path) => write!(
+                f,
+                "real program {} is not an executable file — check its mode",
+                shown(path)
+            ),
+            ProgramError::IsShim(path) => write!(
+                f,
+                "real program {} is hermes-shim itself — point HERMES_SHIM_REAL_DIR at the venv's bin directory",
+                shown(path)
+            ),
+        }
+    }
 }
 
 /// The real program for `name`: `$HERMES_SHIM_REAL_DIR/name`.
-pub fn real_program(name: &OsStr) -> Result<PathBuf, (u8, String)> {
-    let dir = real_dir();
+pub fn real_program(dir: &Path, name: &OsStr) -> Result<PathBuf, ProgramError> {
     if !dir.is_absolute() {
-        let msg = format!(
-            "hermes-shim: HERMES_SHIM_REAL_DIR={} is not absolute — set it to the venv's bin directory, e.g. {DEFAULT_REAL_DIR}",
-            dir.display()
-        );
-        return Err((EXIT_REFUSED, msg));
+        return Err(ProgramError::RelativeDir(dir.to_path_buf()));
     }
     let plain = !name.is_empty() && name != "." && name != ".." && !name.as_bytes().contains(&b'/');
     if !plain {
-        let msg = format!(
-            "hermes-shim: '{}' is not a program name — give a name such as hermes",
-            name.to_string_lossy()
-        );
-        return Err((EXIT_NOT_FOUND, msg));
+        return Err(ProgramError::NotAName(name.to_os_string()));
     }
     Ok(dir.join(name))
 }
 
 /// Checks the real program exists, is an executable file, and is not this very binary
 /// (a symlink loop back to the shim would exec itself forever).
-pub fn check_program(path: &Path, me: Option<&Metadata>) -> Result<(), (u8, String)> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        let msg = format!(
-            "hermes-shim: real program {} cannot be used: {e} — install hermes-agent in that venv or set HERMES_SHIM_REAL_DIR",
-            path.display()
-        );
-        (EXIT_NOT_FOUND, msg)
+pub fn check_program(path: &Path, me: Option<&Metadata>) -> Result<(), ProgramError> {
+    let meta = std::fs::metadata(path).map_err(|e| ProgramError::Unusable {
+        path: path.to_path_buf(),
+        errno: sys::errno_of(&e),
     })?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        let msg = format!(
-            "hermes-shim: real program {} is not an executable file — check its mode",
-            path.display()
-        );
-        return Err((EXIT_NOT_FOUND, msg));
+        return Err(ProgramError::NotExecutable(path.to_path_buf()));
     }
     if let Some(me) = me
         && (me.dev(), me.ino()) == (meta.dev(), meta.ino())
     {
-        let msg = format!(
-            "hermes-shim: real program {} is hermes-shim itself — point HERMES_SHIM_REAL_DIR at the venv's bin directory",
-            path.display()
-        );
-        return Err((EXIT_REFUSED, msg));
+        return Err(ProgramError::IsShim(path.to_path_buf()));
     }
     Ok(())
 }
 
-fn cstring(s: &OsStr) -> CString {
+fn cstring(s: &[u8]) -> CString {
     // Arguments and environment strings come from the kernel NUL-terminated, so none holds a NUL.
-    CString::new(s.as_bytes()).expect("no NUL inside an argument")
+    CString::new(s).expect("no NUL inside an argument")
 }
 
-/// A program ready to exec: argv and environment built up front, so that a forked child only
-/// execs (see [`Launch::Supervise`]).
+/// A program ready to exec: argv and environment built up front, so that a forked child does
+/// little more than exec (see [`Launch::Supervise`]).
+///
+/// Kept by hand rather than `CommandExt::exec`: that copies every variable of the environment
+/// into a map as soon as one is changed (HOME, USER, LOGNAME here), and this runs in front of
+/// every `docker exec … hermes`; the inherited variables are passed by reference instead.
 pub struct Prepared {
     path: PathBuf,
     prog: CString,
     argv: Vec<CString>,
-    envp: Vec<CString>,
+    envp: Vec<Cow<'static, CStr>>,
 }
 
 impl Prepared {
     /// `path` with `args` (argv[0] is `path`), in this process's environment; with `as_user`,
     /// HOME, USER and LOGNAME describe that user.
     pub fn new(path: &Path, args: &[OsString], as_user: Option<&Target>) -> Prepared {
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let replaced = |kv: &CStr| {
+            let kv = kv.to_bytes();
+            [&b"HOME="[..], b"USER=", b"LOGNAME="]
+                .iter()
+                .any(|k| kv.starts_with(k))
+        };
+        let mut envp: Vec<Cow<'static, CStr>> = sys::environ()
+            .into_iter()
+            .filter(|kv| as_user.is_none() || !replaced(kv))
+            .map(Cow::Borrowed)
+            .collect();
+        let var = |k: &str, v: &[u8]| Cow::Owned(cstring(&[k.as_bytes(), b"=", v].concat()));
         if let Some(t) = as_user {
-            env.retain(|(k, _)| !matches!(k.as_bytes(), b"HOME" | b"USER" | b"LOGNAME"));
-            env.push(("HOME".into(), t.home.clone().into()));
+            envp.push(var("HOME", t.home.as_os_str().as_bytes()));
             if let Some(n) = &t.name {
-                env.push(("USER".into(), n.into()));
-                env.push(("LOGNAME".into(), n.into()));
+                envp.push(var("USER", n.as_bytes()));
+                envp.push(var("LOGNAME", n.as_bytes()));
             }
         }
-        let envp = env
-            .iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone();
-                kv.push("=");
-                kv.push(v);
-                cstring(&kv)
-            })
-            .collect();
-        let prog = cstring(path.as_os_str());
+        let prog = cstring(path.as_os_str().as_bytes());
         let argv = std::iter::once(prog.clone())
-            .chain(args.iter().map(|a| cstring(a)))
+            .chain(args.iter().map(|a| cstring(a.as_bytes())))
             .collect();
         Prepared {
             path: path.to_path_buf(),
@@ -315,26 +355,19 @@ impl Prepared {
         }
     }
 
-    /// Execs the program as the current user; returns the exit code only when exec failed.
-    pub fn exec(&self) -> u8 {
+    /// Execs the program as the current user; returns only when exec failed.
+    pub fn exec(&self) -> Exit {
         if let Err(e) = sys::reset_signals() {
             say!("hermes-shim: cannot reset signal state: {e} — report this as a bug");
-            return EXIT_REFUSED;
+            return Exit::NotRun;
         }
         let e = sys::exec(&self.prog, &self.argv, &self.envp);
         say!(
-            "hermes-shim: cannot execute {}: {} — check the file and its interpreter",
-            self.path.display(),
-            e.desc()
+            "hermes-shim: cannot execute {}: {e} — check the file and its interpreter",
+            shown(&self.path)
         );
-        EXIT_NOT_FOUND
+        Exit::NotFound
     }
-}
-
-/// Execs `path` with `args` as the current user (see [`Prepared::new`]). Returns the exit code
-/// only when exec failed.
-pub fn exec(path: &Path, args: &[OsString], as_user: Option<&Target>) -> u8 {
-    Prepared::new(path, args, as_user).exec()
 }
 
 /// How the program is started once this process is ready.
@@ -351,7 +384,7 @@ pub enum Launch {
 
 impl Launch {
     /// Starts `p` this way; returns only with an exit code.
-    pub fn start(self, p: &Prepared) -> u8 {
+    pub fn start(self, p: &Prepared) -> Exit {
         match self {
             Launch::Exec | Launch::Relay => p.exec(),
             Launch::Supervise => crate::init::supervise(|| p.exec()),
@@ -360,17 +393,19 @@ impl Launch {
 }
 
 /// The shim applet: runs the real program for `name` with `args`, dropping root first.
-pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
-    let path = match real_program(name).and_then(|p| check_program(&p, me).map(|()| p)) {
+pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exit {
+    let path = match real_program(&settings.real_dir, name)
+        .and_then(|p| check_program(&p, me).map(|()| p))
+    {
         Ok(p) => p,
-        Err((code, msg)) => {
-            say!("{msg}");
-            return code;
+        Err(e) => {
+            say!("hermes-shim: {e}");
+            return e.exit();
         }
     };
     let (ruid, ..) = sys::caller_ids();
-    if ruid != 0 || policy::opt_out(std::env::var("HERMES_DOCKER_EXEC_AS_ROOT").ok().as_deref()) {
-        return exec(&path, args, None);
+    if ruid != 0 || settings.opt_out {
+        return Prepared::new(&path, args, None).exec();
     }
     // From a terminal session, the program gets a terminal of its own (see crate::relay).
     let how = if relay::needed() {
@@ -378,24 +413,31 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>) -> u8 {
     } else {
         Launch::Exec
     };
-    run_as_target(&path, args, how, Caller::Shim)
+    run_as_target(&path, args, how, Caller::Shim, settings)
+}
+
+/// The target user of `settings`, resolved in this container's /etc/passwd and /etc/group.
+pub fn target(settings: &Settings) -> Result<Target, UserError> {
+    users::resolve(settings.user.as_ref().map_err(Clone::clone)?)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
-pub fn run_as_target(path: &Path, args: &[OsString], how: Launch, caller: Caller) -> u8 {
-    let spec = match users::spec_from(None) {
-        Ok(s) => s,
-        Err(e) => {
-            return refuse(
-                &std::env::var("HERMES_SHIM_USER").unwrap_or_default(),
-                &e.to_string(),
-                caller,
-            );
-        }
-    };
-    let target = match users::resolve(&spec) {
+pub fn run_as_target(
+    path: &Path,
+    args: &[OsString],
+    how: Launch,
+    caller: Caller,
+    settings: &Settings,
+) -> Exit {
+    let target = match target(settings) {
         Ok(t) => t,
-        Err(e) => return refuse(&spec.to_string(), &e.to_string(), caller),
+        Err(e) => {
+            let spec = settings.user.as_ref().map_or_else(
+                |_| settings.user_raw.clone().unwrap_or_default(),
+                ToString::to_string,
+            );
+            return refuse(&spec, &e, caller);
+        }
     };
     let exec = || {
         leave_unreachable_cwd(&target);
@@ -431,9 +473,9 @@ fn leave_unreachable_cwd(t: &Target) {
     if let Some(to) = to {
         say!(
             "hermes-shim: the working directory {} is not reachable by user '{}'; starting in {}",
-            crate::escape::shown(&cwd),
+            shown(&cwd),
             user_label(t),
-            crate::escape::shown(to)
+            shown(to)
         );
     }
 }
@@ -532,11 +574,11 @@ mod tests {
         }
     }
 
-    fn run_with(r: &mut Recorder) -> (u8, bool) {
+    fn run_with(r: &mut Recorder) -> (Exit, bool) {
         let mut exec_called = false;
         let code = drop_then(r, &target(), Terminal::Some, Caller::Shim, || {
             exec_called = true;
-            0
+            Exit::Ok
         });
         (code, exec_called)
     }
@@ -544,7 +586,7 @@ mod tests {
     #[test]
     fn drop_order_then_verify_then_exec() {
         let mut r = Recorder::default();
-        assert_eq!(run_with(&mut r), (0, true));
+        assert_eq!(run_with(&mut r), (Exit::Ok, true));
         assert_eq!(
             r.calls,
             [
@@ -565,8 +607,8 @@ mod tests {
     #[test]
     fn the_terminal_filter_only_where_there_is_a_terminal() {
         let mut r = Recorder::default();
-        let code = drop_then(&mut r, &target(), Terminal::None, Caller::Shim, || 0);
-        assert_eq!(code, 0);
+        let code = drop_then(&mut r, &target(), Terminal::None, Caller::Shim, || Exit::Ok);
+        assert_eq!(code, Exit::Ok);
         assert_eq!(r.calls.last(), Some(&"no_new_privs"));
         assert!(!r.calls.contains(&"seccomp"));
     }
@@ -604,7 +646,7 @@ mod tests {
                 fail: Some(fail),
                 ..Default::default()
             };
-            assert_eq!(run_with(&mut r), (EXIT_REFUSED, false), "failing {fail}");
+            assert_eq!(run_with(&mut r), (Exit::NotRun, false), "failing {fail}");
             assert_eq!(r.calls, calls, "failing {fail}");
         }
     }
@@ -615,7 +657,7 @@ mod tests {
             lie: true,
             ..Default::default()
         };
-        assert_eq!(run_with(&mut lying), (EXIT_REFUSED, false));
+        assert_eq!(run_with(&mut lying), (Exit::NotRun, false));
         let err = drop_privileges(
             &mut Recorder {
                 lie: true,
@@ -640,7 +682,7 @@ mod tests {
             ids: Some(wrong_groups),
             ..Default::default()
         };
-        assert_eq!(run_with(&mut r), (EXIT_REFUSED, false));
+        assert_eq!(run_with(&mut r), (Exit::NotRun, false));
 
         let mut kept = Recorder {
             caps: 1 << 21,
@@ -648,7 +690,7 @@ mod tests {
         };
         assert_eq!(
             run_with(&mut kept),
-            (EXIT_REFUSED, false),
+            (Exit::NotRun, false),
             "CAP_SYS_ADMIN kept"
         );
 
@@ -656,7 +698,7 @@ mod tests {
             reversible: true,
             ..Default::default()
         };
-        assert_eq!(run_with(&mut rev), (EXIT_REFUSED, false));
+        assert_eq!(run_with(&mut rev), (Exit::NotRun, false));
         let err = drop_privileges(
             &mut Recorder {
                 reversible: true,
@@ -672,16 +714,25 @@ mod tests {
     #[test]
     fn real_program_names() {
         assert!(
-            real_program(OsStr::new("hermes"))
+            real_program(Path::new("/venv/bin"), OsStr::new("hermes"))
                 .unwrap()
                 .ends_with("hermes")
         );
         for bad in ["", ".", "..", "a/b", "/bin/sh"] {
             assert_eq!(
-                real_program(OsStr::new(bad)).unwrap_err().0,
-                EXIT_NOT_FOUND,
+                real_program(Path::new("/venv/bin"), OsStr::new(bad))
+                    .unwrap_err()
+                    .exit(),
+                Exit::NotFound,
                 "{bad:?}"
             );
         }
+        assert_eq!(
+            real_program(Path::new("venv/bin"), OsStr::new("hermes"))
+                .unwrap_err()
+                .exit(),
+            Exit::NotRun,
+            "a relative HERMES_SHIM_REAL_DIR is refused"
+        );
     }
 }

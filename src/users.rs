@@ -7,6 +7,7 @@
 //! duplicate entries wins (that is what `getpwnam` returns).
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
@@ -23,6 +24,13 @@ pub enum UserSpec {
     Name(String),
     /// A uid, and optionally a gid; a uid with a passwd entry takes that entry's gid and groups.
     Ids { uid: u32, gid: Option<u32> },
+}
+
+impl Default for UserSpec {
+    /// The hermes user, by name.
+    fn default() -> UserSpec {
+        UserSpec::Name(DEFAULT_USER.to_string())
+    }
 }
 
 impl UserSpec {
@@ -91,63 +99,107 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// One /etc/passwd entry, as far as we use it.
+/// One /etc/passwd line, as far as we use it, borrowed from the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    pub name: String,
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
     pub uid: u32,
     pub gid: u32,
-    pub home: String,
+    pub home: &'a str,
+    /// Where the line lies in the text (without its line ending), for the editor.
+    pub span: Range<usize>,
 }
 
-/// One /etc/group entry.
+/// One /etc/group line, borrowed from the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEntry {
-    pub name: String,
+pub struct GroupEntry<'a> {
+    pub name: &'a str,
     pub gid: u32,
-    pub members: Vec<String>,
+    /// The member list as written (comma-separated).
+    pub member_list: &'a str,
+    pub span: Range<usize>,
 }
 
-/// Lines worth parsing: not blank, not a comment, not an NIS compat entry.
-fn records(text: &str) -> impl Iterator<Item = Vec<&str>> {
-    text.lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(['#', '+', '-']))
-        .map(|l| l.split(':').collect())
+impl<'a> GroupEntry<'a> {
+    /// The member names.
+    pub fn members(&self) -> impl Iterator<Item = &'a str> {
+        self.member_list
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+    }
 }
 
-/// Parses /etc/passwd text; malformed lines are skipped.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    records(text)
-        .filter_map(|f| match f.as_slice() {
-            [name, _, uid, gid, _, home, _] if !name.is_empty() => Some(PasswdEntry {
-                name: name.to_string(),
-                uid: uid.parse().ok()?,
-                gid: gid.parse().ok()?,
-                home: home.to_string(),
-            }),
-            _ => None,
+/// The fields of each line worth parsing (not blank, not a comment, not an NIS compat entry)
+/// that has exactly `N` of them, with the line's span; other lines are skipped, as libc does.
+fn records<const N: usize>(text: &str) -> impl Iterator<Item = ([&str; N], Range<usize>)> {
+    let mut at = 0;
+    text.split_inclusive('\n').filter_map(move |line| {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        if body.trim().is_empty() || body.starts_with(['#', '+', '-']) {
+            return None;
+        }
+        let mut fields = body.split(':');
+        let mut record = [""; N];
+        for f in &mut record {
+            *f = fields.next()?;
+        }
+        fields
+            .next()
+            .is_none()
+            .then_some((record, start..start + body.len()))
+    })
+}
+
+/// The entries of /etc/passwd text, in order; malformed lines are skipped. Borrowed, so a
+/// lookup allocates nothing: the shim does one in front of every exec.
+pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    records(text).filter_map(|([name, _, uid, gid, _, home, _], span)| {
+        (!name.is_empty()).then_some(())?;
+        Some(PasswdEntry {
+            name,
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+            home,
+            span,
         })
-        .collect()
+    })
 }
 
-/// Parses /etc/group text; malformed lines are skipped.
-pub fn parse_group(text: &str) -> Vec<GroupEntry> {
-    records(text)
-        .filter_map(|f| match f.as_slice() {
-            [name, _, gid, members] if !name.is_empty() => Some(GroupEntry {
-                name: name.to_string(),
-                gid: gid.parse().ok()?,
-                members: members
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(String::from)
-                    .collect(),
-            }),
-            _ => None,
+/// The entries of /etc/group text, in order; malformed lines are skipped.
+pub fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
+    records(text).filter_map(|([name, _, gid, member_list], span)| {
+        (!name.is_empty()).then_some(())?;
+        Some(GroupEntry {
+            name,
+            gid: gid.parse().ok()?,
+            member_list,
+            span,
         })
-        .collect()
+    })
+}
+
+/// `text` with field `index` of the line at `span` (from [`passwd_entries`] or
+/// [`group_entries`]) set to `value`; every other byte is kept.
+pub fn with_field(text: &str, span: &Range<usize>, index: usize, value: &str) -> String {
+    let line = &text[span.clone()];
+    let mut fields: Vec<&str> = line.split(':').collect();
+    fields[index] = value;
+    [&text[..span.start], &fields.join(":"), &text[span.end..]].concat()
+}
+
+/// `text` with `line` added at the end (after a line ending, if the text lacks its last one).
+pub fn with_line(text: &str, line: &str) -> String {
+    let mut out = String::with_capacity(text.len() + line.len() + 2);
+    out.push_str(text);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(line);
+    out.push('\n');
+    out
 }
 
 /// A resolved target: everything the drop and the sweep need.
@@ -165,17 +217,12 @@ pub struct Target {
 
 /// Resolves `spec` against passwd and group text. Pure, so the whole table is unit-tested.
 pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, UserError> {
-    let users = parse_passwd(passwd);
-    let entry = match spec {
-        UserSpec::Name(n) => Some(
-            users
-                .iter()
-                .find(|u| &u.name == n)
-                .ok_or_else(|| UserError::Unknown(n.clone()))?,
-        ),
-        UserSpec::Ids { uid, .. } => users.iter().find(|u| u.uid == *uid),
-    };
-    let (uid, gid) = match (spec, entry) {
+    // The first match wins, as with getpwnam.
+    let entry = passwd_entries(passwd).find(|u| match spec {
+        UserSpec::Name(n) => u.name == n,
+        UserSpec::Ids { uid, .. } => u.uid == *uid,
+    });
+    let (uid, gid) = match (spec, &entry) {
         (UserSpec::Ids { uid, gid: Some(g) }, _) => (*uid, *g),
         (_, Some(e)) => (e.uid, e.gid),
         // A bare uid with no entry: its own number as gid, never gid 0 by accident.
@@ -189,11 +236,10 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
         return Err(UserError::RootGroup(spec.to_string()));
     }
     let mut groups = vec![gid];
-    if let Some(e) = entry {
+    if let Some(e) = &entry {
         groups.extend(
-            parse_group(group)
-                .iter()
-                .filter(|g| g.members.iter().any(|m| m == &e.name))
+            group_entries(group)
+                .filter(|g| g.members().any(|m| m == e.name))
                 .map(|g| g.gid),
         );
     }
@@ -203,11 +249,11 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
         return Err(UserError::RootGroup(spec.to_string()));
     }
     Ok(Target {
-        name: entry.map(|e| e.name.clone()),
+        name: entry.as_ref().map(|e| e.name.to_string()),
         uid,
         gid,
         groups,
-        home: PathBuf::from(entry.map_or("/", |e| e.home.as_str())),
+        home: PathBuf::from(entry.as_ref().map_or("/", |e| e.home)),
     })
 }
 
@@ -227,22 +273,9 @@ pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
 
 /// The name of the user that has `uid` in /etc/passwd, if any.
 pub fn user_with_uid(uid: u32) -> Result<Option<String>, UserError> {
-    Ok(parse_passwd(&read(PASSWD)?)
-        .into_iter()
+    Ok(passwd_entries(&read(PASSWD)?)
         .find(|u| u.uid == uid)
-        .map(|u| u.name))
-}
-
-/// The spec from `--user`, else `HERMES_SHIM_USER`, else `hermes`.
-pub fn spec_from(cli: Option<&str>) -> Result<UserSpec, UserError> {
-    let env = match std::env::var("HERMES_SHIM_USER") {
-        Ok(v) => Some(v),
-        Err(std::env::VarError::NotPresent) => None,
-        Err(std::env::VarError::NotUnicode(v)) => {
-            return Err(UserError::BadSpec(v.to_string_lossy().into_owned()));
-        }
-    };
-    UserSpec::parse(cli.or(env.as_deref()).unwrap_or(DEFAULT_USER))
+        .map(|u| u.name.to_string()))
 }
 
 #[cfg(test)]
@@ -319,22 +352,45 @@ users:x:100:alice
 
     #[test]
     fn passwd_skips_comments_malformed_and_nis() {
-        let users = parse_passwd(PASSWD_TEXT);
-        let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+        let users: Vec<_> = passwd_entries(PASSWD_TEXT).collect();
+        let names: Vec<_> = users.iter().map(|u| u.name).collect();
         assert_eq!(
             names,
             ["root", "hermes", "hermes", "toor", "nogroup0", "alice"]
         );
         assert_eq!(users[1].home, "/opt/data");
+        assert_eq!(
+            &PASSWD_TEXT[users[1].span.clone()],
+            "hermes:x:10000:10000::/opt/data:/bin/sh",
+            "the span is the line, without its ending"
+        );
     }
 
     #[test]
     fn group_skips_malformed_and_trims_members() {
-        let groups = parse_group(GROUP_TEXT);
-        let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+        let groups: Vec<_> = group_entries(GROUP_TEXT).collect();
+        let names: Vec<_> = groups.iter().map(|g| g.name).collect();
         assert_eq!(names, ["root", "hermes", "docker", "staff", "users"]);
-        assert_eq!(groups[3].members, ["hermes", "bob"]);
-        assert!(groups[0].members.is_empty());
+        assert_eq!(groups[3].members().collect::<Vec<_>>(), ["hermes", "bob"]);
+        assert_eq!(groups[0].members().count(), 0);
+    }
+
+    #[test]
+    fn the_editor_changes_one_field_of_one_line_and_nothing_else() {
+        let text = "root:x:0:0::/root:/bin/sh\r\nhermes:x:10000:10000::/opt/data:/bin/sh";
+        let e = passwd_entries(text).nth(1).unwrap();
+        assert_eq!(
+            with_field(text, &e.span, 2, "7"),
+            "root:x:0:0::/root:/bin/sh\r\nhermes:x:7:10000::/opt/data:/bin/sh"
+        );
+        let g = group_entries("a:x:1:\nb:x:2:u\r\nc:x:3:\n").nth(1).unwrap();
+        assert_eq!(
+            with_field("a:x:1:\nb:x:2:u\r\nc:x:3:\n", &g.span, 3, "u,v"),
+            "a:x:1:\nb:x:2:u,v\r\nc:x:3:\n"
+        );
+        assert_eq!(with_line("a:x:1:", "b:x:2:"), "a:x:1:\nb:x:2:\n");
+        assert_eq!(with_line("a:x:1:\n", "b:x:2:"), "a:x:1:\nb:x:2:\n");
+        assert_eq!(with_line("", "b:x:2:"), "b:x:2:\n");
     }
 
     #[test]

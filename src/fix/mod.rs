@@ -7,41 +7,104 @@
 //! moved mid-walk), opening a device, or running out of fds or memory on a hostile shape. So
 //! the walk never resolves a path below the root: children are opened relative to their
 //! parent's fd without following symlinks, re-checked on the handle, and changed through it.
+//!
+//! A sweep is asked for with a [`Request`] (by the applet from its options, by `boot` from the
+//! settings) and runs only once [`Sweep::prepare`] has turned it into a checked configuration;
+//! every refusal ([`Refusal`]) happens there, before anything changes.
 
+mod config;
+mod frames;
+mod judge;
+mod queue;
+mod refusal;
+mod verdict;
 mod walk;
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail};
-use nix::errno::Errno;
+use serde::Serialize;
 
-use crate::cli::{FixOptions, WalkChoice};
-use crate::policy;
-use crate::sys::{self, fs};
-use crate::{shim, users};
+use crate::cli::FixOptions;
+use crate::escape::shown;
+use crate::exit::Exit;
+use crate::policy::{self, Previous};
+use crate::settings::{Settings, WalkChoice};
+use crate::users::{UserError, UserSpec};
 
-use walk::{Config, Counts, shown};
-
-/// Exit codes of the applet.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_PARTIAL: u8 = 1;
-pub const EXIT_REFUSED: u8 = 2;
+pub use config::{Sweep, protected};
+pub use refusal::Refusal;
+use walk::Counts;
 
 const PREFIX: &str = "hermes-shim fix-ownership";
 
-/// Runs the applet; returns its exit code.
-pub fn run(opts: FixOptions) -> u8 {
+/// What a sweep is asked to do, before any check.
+pub struct Request {
+    pub root: PathBuf,
+    pub user: Result<UserSpec, UserError>,
+    /// `--also-from`, as written (parsed in its turn, so refusals keep their order).
+    pub also_from: Option<Previous>,
+    pub also_from_raw: Option<String>,
+    pub excludes: Vec<String>,
+    /// `HERMES_SHIM_EXCLUDE`, already parsed by the settings.
+    pub env_excludes: Result<Vec<PathBuf>, policy::ExcludeError>,
+    pub walk: Result<WalkChoice, crate::settings::SettingError>,
+    pub dry_run: bool,
+    pub verbose: bool,
+}
+
+impl Request {
+    /// The sweep of `$HERMES_HOME` that `boot` runs: the settings' user, excludes and walk,
+    /// and the user's previous ids after a remap.
+    pub fn start_up(settings: &Settings, previous: Previous) -> Request {
+        Request {
+            root: settings.home.clone(),
+            user: settings.user.clone(),
+            also_from: (previous != Previous::default()).then_some(previous),
+            also_from_raw: None,
+            excludes: Vec::new(),
+            env_excludes: settings.excludes.clone(),
+            walk: settings.walk.clone(),
+            dry_run: false,
+            verbose: false,
+        }
+    }
+
+    /// The applet's request: its options, over the settings.
+    fn from_options(opts: &FixOptions, settings: &Settings) -> Request {
+        Request {
+            root: opts.path.clone().unwrap_or_else(|| settings.home.clone()),
+            user: match &opts.user {
+                Some(spec) => UserSpec::parse(spec),
+                None => settings.user.clone(),
+            },
+            also_from: None,
+            also_from_raw: opts.also_from.clone(),
+            excludes: opts.exclude.clone(),
+            env_excludes: settings.excludes.clone(),
+            walk: opts.walk.map_or_else(|| settings.walk.clone(), Ok),
+            dry_run: opts.dry_run,
+            verbose: opts.verbose,
+        }
+    }
+}
+
+/// Runs the applet.
+pub fn run(opts: &FixOptions, settings: &Settings) -> Exit {
+    sweep(Request::from_options(opts, settings), settings, opts.json)
+}
+
+/// Prepares and runs a sweep, printing its summary (and the JSON report with `json`).
+pub fn sweep(req: Request, settings: &Settings, json: bool) -> Exit {
     let start = Instant::now();
-    let (cfg, root_fd, root_st) = match prepare(&opts) {
-        Ok(prepared) => prepared,
+    let sweep = match Sweep::prepare(req, &protected(settings)) {
+        Ok(sweep) => sweep,
         Err(e) => {
-            say!("{PREFIX}: {e:#}");
-            return EXIT_REFUSED;
+            say!("{PREFIX}: {e}");
+            return Exit::Refused;
         }
     };
-    let out = walk::sweep(&cfg, root_fd, &root_st);
+    let (cfg, out) = sweep.run();
     let counts = out.counts;
     if out.chown_impossible {
         say!(
@@ -51,166 +114,44 @@ pub fn run(opts: FixOptions) -> u8 {
         );
     }
     let elapsed_ms = start.elapsed().as_millis();
-    report(&cfg, &counts, elapsed_ms, opts.json);
+    report(&cfg, &counts, elapsed_ms, json);
     if counts.errors > 0 {
-        EXIT_PARTIAL
+        Exit::Partial
     } else {
-        EXIT_OK
+        Exit::Ok
     }
 }
 
-/// The sweep's root when none is given: `$HERMES_HOME`, else /opt/data.
-pub fn default_root() -> PathBuf {
-    std::env::var_os("HERMES_HOME")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("/opt/data"), PathBuf::from)
+/// The `--json` report.
+#[derive(Serialize)]
+struct Report {
+    /// The root as the logs show it (see `crate::escape`).
+    root: String,
+    dry_run: bool,
+    walk: &'static str,
+    uid: u32,
+    gid: u32,
+    scanned: u64,
+    changed: u64,
+    skipped: Skipped,
+    errors: u64,
+    elapsed_ms: u128,
 }
 
-/// Every refusal, checked before anything changes. Each error is one line naming the problem
-/// and the remedy.
-fn prepare(opts: &FixOptions) -> anyhow::Result<(Config, OwnedFd, fs::Stat)> {
-    let root = opts.path.clone().unwrap_or_else(default_root);
-    // `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the
-    // symlink checks below follow a link.
-    let root: PathBuf = root.components().collect();
-    if let Some(why) = policy::refuse_root(&root, &protected()) {
-        bail!(why);
-    }
-    let (_, euid, ..) = sys::caller_ids();
-    if euid != 0 {
-        bail!(
-            "{}: must run as root to change owners (uid {euid} cannot chown; in a `--user` container run `docker exec -u 0 CONTAINER hermes-shim fix-ownership`)",
-            shown(&root)
-        );
-    }
-    let meta = std::fs::symlink_metadata(&root).with_context(|| {
-        format!(
-            "{}: cannot use it (give the Hermes data directory, e.g. /opt/data)",
-            shown(&root)
-        )
-    })?;
-    // A symlink, here or on the way, is refused when the root is opened below.
-    if !meta.is_dir() && !meta.file_type().is_symlink() {
-        bail!(
-            "{}: not a directory — give the Hermes data directory",
-            shown(&root)
-        );
-    }
-    let spec = users::spec_from(opts.user.as_deref())
-        .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID"))?;
-    let target = users::resolve(&spec)
-        .map_err(|e| anyhow!("{e} — pass --user NAME or UID:GID of the hermes user"))?;
-    let previous = match opts.also_from.as_deref() {
-        None => policy::Previous::default(),
-        Some(spec) => policy::Previous::parse(spec).map_err(|e| anyhow!(e))?,
-    };
-    // Previous ids are a user's *former* ids; a uid someone still has is that someone's.
-    if let Some(uid) = previous.uid
-        && let Some(owner) = users::user_with_uid(uid).map_err(|e| anyhow!("{e}"))?
-    {
-        bail!(
-            "--also-from: uid {uid} still belongs to user '{owner}'; its files are not the hermes user's to take"
-        );
-    }
-    let mut excludes = Vec::new();
-    let env = std::env::var("HERMES_SHIM_EXCLUDE").unwrap_or_default();
-    for x in opts
-        .exclude
-        .iter()
-        .map(String::as_str)
-        .chain(env.split(':').filter(|s| !s.is_empty()))
-    {
-        excludes.push(policy::exclude_path(x).map_err(|e| anyhow!(e))?);
-    }
-    let fd = match fs::open_root(&root) {
-        Ok(fd) => fd,
-        // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP.
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            let real = std::fs::canonicalize(&root)
-                .map(|p| format!("run it on {} instead", shown(&p)))
-                .unwrap_or_else(|_| "its target does not resolve".into());
-            bail!(
-                "{}: is or goes through a symlink; refusing to follow it — {real}",
-                shown(&root)
-            );
-        }
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("{}: cannot open it as a directory", shown(&root)));
-        }
-    };
-    let st = fs::stat_fd(fd.as_fd()).with_context(|| format!("{}: statx", shown(&root)))?;
-    let walk = match (opts.walk, fs::probe_openat2(fd.as_fd())) {
-        (WalkChoice::Fallback, _) => fs::Walk::Fallback,
-        (_, Ok(())) => fs::Walk::Openat2,
-        (WalkChoice::Auto, Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL)) => fs::Walk::Fallback,
-        (_, Err(e)) => {
-            bail!(
-                "openat2 is unavailable here ({}) — use --walk auto or --walk fallback",
-                e.desc()
-            );
-        }
-    };
-    let cfg = Config {
-        root,
-        walk,
-        rule: policy::Rule {
-            target: (target.uid, target.gid),
-            previous,
-        },
-        dry_run: opts.dry_run,
-        verbose: opts.verbose,
-        excludes,
-        root_dev: st.dev,
-        root_mnt: st.mnt_id,
-    };
-    Ok((cfg, fd, st))
+#[derive(Serialize)]
+struct Skipped {
+    other_owner: u64,
+    device: u64,
+    hardlink: u64,
+    mount: u64,
+    excluded: u64,
 }
 
-/// The directories whose programs root runs, as this process finds them: its own directory,
-/// the real programs' directory and the venv around it, and PATH. Each is taken as written and
-/// as resolved, since PATH may name a directory through a symlink (`/bin` -> `/usr/bin`).
-pub fn protected() -> policy::Protected {
-    let both = |p: PathBuf| {
-        let real = std::fs::canonicalize(&p).ok();
-        std::iter::once(p).chain(real)
-    };
-    let mut trees = Vec::new();
-    if let Some(dir) = std::fs::read_link("/proc/self/exe")
-        .ok()
-        .and_then(|exe| exe.parent().map(PathBuf::from))
-    {
-        trees.extend(both(dir));
-    }
-    let real_dir = shim::real_dir();
-    if let Some(venv) = real_dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
-        trees.extend(both(venv.to_path_buf()));
-    }
-    let mut dirs: Vec<PathBuf> = both(real_dir).collect();
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(
-            std::env::split_paths(&path)
-                .filter(|d| d.is_absolute())
-                .flat_map(both),
-        );
-    }
-    let normal = |v: Vec<PathBuf>| -> Vec<PathBuf> {
-        v.into_iter()
-            .filter(|p| p.is_absolute())
-            .map(|p| p.components().collect())
-            .collect()
-    };
-    policy::Protected {
-        dirs: normal(dirs),
-        trees: normal(trees),
-    }
-}
-
-fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
-    let verb = cfg.verb();
+fn report(cfg: &config::Config, c: &Counts, elapsed_ms: u128, json: bool) {
     say!(
-        "{PREFIX}: {}: {verb} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {elapsed_ms} ms",
+        "{PREFIX}: {}: {} {} of {} entries; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other owners; {} errors; {elapsed_ms} ms",
         shown(&cfg.root),
+        cfg.verb(),
         c.changed,
         c.scanned,
         c.hardlink,
@@ -222,57 +163,25 @@ fn report(cfg: &Config, c: &Counts, elapsed_ms: u128, json: bool) {
     );
     if json {
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), "{}", to_json(cfg, c, elapsed_ms));
-    }
-}
-
-fn to_json(cfg: &Config, c: &Counts, elapsed_ms: u128) -> String {
-    format!(
-        concat!(
-            r#"{{"root":{},"dry_run":{},"walk":"{}","uid":{},"gid":{},"scanned":{},"changed":{},"#,
-            r#""skipped":{{"other_owner":{},"device":{},"hardlink":{},"mount":{},"excluded":{}}},"#,
-            r#""errors":{},"elapsed_ms":{}}}"#
-        ),
-        json_string(&shown(&cfg.root)),
-        cfg.dry_run,
-        cfg.walk.as_str(),
-        cfg.rule.target.0,
-        cfg.rule.target.1,
-        c.scanned,
-        c.changed,
-        c.other_owner,
-        c.device,
-        c.hardlink,
-        c.mount,
-        c.excluded,
-        c.errors,
-        elapsed_ms
-    )
-}
-
-/// A JSON string literal for `s`.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("/opt/data"), r#""/opt/data""#);
-        assert_eq!(json_string("a\"b\\c\nd"), r#""a\"b\\c\u000ad""#);
+        let report = Report {
+            root: shown(&cfg.root),
+            dry_run: cfg.dry_run,
+            walk: cfg.walk.as_str(),
+            uid: cfg.rule.target.0,
+            gid: cfg.rule.target.1,
+            scanned: c.scanned,
+            changed: c.changed,
+            skipped: Skipped {
+                other_owner: c.other_owner,
+                device: c.device,
+                hardlink: c.hardlink,
+                mount: c.mount,
+                excluded: c.excluded,
+            },
+            errors: c.errors,
+            elapsed_ms,
+        };
+        let line = serde_json::to_string(&report).expect("a report of numbers and strings");
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 }

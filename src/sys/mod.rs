@@ -10,7 +10,7 @@ pub mod guard;
 pub mod process;
 pub mod pty;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
@@ -145,9 +145,35 @@ pub fn reset_signals() -> Result<(), Errno> {
 }
 
 /// execve(2); returns only on failure.
-pub fn exec(path: &CString, argv: &[CString], env: &[CString]) -> Errno {
+pub fn exec<E: AsRef<CStr>>(path: &CStr, argv: &[CString], env: &[E]) -> Errno {
     match unistd::execve(path, argv, env) {
         Err(e) => e,
         Ok(never) => match never {},
     }
+}
+
+/// The environment this process was started with, borrowed from libc's `environ`: every entry,
+/// in order, nothing copied (std's `vars_os` copies each variable and drops entries without
+/// `=`). Valid while nothing changes the environment; nothing in this crate does (`set_var` is
+/// unsafe, and unsafe code lives only in this module).
+pub fn environ() -> Vec<&'static CStr> {
+    unsafe extern "C" {
+        static environ: *const *const std::ffi::c_char;
+    }
+    let mut vars = Vec::new();
+    // SAFETY: libc keeps `environ` a NULL-terminated array of NUL-terminated strings, and we
+    // only read it, single-threaded, before exec.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            vars.push(CStr::from_ptr(*p));
+            p = p.add(1);
+        }
+    }
+    vars
+}
+
+/// The errno an `io::Error` from a failed call carries (EIO if it carries none).
+pub fn errno_of(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }

@@ -45,69 +45,36 @@ pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, Str
     if gid == 0 {
         return Ok(Plan::RootGroup);
     }
-    let me = users::parse_passwd(passwd)
-        .into_iter()
+    let me = users::passwd_entries(passwd)
         .find(|u| u.name == user)
         .ok_or_else(|| format!("user '{user}' not found in /etc/passwd"))?;
-    let groups = users::parse_group(group);
     if me.gid == gid
-        || groups
-            .iter()
-            .any(|g| g.gid == gid && g.members.iter().any(|m| m == user))
+        || users::group_entries(group).any(|g| g.gid == gid && g.members().any(|m| m == user))
     {
         return Ok(Plan::Nothing);
     }
-    if let Some(g) = groups.iter().find(|g| g.gid == gid) {
-        let text = add_member(group, &g.name, user)
-            .ok_or_else(|| format!("group '{}' has a line this cannot edit", g.name))?;
+    if let Some(g) = users::group_entries(group).find(|g| g.gid == gid) {
+        let members = if g.member_list.trim().is_empty() {
+            user.to_string()
+        } else {
+            format!("{},{user}", g.member_list)
+        };
         return Ok(Plan::Join {
-            group: g.name.clone(),
+            group: g.name.to_string(),
             created: false,
-            text,
+            text: users::with_field(group, &g.span, 3, &members),
         });
     }
+    let taken = |n: &str| users::group_entries(group).any(|g| g.name == n);
     let name = [NEW_GROUP.to_string(), format!("{NEW_GROUP}{gid}")]
         .into_iter()
-        .find(|n| !groups.iter().any(|g| &g.name == n))
+        .find(|n| !taken(n))
         .ok_or_else(|| format!("the names {NEW_GROUP} and {NEW_GROUP}{gid} are both taken"))?;
-    let mut text = group.to_string();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&format!("{name}:x:{gid}:{user}\n"));
     Ok(Plan::Join {
+        text: users::with_line(group, &format!("{name}:x:{gid}:{user}")),
         group: name,
         created: true,
-        text,
     })
-}
-
-/// Adds `user` to the member list of the first parsable line of group `name`; other lines are
-/// kept byte for byte.
-fn add_member(text: &str, name: &str, user: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len() + user.len() + 1);
-    let mut done = false;
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let fields: Vec<&str> = body.split(':').collect();
-        let ours = !done
-            && !body.starts_with(['#', '+', '-'])
-            && fields.len() == 4
-            && fields[0] == name
-            && fields[2].parse::<u32>().is_ok();
-        if ours {
-            out.push_str(body);
-            if !fields[3].trim().is_empty() {
-                out.push(',');
-            }
-            out.push_str(user);
-            out.push_str(&line[body.len()..]);
-            done = true;
-        } else {
-            out.push_str(line);
-        }
-    }
-    done.then_some(out)
 }
 
 /// The group of the Docker socket, if one is mounted.

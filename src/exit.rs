@@ -1,0 +1,58 @@
+//! How an applet ends: one type for all of them, turned into the process's exit code in `main`.
+
+/// An applet's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done: nothing failed (fix-ownership, boot, install).
+    Ok,
+    /// Done, but some entry could not be fixed (fix-ownership).
+    Partial,
+    /// Refused before changing anything (fix-ownership, boot, install; a bad setting).
+    Refused,
+    /// The program was not run: the drop or a check refused (shim, exec, entrypoint).
+    NotRun,
+    /// The program is missing or cannot be executed (shim, exec, entrypoint).
+    NotFound,
+    /// The program's own exit status, as the init passes it on.
+    Program(u8),
+}
+
+impl Exit {
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Partial => 1,
+            Exit::Refused => 2,
+            Exit::NotRun => 126,
+            Exit::NotFound => 127,
+            Exit::Program(code) => code,
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_ones() {
+        let table = [
+            (Exit::Ok, 0),
+            (Exit::Partial, 1),
+            (Exit::Refused, 2),
+            (Exit::NotRun, 126),
+            (Exit::NotFound, 127),
+            (Exit::Program(42), 42),
+        ];
+        for (exit, code) in table {
+            assert_eq!(exit.code(), code, "{exit:?}");
+        }
+    }
+}

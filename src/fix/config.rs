@@ -1,0 +1,280 @@
+//! A sweep's configuration, built and checked in steps (the root, the rule, the excludes, the
+//! walk backend); each step refuses with a [`Refusal`] before anything changes.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::policy::{self, Previous, Protected, Rule};
+use crate::settings::{Settings, WalkChoice};
+use crate::sys::{self, fs};
+use crate::users::{self, UserError, UserSpec};
+
+use super::walk::{self, Outcome};
+use super::{Refusal, Request};
+
+/// Everything the walk needs to know, fixed for the whole run.
+pub struct Config {
+    pub root: PathBuf,
+    pub walk: fs::Walk,
+    pub rule: Rule,
+    pub dry_run: bool,
+    pub verbose: bool,
+    pub excludes: Vec<PathBuf>,
+    /// The root's device and mount id: entries elsewhere are on another mount.
+    pub root_dev: u64,
+    pub root_mnt: Option<u64>,
+}
+
+impl Config {
+    /// How a change is reported: what a dry run would do, or what was done.
+    pub fn verb(&self) -> &'static str {
+        if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        }
+    }
+
+    /// True when `st` lies on another mount than the root: another device, or (where statx
+    /// reports mount ids) another mount of the same device, such as a bind mount.
+    pub fn foreign(&self, st: &fs::Stat) -> bool {
+        st.dev != self.root_dev
+            || matches!((st.mnt_id, self.root_mnt), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// A checked sweep, ready to run: its configuration and the root, open and stat'ed.
+pub struct Sweep {
+    cfg: Config,
+    root_fd: OwnedFd,
+    root_st: fs::Stat,
+}
+
+impl Sweep {
+    /// Every refusal, checked before anything changes, in this order: the root's path and the
+    /// caller, the rule (target user and previous ids), the excludes, then the root opened
+    /// without following any symlink, and the walk backend.
+    pub fn prepare(req: Request, protected: &Protected) -> Result<Sweep, Refusal> {
+        let root = checked_root(&req.root, protected)?;
+        let rule = rule(req.user, req.also_from, req.also_from_raw.as_deref())?;
+        let mut excludes = req
+            .excludes
+            .iter()
+            .map(|x| policy::exclude_path(x))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Refusal::Exclude)?;
+        excludes.extend(req.env_excludes.map_err(Refusal::Exclude)?);
+        let (root_fd, root_st) = open_root(&root)?;
+        let walk = backend(req.walk.map_err(Refusal::Setting)?, &root_fd)?;
+        Ok(Sweep {
+            cfg: Config {
+                root,
+                walk,
+                rule,
+                dry_run: req.dry_run,
+                verbose: req.verbose,
+                excludes,
+                root_dev: root_st.dev,
+                root_mnt: root_st.mnt_id,
+            },
+            root_fd,
+            root_st,
+        })
+    }
+
+    /// Walks the tree; returns the configuration (for the report) and what the walk did.
+    pub fn run(self) -> (Config, Outcome) {
+        let out = walk::sweep(&self.cfg, self.root_fd, &self.root_st);
+        (self.cfg, out)
+    }
+}
+
+/// The root's path: acceptable by policy, this process root, the root there and a directory.
+/// `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the symlink
+/// checks follow a link.
+fn checked_root(root: &Path, protected: &Protected) -> Result<PathBuf, Refusal> {
+    if let Some(why) = policy::refuse_root(root, protected) {
+        return Err(Refusal::Root(why));
+    }
+    let root: PathBuf = root.components().collect();
+    let (_, euid, ..) = sys::caller_ids();
+    if euid != 0 {
+        return Err(Refusal::NotRoot { root, euid });
+    }
+    let meta = std::fs::symlink_metadata(&root).map_err(|e| Refusal::Unusable {
+        root: root.clone(),
+        errno: sys::errno_of(&e),
+    })?;
+    // A symlink, here or on the way, is refused when the root is opened.
+    if !meta.is_dir() && !meta.file_type().is_symlink() {
+        return Err(Refusal::NotADirectory(root));
+    }
+    Ok(root)
+}
+
+/// The rule: the target user's ids, and the previous ids that move too. Previous ids are a
+/// user's *former* ids; a uid someone still has is that someone's.
+fn rule(
+    user: Result<UserSpec, UserError>,
+    previous: Option<Previous>,
+    previous_raw: Option<&str>,
+) -> Result<Rule, Refusal> {
+    let spec = user.map_err(Refusal::BadUser)?;
+    let target = users::resolve(&spec).map_err(Refusal::Target)?;
+    let previous = match (previous, previous_raw) {
+        (Some(p), _) => p,
+        (None, Some(raw)) => Previous::parse(raw).map_err(Refusal::AlsoFrom)?,
+        (None, None) => Previous::default(),
+    };
+    if let Some(uid) = previous.uid
+        && let Some(owner) = users::user_with_uid(uid).map_err(Refusal::Target)?
+    {
+        return Err(Refusal::PreviousHeld { uid, owner });
+    }
+    Ok(Rule {
+        target: (target.uid, target.gid),
+        previous,
+    })
+}
+
+/// Opens the root one component at a time, following no symlink, and stats it.
+fn open_root(root: &Path) -> Result<(OwnedFd, fs::Stat), Refusal> {
+    let fd = match fs::open_root(root) {
+        Ok(fd) => fd,
+        // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP.
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            return Err(Refusal::Symlink {
+                root: root.to_path_buf(),
+                real: std::fs::canonicalize(root).ok(),
+            });
+        }
+        Err(errno) => {
+            return Err(Refusal::Open {
+                root: root.to_path_buf(),
+                errno,
+            });
+        }
+    };
+    let st = fs::stat_fd(fd.as_fd()).map_err(|errno| Refusal::Stat {
+        root: root.to_path_buf(),
+        errno,
+    })?;
+    Ok((fd, st))
+}
+
+/// The walk backend: openat2 where the kernel and seccomp allow it (probed once, on the root),
+/// else the fallback, unless one is forced.
+fn backend(choice: WalkChoice, root: &OwnedFd) -> Result<fs::Walk, Refusal> {
+    match (choice, fs::probe_openat2(root.as_fd())) {
+        (WalkChoice::Fallback, _) => Ok(fs::Walk::Fallback),
+        (_, Ok(())) => Ok(fs::Walk::Openat2),
+        (WalkChoice::Auto, Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL)) => {
+            Ok(fs::Walk::Fallback)
+        }
+        (_, Err(e)) => Err(Refusal::NoOpenat2(e)),
+    }
+}
+
+/// The directories whose programs root runs, as this process finds them: its own directory,
+/// the real programs' directory and the venv around it, and PATH. Each is taken as written and
+/// as resolved, since PATH may name a directory through a symlink (`/bin` -> `/usr/bin`).
+pub fn protected(settings: &Settings) -> Protected {
+    let both = |p: PathBuf| {
+        let real = std::fs::canonicalize(&p).ok();
+        std::iter::once(p).chain(real)
+    };
+    let mut trees = Vec::new();
+    if let Some(dir) = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+    {
+        trees.extend(both(dir));
+    }
+    let real_dir = settings.real_dir.clone();
+    if let Some(venv) = real_dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
+        trees.extend(both(venv.to_path_buf()));
+    }
+    let mut dirs: Vec<PathBuf> = both(real_dir).collect();
+    if let Some(path) = &settings.path {
+        dirs.extend(
+            std::env::split_paths(path)
+                .filter(|d| d.is_absolute())
+                .flat_map(both),
+        );
+    }
+    let normal = |v: Vec<PathBuf>| -> Vec<PathBuf> {
+        v.into_iter()
+            .filter(|p| p.is_absolute())
+            .map(|p| p.components().collect())
+            .collect()
+    };
+    Protected {
+        dirs: normal(dirs),
+        trees: normal(trees),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            root: "/opt/data".into(),
+            walk: fs::Walk::Fallback,
+            rule: Rule::to((10000, 10000)),
+            dry_run: false,
+            verbose: false,
+            excludes: vec![],
+            root_dev: 7,
+            root_mnt: Some(30),
+        }
+    }
+
+    #[test]
+    fn mount_detection_by_device_and_mount_id() {
+        let st = |dev, mnt_id| fs::Stat {
+            dev,
+            ino: 1,
+            kind: fs::Kind::File,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mnt_id,
+        };
+        let c = cfg();
+        assert!(!c.foreign(&st(7, Some(30))));
+        assert!(
+            c.foreign(&st(7, Some(31))),
+            "a bind mount of the same filesystem"
+        );
+        assert!(c.foreign(&st(8, Some(30))));
+        assert!(!c.foreign(&st(7, None)), "no mount id: device decides");
+        assert!(c.foreign(&st(9, None)));
+    }
+
+    #[test]
+    fn a_forced_walk_is_kept_and_auto_falls_back_only_where_openat2_is_missing() {
+        let root: OwnedFd = std::fs::File::open("/").unwrap().into();
+        assert_eq!(
+            backend(WalkChoice::Fallback, &root).unwrap(),
+            fs::Walk::Fallback
+        );
+        let auto = backend(WalkChoice::Auto, &root).unwrap();
+        match fs::probe_openat2(root.as_fd()) {
+            Ok(()) => {
+                assert_eq!(auto, fs::Walk::Openat2);
+                assert_eq!(
+                    backend(WalkChoice::Openat2, &root).unwrap(),
+                    fs::Walk::Openat2
+                );
+            }
+            Err(_) => {
+                assert_eq!(auto, fs::Walk::Fallback);
+                assert!(backend(WalkChoice::Openat2, &root).is_err());
+            }
+        }
+    }
+}

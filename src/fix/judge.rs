@@ -1,0 +1,238 @@
+//! The per-entry judge: looks at one child of a directory without following it, decides with
+//! the ownership rule, and changes it through a handle of its own, re-judged on that handle.
+//! Whatever a name pointed at when it was listed, only the inode in hand is judged and changed.
+
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::escape::shown;
+use crate::policy::{self, Action, Skip};
+use crate::sys::fs::{self, Kind, Open, Stat};
+
+use super::verdict::Next;
+use super::walk::{Counts, Shared};
+
+/// Judges and changes the entries of one directory; borrows a worker's counters and path.
+pub struct Judge<'a, 's> {
+    pub sh: &'a Shared<'s>,
+    pub counts: &'a mut Counts,
+    /// The directory the entries are in (for messages and excludes).
+    pub dir: &'a Path,
+}
+
+/// A directory to descend into: its fd and identity.
+pub type Descend = Option<(OwnedFd, (u64, u64))>;
+
+/// A name that vanished or changed type between listing and opening: a rename in flight, not
+/// a failure; the entry is simply no longer here.
+fn in_flight(e: Errno) -> bool {
+    matches!(e, Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)
+}
+
+pub fn os(name: &CStr) -> &OsStr {
+    OsStr::from_bytes(name.to_bytes())
+}
+
+impl Judge<'_, '_> {
+    /// Handles the child `name` of `dir`, listed with getdents type `d_type`; returns a
+    /// directory to descend into.
+    pub fn entry(&mut self, dir: BorrowedFd, name: &CStr, d_type: u8) -> Descend {
+        self.counts.scanned += 1;
+        if !self.sh.cfg.excludes.is_empty() && self.excluded(name) {
+            self.skipped(name, Skip::Excluded);
+            return None;
+        }
+        if d_type == fs::DT_DIR {
+            return self.directory(dir, name);
+        }
+        self.other(dir, name, true)
+    }
+
+    /// Handles a child that was not listed as a directory. `may_enter` is false when it was
+    /// a directory a moment ago: an entry flipping type again is left for the next run rather
+    /// than chased.
+    fn other(&mut self, dir: BorrowedFd, name: &CStr, may_enter: bool) -> Descend {
+        let st = match fs::stat_at(dir, name) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => {
+                self.vanished();
+                return None;
+            }
+            Err(e) => {
+                self.error(os(name), "statx", e);
+                return None;
+            }
+        };
+        if st.kind == Kind::Dir {
+            if may_enter {
+                return self.directory(dir, name);
+            }
+            self.vanished();
+            return None;
+        }
+        // On another mount: not even opened (a non-directory mount point is a bind-mounted
+        // file, whatever its owner).
+        if self.sh.cfg.foreign(&st) {
+            self.skipped(name, Skip::Mount);
+            return None;
+        }
+        match self.decide(&st) {
+            Action::Keep => {}
+            Action::Skip(s) => self.skipped(name, s),
+            Action::Change { .. } => self.change_other(dir, name),
+        }
+        None
+    }
+
+    /// A name that disappeared (or changed type) between listing and looking: not counted.
+    fn vanished(&mut self) {
+        self.counts.scanned -= 1;
+    }
+
+    /// Re-checks a non-directory on the handle we will change, then changes it through that
+    /// handle.
+    fn change_other(&mut self, dir: BorrowedFd, name: &CStr) {
+        let handle = match fs::open_child(dir, name, Open::Handle, self.sh.cfg.walk) {
+            Ok(h) => h,
+            Err(Errno::EXDEV) => return self.skipped(name, Skip::Mount),
+            Err(e) if in_flight(e) => return self.vanished(),
+            Err(e) => return self.error(os(name), "open", e),
+        };
+        let st = match fs::stat_fd(handle.as_fd()) {
+            Ok(st) => st,
+            Err(e) => return self.error(os(name), "statx", e),
+        };
+        if st.kind == Kind::Dir {
+            // Swapped for a directory since we looked; it is not entered this run.
+            return self.vanished();
+        }
+        self.apply(handle.as_fd(), &st, name);
+    }
+
+    /// Opens a child directory, judges and changes it through its own fd, and returns it to
+    /// descend into when it is on the sweep's mount.
+    fn directory(&mut self, dir: BorrowedFd, name: &CStr) -> Descend {
+        let fd = match fs::open_child(dir, name, Open::Dir, self.sh.cfg.walk) {
+            Ok(fd) => fd,
+            Err(Errno::EXDEV) => {
+                self.skipped(name, Skip::Mount);
+                return None;
+            }
+            Err(Errno::ENOENT) => {
+                self.vanished();
+                return None;
+            }
+            // Became a symlink or a file since it was listed: judge it as what it is now.
+            Err(Errno::ENOTDIR | Errno::ELOOP) => return self.other(dir, name, false),
+            Err(e) => {
+                self.error(os(name), "open", e);
+                return None;
+            }
+        };
+        let st = match fs::stat_fd(fd.as_fd()) {
+            Ok(st) => st,
+            Err(e) => {
+                self.error(os(name), "statx", e);
+                return None;
+            }
+        };
+        (self.apply(fd.as_fd(), &st, name) && !self.sh.queue.stopped()).then(|| (fd, st.ident()))
+    }
+
+    /// Applies the ownership rule to the inode behind `fd`, whose fresh stat is `st`; returns
+    /// false when it lies on another mount (and was skipped as such).
+    pub fn apply(&mut self, fd: BorrowedFd, st: &Stat, name: &CStr) -> bool {
+        if self.sh.cfg.foreign(st) {
+            self.skipped(name, Skip::Mount);
+            return false;
+        }
+        match self.decide(st) {
+            Action::Keep => {}
+            Action::Skip(s) => self.skipped(name, s),
+            Action::Change { uid, gid } => self.change(fd, uid, gid, name),
+        }
+        true
+    }
+
+    fn decide(&self, st: &Stat) -> Action {
+        policy::decide(st.kind, st.uid, st.gid, st.nlink, &self.sh.cfg.rule)
+    }
+
+    /// chown through the handle (nothing in a dry run), telling the verdict how it went.
+    fn change(&mut self, fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>, name: &CStr) {
+        let cfg = self.sh.cfg;
+        let result = if cfg.dry_run {
+            Ok(())
+        } else {
+            fs::chown_fd(fd, uid, gid)
+        };
+        match result {
+            Ok(()) => {
+                self.counts.changed += 1;
+                if !cfg.dry_run {
+                    self.say_all(self.sh.verdict.succeeded());
+                }
+                if cfg.verbose {
+                    say!(
+                        "hermes-shim fix-ownership: {} {}",
+                        cfg.verb(),
+                        shown(&self.dir.join(os(name)))
+                    );
+                }
+            }
+            Err(e @ (Errno::EPERM | Errno::EINVAL)) => {
+                self.counts.errors += 1;
+                let line = self.error_line(os(name), "fchownat", e);
+                let (lines, next) = self.sh.verdict.denied(line);
+                self.say_all(lines);
+                if next == Next::Stop {
+                    self.sh.queue.stop();
+                }
+            }
+            Err(e) => self.error(os(name), "fchownat", e),
+        }
+    }
+
+    pub fn skipped(&mut self, name: &CStr, why: Skip) {
+        self.counts.skip(why);
+        if self.sh.cfg.verbose {
+            say!(
+                "hermes-shim fix-ownership: skipped {} ({})",
+                shown(&self.dir.join(os(name))),
+                why.reason()
+            );
+        }
+    }
+
+    fn error_line(&self, rel: &OsStr, call: &str, e: Errno) -> String {
+        format!(
+            "hermes-shim fix-ownership: error: {}: {call}: {e}",
+            shown(&self.dir.join(rel))
+        )
+    }
+
+    /// Reports a failing entry (`rel` relative to the current directory) and counts it.
+    pub fn error(&mut self, rel: &OsStr, call: &str, e: Errno) {
+        if self.sh.queue.stopped() {
+            return;
+        }
+        self.counts.errors += 1;
+        say!("{}", self.error_line(rel, call, e));
+    }
+
+    fn say_all(&self, lines: Vec<String>) {
+        for line in lines {
+            say!("{line}");
+        }
+    }
+
+    fn excluded(&self, name: &CStr) -> bool {
+        let full = self.dir.join(os(name));
+        let rel = full.strip_prefix(&self.sh.cfg.root).unwrap_or(&full);
+        self.sh.cfg.excludes.iter().any(|x| x == rel)
+    }
+}
