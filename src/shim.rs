@@ -615,33 +615,25 @@ mod tests {
 
     #[test]
     fn failure_at_each_step_refuses_without_exec() {
-        for (fail, calls) in [
-            ("setgroups", &["setgroups"][..]),
-            ("setresgid", &["setgroups", "setresgid"][..]),
-            ("setresuid", &["setgroups", "setresgid", "setresuid"][..]),
-            ("current", &["setgroups", "setresgid", "setresuid"][..]),
-            (
-                "close fds",
-                &[
-                    "setgroups",
-                    "setresgid",
-                    "setresuid",
-                    "setuid(0)",
-                    "close fds",
-                ][..],
-            ),
-            (
-                "seccomp",
-                &[
-                    "setgroups",
-                    "setresgid",
-                    "setresuid",
-                    "setuid(0)",
-                    "close fds",
-                    "seccomp",
-                ][..],
-            ),
+        const ALL: [&str; 6] = [
+            "setgroups",
+            "setresgid",
+            "setresuid",
+            "setuid(0)",
+            "close fds",
+            "seccomp",
+        ];
+        // The step that fails, and how many calls were made up to it ("current" is the
+        // verification's read of the ids, after setresuid).
+        for (fail, made) in [
+            ("setgroups", 1),
+            ("setresgid", 2),
+            ("setresuid", 3),
+            ("current", 3),
+            ("close fds", 5),
+            ("seccomp", 6),
         ] {
+            let calls = &ALL[..made];
             let mut r = Recorder {
                 fail: Some(fail),
                 ..Default::default()
@@ -653,22 +645,6 @@ mod tests {
 
     #[test]
     fn verification_catches_a_drop_that_did_not_hold() {
-        let mut lying = Recorder {
-            lie: true,
-            ..Default::default()
-        };
-        assert_eq!(run_with(&mut lying), (Exit::NotRun, false));
-        let err = drop_privileges(
-            &mut Recorder {
-                lie: true,
-                ..Default::default()
-            },
-            &target(),
-            Terminal::Some,
-        )
-        .unwrap_err();
-        assert_eq!(err.step, Step::Verify);
-
         let wrong_groups = Ids {
             ruid: 10000,
             euid: 10000,
@@ -678,37 +654,49 @@ mod tests {
             sgid: 10000,
             groups: vec![0, 10000],
         };
-        let mut r = Recorder {
-            ids: Some(wrong_groups),
-            ..Default::default()
-        };
-        assert_eq!(run_with(&mut r), (Exit::NotRun, false));
-
-        let mut kept = Recorder {
-            caps: 1 << 21,
-            ..Default::default()
-        };
-        assert_eq!(
-            run_with(&mut kept),
-            (Exit::NotRun, false),
-            "CAP_SYS_ADMIN kept"
-        );
-
-        let mut rev = Recorder {
-            reversible: true,
-            ..Default::default()
-        };
-        assert_eq!(run_with(&mut rev), (Exit::NotRun, false));
-        let err = drop_privileges(
-            &mut Recorder {
-                reversible: true,
-                ..Default::default()
-            },
-            &target(),
-            Terminal::Some,
-        )
-        .unwrap_err();
-        assert_eq!(err.step, Step::RegainRoot);
+        let cases = [
+            (
+                "saved uid left at 0",
+                Recorder {
+                    lie: true,
+                    ..Default::default()
+                },
+                Step::Verify,
+            ),
+            (
+                "root's group kept",
+                Recorder {
+                    ids: Some(wrong_groups),
+                    ..Default::default()
+                },
+                Step::Verify,
+            ),
+            (
+                "CAP_SYS_ADMIN kept",
+                Recorder {
+                    caps: 1 << 21,
+                    ..Default::default()
+                },
+                Step::Verify,
+            ),
+            (
+                "reversible",
+                Recorder {
+                    reversible: true,
+                    ..Default::default()
+                },
+                Step::RegainRoot,
+            ),
+        ];
+        for (what, mut r, step) in cases {
+            assert_eq!(run_with(&mut r), (Exit::NotRun, false), "{what}");
+            let mut again = Recorder {
+                calls: Vec::new(),
+                ..r
+            };
+            let err = drop_privileges(&mut again, &target(), Terminal::Some).unwrap_err();
+            assert_eq!(err.step, step, "{what}");
+        }
     }
 
     #[test]

@@ -170,22 +170,20 @@ mod tests {
 
     #[test]
     fn an_existing_group_is_joined_keeping_its_other_members() {
-        assert_eq!(
-            plan(PASSWD, GROUPS, "hermes", 100),
-            Ok(join(
+        for (gid, group, line, joined) in [
+            (
+                100,
                 "users",
-                false,
-                GROUPS.replace("users:x:100:alice", "users:x:100:alice,hermes")
-            ))
-        );
-        assert_eq!(
-            plan(PASSWD, GROUPS, "hermes", 50),
-            Ok(join(
-                "staff",
-                false,
-                GROUPS.replace("staff:x:50:", "staff:x:50:hermes")
-            ))
-        );
+                "users:x:100:alice",
+                "users:x:100:alice,hermes",
+            ),
+            (50, "staff", "staff:x:50:", "staff:x:50:hermes"),
+        ] {
+            assert_eq!(
+                plan(PASSWD, GROUPS, "hermes", gid),
+                Ok(join(group, false, GROUPS.replace(line, joined)))
+            );
+        }
     }
 
     #[test]

@@ -137,8 +137,9 @@ mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// A chain dir/d/d/… `levels` deep in a fresh temporary directory (no root needed).
-    fn chain(tag: &str, levels: usize) -> (PathBuf, Vec<PathBuf>) {
+    /// A chain dir/d/d/… `levels` deep in a fresh temporary directory (no root needed), every
+    /// level pushed: the deepest [`OPEN_FRAMES`] open, the others closed.
+    fn deep(tag: &str, levels: usize) -> (PathBuf, Vec<PathBuf>, Frames) {
         let base =
             std::env::temp_dir().join(format!("hermes-shim-frames-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
@@ -148,7 +149,17 @@ mod tests {
             dirs.push(next);
         }
         std::fs::create_dir_all(dirs.last().unwrap()).unwrap();
-        (base, dirs)
+        let mut f = Frames::default();
+        for (i, d) in dirs.iter().enumerate() {
+            let (fd, ident) = open(d);
+            if i == 0 {
+                f.start(fd, ident, 0);
+            } else {
+                f.push(fd, ident);
+            }
+            assert_eq!(f.open_count(), (i + 1).min(OPEN_FRAMES), "after {i} pushes");
+        }
+        (base, dirs, f)
     }
 
     fn open(p: &Path) -> (OwnedFd, (u64, u64)) {
@@ -157,17 +168,16 @@ mod tests {
         (fd, ident)
     }
 
+    /// Pops until the next pop has to reopen a closed parent.
+    fn pop_to_the_window_edge(f: &mut Frames) {
+        while f.frames[f.len() - 2].open.is_some() {
+            f.pop(|_| true).unwrap();
+        }
+    }
+
     #[test]
     fn the_window_keeps_exactly_the_deepest_frames_open_and_reopens_on_the_way_up() {
-        let (base, dirs) = chain("window", OPEN_FRAMES + 8);
-        let mut f = Frames::default();
-        let (fd, ident) = open(&dirs[0]);
-        f.start(fd, ident, 0);
-        for (i, d) in dirs.iter().enumerate().skip(1) {
-            let (fd, ident) = open(d);
-            f.push(fd, ident);
-            assert_eq!(f.open_count(), (i + 1).min(OPEN_FRAMES), "after {i} pushes");
-        }
+        let (base, dirs, mut f) = deep("window", OPEN_FRAMES + 8);
         assert_eq!(f.len(), dirs.len());
         // All the way back up: each closed parent is reopened through `..` and checked.
         while f.len() > 1 {
@@ -179,21 +189,10 @@ mod tests {
 
     #[test]
     fn a_directory_moved_elsewhere_is_not_reopened_by_path() {
-        let (base, dirs) = chain("moved", OPEN_FRAMES + 2);
-        let mut f = Frames::default();
-        let (fd, ident) = open(&dirs[0]);
-        f.start(fd, ident, 0);
-        for d in &dirs[1..] {
-            let (fd, ident) = open(d);
-            f.push(fd, ident);
-        }
-        // Pop until the top frame's parent is closed, then move the top directory away: its
-        // `..` is now another directory.
-        while f.frames[f.len() - 2].open.is_some() {
-            f.pop(|_| true).unwrap();
-        }
-        let top = &dirs[f.len() - 1];
-        std::fs::rename(top, base.join("elsewhere")).unwrap();
+        let (base, dirs, mut f) = deep("moved", OPEN_FRAMES + 2);
+        pop_to_the_window_edge(&mut f);
+        // Move the top directory away: its `..` is now another directory.
+        std::fs::rename(&dirs[f.len() - 1], base.join("elsewhere")).unwrap();
         match f.pop(|_| true) {
             Err((Errno::ESTALE, left)) => assert_eq!(left, 3, "the three above it"),
             other => panic!("expected ESTALE, got {other:?}"),
@@ -204,17 +203,8 @@ mod tests {
 
     #[test]
     fn a_parent_on_another_mount_is_refused() {
-        let (base, dirs) = chain("mount", OPEN_FRAMES + 1);
-        let mut f = Frames::default();
-        let (fd, ident) = open(&dirs[0]);
-        f.start(fd, ident, 0);
-        for d in &dirs[1..] {
-            let (fd, ident) = open(d);
-            f.push(fd, ident);
-        }
-        while f.frames[f.len() - 2].open.is_some() {
-            f.pop(|_| true).unwrap();
-        }
+        let (base, _, mut f) = deep("mount", OPEN_FRAMES + 1);
+        pop_to_the_window_edge(&mut f);
         assert!(matches!(f.pop(|_| false), Err((Errno::ESTALE, _))));
         let _ = std::fs::remove_dir_all(&base);
     }
