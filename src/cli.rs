@@ -1,4 +1,7 @@
 //! Command-line definitions for `hermes-shim` called by its own name.
+//!
+//! The doc comments here are the `--help` text, where markdown backticks would show as such.
+#![allow(clippy::doc_markdown)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -99,24 +99,23 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
         }
         return how.start(&Prepared::new(&program, rest, None));
     }
-    match record::this_start() {
-        Some(code) => say!(
+    if let Some(code) = record::this_start() {
+        say!(
             "hermes-shim entrypoint: the start-up repair already ran in this container start (exit {code}); not repairing again"
-        ),
-        None => {
-            say!(
-                "hermes-shim entrypoint: no start-up repair has run in this container start; repairing now"
-            );
-            if let Some(why) = repair_verdict(repair_once()) {
-                say!("{why}");
-            }
+        );
+    } else {
+        say!(
+            "hermes-shim entrypoint: no start-up repair has run in this container start; repairing now"
+        );
+        if let Some(why) = repair_verdict(&repair_once()) {
+            say!("{why}");
         }
     }
     shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint, settings)
 }
 
 /// Why a container started as `ruid` (neither root nor the hermes user `hermes`, e.g. `docker
-/// run --user 1234`) cannot work: its HERMES_HOME is not writable by it, so hermes would fail
+/// run --user 1234`) cannot work: its `HERMES_HOME` is not writable by it, so hermes would fail
 /// at its first write. `None` when it can: the hermes user itself, or a home made writable for
 /// that uid (a pre-chowned bind mount, Kubernetes `fsGroup`).
 fn unusable_home(ruid: u32, hermes: Option<u32>, home: &Path) -> Option<String> {
@@ -132,7 +131,7 @@ fn unusable_home(ruid: u32, hermes: Option<u32>, home: &Path) -> Option<String> 
 
 /// What to say of how the start-up repair ended: nothing for 0 or 2 (`boot` says itself what it
 /// did, and WARNS on a refusal), a WARNING for anything else (a crash, a signal, no start).
-fn repair_verdict(status: std::io::Result<std::process::ExitStatus>) -> Option<String> {
+fn repair_verdict(status: &std::io::Result<std::process::ExitStatus>) -> Option<String> {
     match status.as_ref().map(std::process::ExitStatus::code) {
         Ok(Some(c)) if c == i32::from(Exit::Ok.code()) || c == i32::from(Exit::Refused.code()) => {
             None

@@ -137,18 +137,20 @@ impl Rule {
 /// left whole, even with gid 0: it belongs to someone else. Directories may have any link count;
 /// other types with more than one link are skipped, because a hard link can pull an inode from
 /// outside the tree into it.
+// A uid and a gid of each kind (current, target, old, new): the names differ in that letter.
+#[allow(clippy::similar_names)]
 pub fn decide(kind: Kind, uid: u32, gid: u32, nlink: u32, rule: &Rule) -> Action {
-    let (tuid, tgid) = rule.target;
-    let (puid, pgid) = (rule.previous.uid, rule.previous.gid);
+    let (target_uid, target_gid) = rule.target;
+    let (old_uid, old_gid) = (rule.previous.uid, rule.previous.gid);
     if matches!(kind, Kind::BlockDevice | Kind::CharDevice) {
         return Action::Skip(Skip::Device);
     }
-    let moving_uid = uid == 0 || Some(uid) == puid;
-    if !moving_uid && uid != tuid {
+    let moving_uid = uid == 0 || Some(uid) == old_uid;
+    if !moving_uid && uid != target_uid {
         return Action::Skip(Skip::OtherOwner);
     }
-    let new_uid = (moving_uid && uid != tuid).then_some(tuid);
-    let new_gid = ((gid == 0 || Some(gid) == pgid) && gid != tgid).then_some(tgid);
+    let new_uid = (moving_uid && uid != target_uid).then_some(target_uid);
+    let new_gid = ((gid == 0 || Some(gid) == old_gid) && gid != target_gid).then_some(target_gid);
     if new_uid.is_none() && new_gid.is_none() {
         return Action::Keep;
     }
@@ -304,11 +306,11 @@ pub fn refuse_root(path: &Path, protected: &Protected) -> Option<RootRefusal> {
     })
 }
 
-/// Whether `id` has a mapping in a /proc/PID/uid_map or gid_map text (lines of `INSIDE OUTSIDE
+/// Whether `id` has a mapping in a `/proc/PID/uid_map` or `gid_map` text (lines of `INSIDE OUTSIDE
 /// COUNT`): an id outside every range cannot be given to a file from this user namespace.
 pub fn id_mapped(map: &str, id: u32) -> bool {
     map.lines().any(|line| {
-        let mut f = line.split_whitespace().map(|n| n.parse::<u64>());
+        let mut f = line.split_whitespace().map(str::parse::<u64>);
         match (f.next(), f.next(), f.next()) {
             (Some(Ok(inside)), Some(Ok(_)), Some(Ok(count))) => {
                 (inside..inside + count).contains(&u64::from(id))
@@ -484,6 +486,8 @@ mod tests {
         );
     }
 
+    // One table of both sides, on purpose.
+    #[allow(clippy::too_many_lines)]
     #[test]
     fn root_refusals() {
         let image = Protected {
@@ -601,7 +605,7 @@ mod tests {
     #[test]
     fn id_maps() {
         let init = "         0          0 4294967295\n";
-        assert!(id_mapped(init, 0) && id_mapped(init, 10000) && id_mapped(init, 4294967294));
+        assert!(id_mapped(init, 0) && id_mapped(init, 10000) && id_mapped(init, 4_294_967_294));
         let root_only = "         0       1000          1\n";
         assert!(id_mapped(root_only, 0));
         assert!(!id_mapped(root_only, 1) && !id_mapped(root_only, 10000));

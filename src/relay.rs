@@ -107,8 +107,9 @@ fn relay(
         };
         if ready[0] {
             while let Ok(Some(info)) = signals.read_signal() {
-                // Signal numbers are small and positive: the cast keeps them.
-                let sig = info.ssi_signo as libc::c_int;
+                let Ok(sig) = libc::c_int::try_from(info.ssi_signo) else {
+                    continue;
+                };
                 if let Some(ended) = on_signal(sig, child, master, out, raw.as_ref()) {
                     drain(master, out, &mut buf);
                     return ended;

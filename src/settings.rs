@@ -4,7 +4,7 @@
 //! checks it).
 
 use std::ffi::OsString;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -64,10 +64,7 @@ pub const VARIABLES: &[Variable] = &[
 fn markdown_table() -> String {
     let mut out = String::from("| variable | meaning | default |\n|---|---|---|\n");
     for v in VARIABLES {
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            v.names, v.meaning, v.default
-        ));
+        let _ = writeln!(out, "| {} | {} | {} |", v.names, v.meaning, v.default);
     }
     out
 }
@@ -77,12 +74,13 @@ pub fn help_text() -> String {
     let plain = |s: &str| s.replace('`', "");
     let mut out = String::from("Environment:\n");
     for v in VARIABLES {
-        out.push_str(&format!(
-            "  {}\n      {} (default: {})\n",
+        let _ = writeln!(
+            out,
+            "  {}\n      {} (default: {})",
             plain(v.names),
             plain(v.meaning),
             plain(v.default)
-        ));
+        );
     }
     out
 }
@@ -103,7 +101,7 @@ pub enum WalkChoice {
     Auto,
     /// openat2 only; refuse when it is unavailable.
     Openat2,
-    /// openat with O_NOFOLLOW and a mount-id check on each handle.
+    /// openat with `O_NOFOLLOW` and a mount-id check on each handle.
     Fallback,
 }
 

@@ -125,7 +125,7 @@ impl Terminal {
 }
 
 /// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
-/// then verifies, then closes inherited descriptors and sets no_new_privs (with the terminal
+/// then verifies, then closes inherited descriptors and sets `no_new_privs` (with the terminal
 /// filter where the program will have a terminal). Groups and gid go first because they need
 /// privilege that the uid change takes away; the verification catches a kernel, seccomp filter
 /// or user namespace that reported success without doing the work.
@@ -198,6 +198,8 @@ fn refuse(user: &str, why: &dyn fmt::Display, caller: Caller) -> Exit {
 
 /// Refuses when this process runs with real and effective ids apart, or from a binary with the
 /// setuid or setgid bit: the shim must never be an escalation path.
+// Real and effective uid and gid: the kernel's own names.
+#[allow(clippy::similar_names)]
 pub fn refuse_setuid(me: Option<&Metadata>) -> Option<Exit> {
     let (ruid, euid, rgid, egid) = sys::caller_ids();
     let bits = me.map_or(0, |m| m.mode() & 0o6000);
@@ -323,6 +325,8 @@ pub struct Prepared {
 impl Prepared {
     /// `path` with `args` (argv[0] is `path`), in this process's environment; with `as_user`,
     /// HOME, USER and LOGNAME describe that user.
+    // `argv` and `args`, `envp` and `env`: exec's own names for what it is given.
+    #[allow(clippy::similar_names)]
     pub fn new(path: &Path, args: &[OsString], as_user: Option<&Target>) -> Prepared {
         let replaced = |kv: &CStr| {
             let kv = kv.to_bytes();

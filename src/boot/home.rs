@@ -1,7 +1,7 @@
 //! Creating a missing `$HERMES_HOME` at boot (`docker run -e HERMES_HOME=/home/hermes/.hermes`).
 //!
 //! Only a path the sweep itself would accept is created, and only by root, one component at a
-//! time from `/`: each existing component is opened with O_NOFOLLOW, each missing one is made
+//! time from `/`: each existing component is opened with `O_NOFOLLOW`, each missing one is made
 //! with mkdirat relative to its parent's fd and opened the same way, so no symlink on the way,
 //! planted earlier or swapped in meanwhile, is ever followed. Missing parents are root's, mode
 //! 0755 (above the home, nobody else may write). The home itself belongs to the hermes user

@@ -232,7 +232,7 @@ pub fn forget(prefix: &str) {
 fn user_name(settings: &Settings) -> Result<String, RemapError> {
     match settings.user.clone().map_err(RemapError::BadUser)? {
         UserSpec::Name(n) => Ok(n),
-        spec => Err(RemapError::NumericUser(spec)),
+        spec @ UserSpec::Ids { .. } => Err(RemapError::NumericUser(spec)),
     }
 }
 

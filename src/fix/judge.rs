@@ -37,6 +37,12 @@ pub fn os(name: &CStr) -> &OsStr {
     OsStr::from_bytes(name.to_bytes())
 }
 
+fn say_all(lines: Vec<String>) {
+    for line in lines {
+        say!("{line}");
+    }
+}
+
 impl Judge<'_, '_> {
     /// Handles the child `name` of `dir`, listed with getdents type `d_type`; returns a
     /// directory to descend into.
@@ -174,7 +180,7 @@ impl Judge<'_, '_> {
             Ok(()) => {
                 self.counts.changed += 1;
                 if !cfg.dry_run {
-                    self.say_all(self.sh.verdict.succeeded());
+                    say_all(self.sh.verdict.succeeded());
                 }
                 if cfg.verbose {
                     say!(
@@ -188,7 +194,7 @@ impl Judge<'_, '_> {
                 self.counts.errors += 1;
                 let line = self.error_line(os(name), "fchownat", e);
                 let (lines, next) = self.sh.verdict.denied(line);
-                self.say_all(lines);
+                say_all(lines);
                 if next == Next::Stop {
                     self.sh.queue.stop();
                 }
@@ -222,12 +228,6 @@ impl Judge<'_, '_> {
         }
         self.counts.errors += 1;
         say!("{}", self.error_line(rel, call, e));
-    }
-
-    fn say_all(&self, lines: Vec<String>) {
-        for line in lines {
-            say!("{line}");
-        }
     }
 
     fn excluded(&self, name: &CStr) -> bool {

@@ -211,14 +211,9 @@ impl<'s, 'c> Worker<'s, 'c> {
                     let cname = CStr::from_bytes_with_nul(&name).expect("one NUL at the end");
                     judge.entry(dir, cname, ent.d_type)
                 }
-                Some(Ok((_, None))) => {
-                    self.name = name;
-                    self.pop();
-                    continue;
-                }
-                // Removed after it was opened (getdents on a deleted directory): what was in
-                // it is gone too, which is no failure of ours.
-                Some(Err(Errno::ENOENT)) => {
+                // The end of the directory; or it was removed after it was opened (getdents on
+                // a deleted directory): what was in it is gone too, which is no failure of ours.
+                Some(Ok((_, None)) | Err(Errno::ENOENT)) => {
                     self.name = name;
                     self.pop();
                     continue;

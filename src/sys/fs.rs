@@ -19,9 +19,9 @@ use nix::unistd::{self, Gid, Uid, Whence};
 /// How children are opened: chosen once by [`probe_openat2`], forced by `--walk`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
-    /// `openat2` with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV (Linux ≥ 5.6).
+    /// `openat2` with `RESOLVE_BENEATH` | `RESOLVE_NO_SYMLINKS` | `RESOLVE_NO_XDEV` (Linux ≥ 5.6).
     Openat2,
-    /// `openat` with O_NOFOLLOW, plus a mount-id check on every handle.
+    /// `openat` with `O_NOFOLLOW`, plus a mount-id check on every handle.
     Fallback,
 }
 
@@ -71,7 +71,7 @@ pub struct Stat {
     pub uid: u32,
     pub gid: u32,
     pub nlink: u32,
-    /// The mount the inode was reached through (statx STATX_MNT_ID, Linux ≥ 5.8).
+    /// The mount the inode was reached through (statx `STATX_MNT_ID`, Linux ≥ 5.8).
     pub mnt_id: Option<u64>,
 }
 
@@ -127,7 +127,7 @@ pub fn stat_fd(fd: BorrowedFd) -> Result<Stat, Errno> {
 /// What a child is opened as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
-    /// O_PATH: a handle to stat and chown, never reading or writing the file (a FIFO does not
+    /// `O_PATH`: a handle to stat and chown, never reading or writing the file (a FIFO does not
     /// block, a device is not opened).
     Handle,
     /// A readable directory fd to list.
@@ -188,12 +188,12 @@ pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
 }
 
 /// Whether the real uid and groups may create entries in the directory `path` (access(2) with
-/// W_OK and X_OK).
+/// `W_OK` and `X_OK`).
 pub fn writable(path: &Path) -> Result<(), Errno> {
     unistd::access(path, unistd::AccessFlags::W_OK | unistd::AccessFlags::X_OK)
 }
 
-/// Whether the real uid may reach the directory `path` by its path (access(2) with X_OK, which
+/// Whether the real uid may reach the directory `path` by its path (access(2) with `X_OK`, which
 /// checks every component on the way).
 pub fn reachable(path: &Path) -> Result<(), Errno> {
     unistd::access(path, unistd::AccessFlags::X_OK)
@@ -214,8 +214,8 @@ pub fn chmod_fd(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
     nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
 }
 
-/// Changes owner and/or group of the inode `fd` refers to (a symlink itself, for an O_PATH
-/// handle opened with O_NOFOLLOW), without resolving any path.
+/// Changes owner and/or group of the inode `fd` refers to (a symlink itself, for an `O_PATH`
+/// handle opened with `O_NOFOLLOW`), without resolving any path.
 pub fn chown_fd(fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
     unistd::fchownat(
         fd,
@@ -231,6 +231,10 @@ pub fn seek_dir(fd: BorrowedFd, cookie: i64) -> Result<(), Errno> {
     unistd::lseek(fd, cookie, Whence::SeekSet).map(drop)
 }
 
+/// The fixed part of a getdents64 record, before the name: `struct linux_dirent64 { u64 d_ino;
+/// i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }`.
+const HEADER: usize = 19;
+
 /// A buffered reader of getdents64 records; position lives in the directory fd.
 pub struct DirBuf {
     buf: Vec<u8>,
@@ -241,7 +245,7 @@ pub struct DirBuf {
 /// One directory entry's type and resume cookie; its name goes to the caller's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    /// The getdents `d_type` (DT_DIR, DT_UNKNOWN, …).
+    /// The getdents `d_type` (`DT_DIR`, `DT_UNKNOWN`, …).
     pub d_type: u8,
     /// Where the directory stream continues after this entry.
     pub off: i64,
@@ -278,13 +282,11 @@ impl DirBuf {
                     return Ok(None);
                 }
                 self.pos = 0;
-                self.len = n as usize;
+                self.len = usize::try_from(n).map_err(|_| Errno::EIO)?;
             }
-            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
             let rec = &self.buf[self.pos..self.len];
             // The kernel's records are well formed; a bad one would be a kernel bug, reported
             // as an I/O error on this directory rather than a panic.
-            const HEADER: usize = 19;
             if rec.len() < HEADER {
                 return Err(Errno::EIO);
             }

@@ -25,8 +25,12 @@ pub struct Insn {
     pub k: u32,
 }
 
+// libc gives the BPF codes as u32; each fits the instruction's u16 (they are below 0x100).
+#[allow(clippy::cast_possible_truncation)]
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+#[allow(clippy::cast_possible_truncation)]
 const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+#[allow(clippy::cast_possible_truncation)]
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
 /// Offsets in `struct seccomp_data`: nr, arch, then the instruction pointer and six u64 args.
@@ -46,7 +50,7 @@ const ARG1_LOW: u32 = 16 + 8 + 4;
 mod arch {
     pub const NATIVE: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
     pub const IOCTL: u32 = 16;
-    pub const IOCTL_X32: u32 = 0x4000_0000 | 514;
+    pub const IOCTL_X32: u32 = 0x4000_0000 | 0x202; // __X32_SYSCALL_BIT | 514
     pub const COMPAT: u32 = 0x4000_0003; // AUDIT_ARCH_I386
     pub const IOCTL_COMPAT: u32 = 54;
 }
@@ -90,6 +94,8 @@ const fn ret(k: u32) -> Insn {
 
 /// The requests denied: pushing input into a terminal (TIOCSTI), and TIOCLINUX, whose
 /// selection paste does the same on a virtual console.
+// The request numbers fit in 32 bits (and the kernel reads only 32 of the argument).
+#[allow(clippy::cast_possible_truncation)]
 const DENIED: [u32; 2] = [libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
 
 /// The filter. Jumps are relative to the next instruction; the comments give the targets, with
@@ -136,13 +142,13 @@ struct Prog {
     filter: *const Insn,
 }
 
-/// PR_SET_NO_NEW_PRIVS: no setuid or setcap program started from here on gains anything.
+/// `PR_SET_NO_NEW_PRIVS`: no setuid or setcap program started from here on gains anything.
 pub fn no_new_privs() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments only.
     Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
 }
 
-/// Sets PR_SET_NO_NEW_PRIVS and installs the filter, for this process and all it will start.
+/// Sets `PR_SET_NO_NEW_PRIVS` and installs the filter, for this process and all it will start.
 pub fn deny_terminal_injection() -> Result<(), Errno> {
     let program = filter();
     no_new_privs()?;
@@ -156,7 +162,7 @@ pub fn deny_terminal_injection() -> Result<(), Errno> {
         libc::prctl(
             libc::PR_SET_SECCOMP,
             libc::SECCOMP_MODE_FILTER,
-            &prog as *const Prog,
+            &raw const prog,
             0,
             0,
         )
@@ -164,7 +170,7 @@ pub fn deny_terminal_injection() -> Result<(), Errno> {
     .map(drop)
 }
 
-/// Closes every descriptor above 2: close_range(2) (Linux 5.9), else one by one as
+/// Closes every descriptor above 2: `close_range`(2) (Linux 5.9), else one by one as
 /// /proc/self/fd lists them.
 pub fn close_above_stderr() -> Result<(), Errno> {
     // SAFETY: close_range only closes descriptors; none above 2 is in use by this process.

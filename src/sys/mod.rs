@@ -45,9 +45,9 @@ pub trait Privileges {
     fn capabilities(&self) -> Result<u64, Errno>;
     /// Closes every descriptor above 2, so nothing root opened reaches the program.
     fn close_fds(&mut self) -> Result<(), Errno>;
-    /// PR_SET_NO_NEW_PRIVS: nothing the program starts can gain privileges.
+    /// `PR_SET_NO_NEW_PRIVS`: nothing the program starts can gain privileges.
     fn no_new_privs(&mut self) -> Result<(), Errno>;
-    /// PR_SET_NO_NEW_PRIVS and the seccomp filter that keeps the program (and everything it
+    /// `PR_SET_NO_NEW_PRIVS` and the seccomp filter that keeps the program (and everything it
     /// starts) from pushing input into a terminal ([`guard`]).
     fn guard_terminal(&mut self) -> Result<(), Errno>;
 }

@@ -40,8 +40,10 @@ pub fn is_pid1() -> bool {
 pub fn block_signals() -> Result<(), Errno> {
     let set = forwardable();
     // SAFETY: a valid set, and no old set asked for.
-    Errno::result(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })
-        .map(drop)
+    Errno::result(unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut())
+    })
+    .map(drop)
 }
 
 /// Which side of a fork this is.
@@ -80,8 +82,8 @@ pub fn wait_signal() -> Result<c_int, Errno> {
     let set = forwardable();
     loop {
         // SAFETY: a valid set, and no siginfo asked for.
-        match Errno::result(unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) }) {
-            Err(Errno::EINTR) => continue,
+        match Errno::result(unsafe { libc::sigwaitinfo(&raw const set, std::ptr::null_mut()) }) {
+            Err(Errno::EINTR) => {}
             other => return other,
         }
     }
@@ -109,14 +111,13 @@ pub fn reap(main: libc::pid_t) -> Option<Ended> {
     loop {
         let mut status: c_int = 0;
         // SAFETY: waitpid writes only the status we pass.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
         if pid <= 0 {
             return found;
         }
         if pid == main {
             found = if libc::WIFEXITED(status) {
-                // The exit status is the low 8 bits: the cast keeps exactly those.
-                Some(Ended::Exited(libc::WEXITSTATUS(status) as u8))
+                Some(Ended::Exited(exit_status(status)))
             } else if libc::WIFSIGNALED(status) {
                 Some(Ended::Killed(libc::WTERMSIG(status)))
             } else {
@@ -124,6 +125,11 @@ pub fn reap(main: libc::pid_t) -> Option<Ended> {
             };
         }
     }
+}
+
+/// The exit status of a waitpid status that says the child exited: 0 to 255.
+pub fn exit_status(status: c_int) -> u8 {
+    u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX)
 }
 
 /// Ends this process at once with `code`, running no destructor or atexit handler: for a

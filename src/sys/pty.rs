@@ -161,7 +161,7 @@ pub fn ready(fds: &[BorrowedFd], timeout_ms: i32) -> Result<Vec<bool>, Errno> {
     let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
     loop {
         match nix::poll::poll(&mut polls, timeout) {
-            Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
             Ok(_) => break,
         }
@@ -176,7 +176,7 @@ pub fn ready(fds: &[BorrowedFd], timeout_ms: i32) -> Result<Vec<bool>, Errno> {
 pub fn read(fd: BorrowedFd, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
         match nix::unistd::read(fd, buf) {
-            Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) => {}
             other => return other,
         }
     }
@@ -211,7 +211,7 @@ pub enum ChildState {
 pub fn child_state(child: libc::pid_t) -> ChildState {
     let mut status: c_int = 0;
     // SAFETY: waitpid writes only the status we pass.
-    let pid = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG | libc::WUNTRACED) };
+    let pid = unsafe { libc::waitpid(child, &raw mut status, libc::WNOHANG | libc::WUNTRACED) };
     if pid != child {
         return ChildState::Running;
     }
@@ -220,8 +220,7 @@ pub fn child_state(child: libc::pid_t) -> ChildState {
     } else if libc::WIFSIGNALED(status) {
         ChildState::Killed(libc::WTERMSIG(status))
     } else {
-        // The exit status is the low 8 bits: the cast keeps exactly those.
-        ChildState::Exited(libc::WEXITSTATUS(status) as u8)
+        ChildState::Exited(super::process::exit_status(status))
     }
 }
 
@@ -231,7 +230,7 @@ pub fn stop_self() {
     unsafe { libc::raise(libc::SIGSTOP) };
 }
 
-/// Sets O_NONBLOCK on `fd`.
+/// Sets `O_NONBLOCK` on `fd`.
 pub fn nonblocking(fd: impl AsFd) -> Result<(), Errno> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let fd = fd.as_fd();
