@@ -205,5 +205,81 @@ mod tests {
             choose(&args(&["sleep"]), None, on_path),
             Program::Hermes(&args(&["sleep"])[..])
         );
+        // Options and an empty word are hermes's even where PATH has a program of that name.
+        let anything = |_: &Path| true;
+        for a in [args(&["--version"]), args(&["-h", "x"]), args(&[""])] {
+            assert_eq!(choose(&a, path, anything), Program::Hermes(&a), "{a:?}");
+        }
+        let a = args(&["chat"]);
+        assert_eq!(
+            choose(&a, path, anything),
+            Program::Other("/usr/local/bin/chat".into(), &a[1..]),
+            "the first absolute PATH entry wins"
+        );
+    }
+
+    #[test]
+    fn only_regular_files_with_an_execute_bit_count_as_programs() {
+        assert!(executable_file(Path::new("/bin/sh")), "a program");
+        assert!(
+            !executable_file(Path::new("/etc/passwd")),
+            "a file no one may run"
+        );
+        assert!(
+            !executable_file(Path::new("/")),
+            "a directory, searchable but no program"
+        );
+        assert!(
+            !executable_file(Path::new("/nonexistent/hermes")),
+            "nothing there"
+        );
+    }
+
+    #[test]
+    fn a_repair_that_ended_0_or_2_speaks_for_itself_anything_else_is_a_warning() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        // Wait statuses as the kernel reports them: an exit code in the high byte, else a signal.
+        let exited = |code: i32| Ok(ExitStatus::from_raw(code << 8));
+        assert_eq!(repair_verdict(&exited(0)), None, "repaired");
+        assert_eq!(
+            repair_verdict(&exited(2)),
+            None,
+            "refused: boot WARNS itself"
+        );
+        for (status, what) in [
+            (exited(1), "some entries could not be fixed"),
+            (exited(3), "an exit code boot never uses"),
+            (Ok(ExitStatus::from_raw(9)), "killed by SIGKILL"),
+            (Err(std::io::Error::from_raw_os_error(2)), "never started"),
+        ] {
+            let said = repair_verdict(&status).unwrap_or_else(|| panic!("{what}: no warning"));
+            assert!(
+                said.contains("WARNING") && said.contains("starting anyway"),
+                "{what}: {said}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_home_the_caller_cannot_write_is_named_with_its_remedy() {
+        let nowhere = Path::new("/nonexistent/opt/data");
+        assert_eq!(
+            unusable_home(10000, Some(10000), nowhere),
+            None,
+            "the hermes user itself"
+        );
+        let said = unusable_home(1234, Some(10000), nowhere).expect("a home that is not there");
+        for needle in [
+            "uid 1234",
+            "/nonexistent/opt/data",
+            "HERMES_UID=1234",
+            "fsGroup",
+        ] {
+            assert!(said.contains(needle), "{needle:?} missing from {said:?}");
+        }
+        // The home this test can write (whoever runs it: the real uid decides) is usable.
+        let own = std::env::temp_dir();
+        assert_eq!(unusable_home(u32::MAX - 1, None, &own), None);
     }
 }

@@ -727,4 +727,36 @@ mod tests {
             "a relative HERMES_SHIM_REAL_DIR is refused"
         );
     }
+
+    #[test]
+    fn check_program_wants_an_executable_file_other_than_itself() {
+        let sh = Path::new("/bin/sh");
+        assert_eq!(check_program(sh, None), Ok(()));
+        let other = std::fs::metadata("/etc/passwd").unwrap();
+        assert_eq!(
+            check_program(sh, Some(&other)),
+            Ok(()),
+            "another file is no loop"
+        );
+        let same = std::fs::metadata(sh).unwrap();
+        assert_eq!(
+            check_program(sh, Some(&same)),
+            Err(ProgramError::IsShim(sh.into())),
+            "the same inode by another name is a loop"
+        );
+        for not_a_program in ["/etc/passwd", "/"] {
+            assert_eq!(
+                check_program(Path::new(not_a_program), None),
+                Err(ProgramError::NotExecutable(not_a_program.into())),
+                "{not_a_program}"
+            );
+        }
+        assert_eq!(
+            check_program(Path::new("/nonexistent/hermes"), None),
+            Err(ProgramError::Unusable {
+                path: "/nonexistent/hermes".into(),
+                errno: Errno::ENOENT
+            })
+        );
+    }
 }

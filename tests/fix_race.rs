@@ -114,6 +114,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Sweeps per backend: `HERMES_SHIM_RACE_RUNS` when set, else 100.
+fn race_runs() -> usize {
+    std::env::var("HERMES_SHIM_RACE_RUNS").map_or(100, |s| {
+        s.trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("HERMES_SHIM_RACE_RUNS={s:?} is not a positive number"))
+    })
+}
+
 /// The attacker's seed: `HERMES_SHIM_RACE_SEED` when set, else a fresh one from the clock and
 /// the pid.
 fn race_seed() -> u64 {
@@ -218,8 +229,9 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    // 100 runs per backend: the 200 over both that the README promises.
-    let runs = 100;
+    // 100 runs per backend: the 200 over both that the README promises. Fewer only when asked
+    // (`HERMES_SHIM_RACE_RUNS`, for tests/mutants.sh, which runs the suite once per mutant).
+    let runs = race_runs();
     let mut changed_runs = 0;
     let mut failed_runs = Vec::new();
     let started = Instant::now();
@@ -350,8 +362,8 @@ fn directories_that_vanish_mid_sweep_are_not_errors(walk: &str) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // 30 runs per backend: the 60 one test once alternated over both.
-    let runs = 30;
+    // 30 runs per backend (the 60 one test once alternated over both), or fewer when asked.
+    let runs = race_runs().min(30);
     let mut failed = Vec::new();
     for i in 0..runs {
         let out = fo(&home, walk, &[]);

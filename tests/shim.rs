@@ -701,6 +701,37 @@ fn real_uid_not_effective_uid_is_refused() {
 }
 
 #[test]
+fn a_capability_left_after_the_drop_is_refused() {
+    require!(root, tools: ["setpriv"]);
+    let sb = Sandbox::new("keepcaps");
+    sb.probe("hermes");
+    // With SECBIT_NO_SETUID_FIXUP (inherited across exec) setresuid keeps every capability, so
+    // the drop changes all six ids and still leaves the process as powerful as root. The mask
+    // named must be exactly what this process holds: the effective and permitted sets.
+    let held = ["CapEff", "CapPrm"]
+        .map(|k| common::proc_status_hex("self", k))
+        .into_iter()
+        .fold(0, |a, b| a | b);
+    assert_ne!(
+        held, 0,
+        "root here holds no capability: nothing to leave behind"
+    );
+    let argv = [
+        os("setpriv"),
+        os("--securebits=+no_setuid_fixup"),
+        os("--"),
+        sb.link("hermes").into(),
+    ];
+    let o = sb.run(sb.command(&argv));
+    assert_refused(
+        &sb,
+        &o,
+        &[&format!("capabilities left: {held:#x}")],
+        "setpriv --securebits=+no_setuid_fixup",
+    );
+}
+
+#[test]
 fn setuid_or_setgid_installed_binary_is_refused() {
     require!(root);
     let sb = Sandbox::new("suid");

@@ -177,3 +177,77 @@ pub fn environ() -> Vec<&'static CStr> {
 pub fn errno_of(e: &std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// True as root; otherwise says why the test skips, or fails under CI (which runs as root).
+    fn root_or_skip(test: &str) -> bool {
+        if unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: needs root, and CI runs as root"
+        );
+        eprintln!("SKIP {test}: needs root");
+        false
+    }
+
+    /// A capability set of this thread, from `/proc/thread-self/status`.
+    fn thread_caps(key: &str) -> u64 {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .unwrap();
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    }
+
+    /// capset(2) for this thread: the effective, permitted and inheritable sets.
+    fn set_caps(effective: u64, permitted: u64, inheritable: u64) {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        let mut header = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let half = |set: u64, i: u32| u32::try_from((set >> (32 * i)) & 0xffff_ffff).unwrap();
+        let data: [[u32; 3]; 2] =
+            [0, 1].map(|i| [half(effective, i), half(permitted, i), half(inheritable, i)]);
+        // SAFETY: a version-3 header and two records of three u32 each, as capset(2) reads them.
+        let rc =
+            unsafe { nix::libc::syscall(nix::libc::SYS_capset, &raw mut header, data.as_ptr()) };
+        Errno::result(rc).expect("capset");
+    }
+
+    #[test]
+    fn capabilities_are_the_effective_and_permitted_sets_of_this_thread() {
+        if !root_or_skip("capabilities_are_the_effective_and_permitted_sets_of_this_thread") {
+            return;
+        }
+        // A thread of its own: capset changes the calling thread only, and this one then ends.
+        std::thread::spawn(|| {
+            let (effective, permitted) = (thread_caps("CapEff"), thread_caps("CapPrm"));
+            assert_ne!(permitted, 0, "root holds no capability here");
+            assert_eq!(Linux.capabilities(), Ok(effective | permitted));
+            // A capability only permitted still counts: the program could make it effective.
+            set_caps(0, permitted, thread_caps("CapInh"));
+            assert_eq!(thread_caps("CapEff"), 0);
+            assert_eq!(Linux.capabilities(), Ok(permitted));
+            // The high half (capabilities 32 and up: CAP_MAC_ADMIN … CAP_CHECKPOINT_RESTORE)
+            // must come through too; root holds some unless a container withheld them.
+            let high = permitted & !0xffff_ffff;
+            if high != 0 {
+                set_caps(0, high, 0);
+                assert_eq!(Linux.capabilities(), Ok(high));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -130,6 +130,17 @@ pub fn run<S: AsRef<OsStr>>(cmd: &mut Command, what: S) -> Output {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", what.as_ref().to_string_lossy()))
 }
 
+/// A hexadecimal field of `/proc/PID/status` (`CapEff`, `SigBlk`, …), as a number.
+#[allow(dead_code)] // not every test binary reads one
+pub fn proc_status_hex(pid: &str, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let value = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"));
+    u64::from_str_radix(value.trim(), 16).unwrap()
+}
+
 /// Writes an executable file without this process ever holding it open for writing.
 ///
 /// Tests run in threads; a thread that forks while another holds a freshly written program open
