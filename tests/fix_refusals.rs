@@ -114,8 +114,8 @@ export HERMES_SHIM_REAL_DIR=/opt/hermes/.venv/bin
 for root in "$@"; do
     rc=0
     /opt/hermes/bin/hermes-shim fix-ownership "$root" --user 10000:10000 --dry-run \
-        >/dev/null 2>"/tmp/err" || rc=$?
-    echo "$root $rc $(head -n 1 /tmp/err)"
+        >/dev/null 2>/opt/err || rc=$?
+    echo "$root $rc $(head -n 1 /opt/err)"
 done
 "#;
     let refused = [

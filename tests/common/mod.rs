@@ -90,17 +90,16 @@ macro_rules! require {
 #[allow(unused_imports)]
 pub(crate) use require;
 
-/// A fresh directory under /tmp (mode 0755, so other uids can traverse it), removed on drop.
+/// A fresh directory under `$TMPDIR` (the sealed tmpfs, see tests/sealed.sh; else /tmp), mode
+/// 0755 so that other uids can traverse it, removed on drop.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = PathBuf::from(format!(
-            "/tmp/hermes-shim-test-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let p =
+            std::env::temp_dir().join(format!("hermes-shim-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         use std::os::unix::fs::PermissionsExt;
