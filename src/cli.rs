@@ -45,15 +45,19 @@ pub fn version() -> String {
 /// Parses the command line `args` (argv[0] first); exits with clap's usage error, code 2,
 /// when it is wrong.
 pub fn parse(args: &[OsString]) -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
+    let matches = command().get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The derived command line with what derive cannot give: the version with its revision and
+/// the text after the applets.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
     // clap takes 'static strings; this runs once per process.
     let version: &'static str = Box::leak(version().into_boxed_str());
     let after: &'static str = Box::leak(after_help().into_boxed_str());
-    let matches = Cli::command()
-        .version(version)
-        .after_help(after)
-        .get_matches_from(args);
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    Cli::command().version(version).after_help(after)
 }
 
 /// Native docker-exec privilege drop and race-safe ownership repair for the Hermes Agent image.
@@ -125,4 +129,27 @@ pub struct FixOptions {
     /// even where openat2 works.
     #[arg(long, value_enum)]
     pub walk: Option<WalkChoice>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_ends_with_the_shim_the_environment_and_the_exit_codes() {
+        let help = command().render_long_help().to_string();
+        for needle in [
+            "Called through a symlink under any other name",
+            "Environment:",
+            "HERMES_SHIM_USER",
+            "HERMES_DOCKER_EXEC_AS_ROOT",
+            "Exit codes:",
+            "127 real program missing or not executable",
+        ] {
+            assert!(help.contains(needle), "{needle:?} missing from --help");
+        }
+        let version = command().render_version().to_string();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        assert!(version.contains("(revision "), "{version}");
+    }
 }
