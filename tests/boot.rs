@@ -372,3 +372,49 @@ fn a_start_cut_short_between_the_group_and_the_user_is_finished_by_the_next() {
     }
     assert!(!etc.path().join("hermes-shim-remap").exists(), "{out}");
 }
+
+#[test]
+fn a_remap_whose_sweep_could_not_finish_is_finished_by_the_next_start() {
+    require!(root, tools: ["unshare", "mount", "sh", "chattr"]);
+    let etc = etc_dir(
+        "fo-boot-unfinished",
+        PASSWD,
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
+    let marker = etc.path().join("hermes-shim-remap");
+    let home = TempDir::new("fo-boot-unfinished-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let stuck = home.path().join("stuck");
+    fs::write(&stuck, "x").unwrap();
+    lchown(&stuck, Some(T), Some(10001)).unwrap();
+    let chattr = |flag: &str| {
+        let st = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&stuck)
+            .status()
+            .unwrap();
+        assert!(st.success(), "chattr {flag}");
+    };
+    // An immutable file cannot change owner: this start remaps the accounts but cannot move it.
+    chattr("+i");
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    chattr("-i");
+    assert_eq!(out.code, Some(0), "boot reports and goes on\n{out}");
+    assert_eq!(owner(home.path()), (2000, 2001), "{out}");
+    assert_eq!(owner(&stuck), (T, 10001), "{out}");
+    assert_eq!(
+        fs::read_to_string(&marker).ok().as_deref(),
+        Some("10000:10001"),
+        "the old ids stay recorded while a file still has them\n{out}"
+    );
+    // The next start, with the ids already as asked, moves what is left and forgets the remap.
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(owner(&stuck), (2000, 2001), "{out}");
+    assert!(!marker.exists(), "{out}");
+}
