@@ -101,6 +101,23 @@ build_image() {
         "$REPO/docker/build-image.sh"
 }
 
+# offline_build CONTEXT ARGS...: `docker build ARGS CONTEXT` with BuildKit and no network (there
+# is no registry here). Its output goes to CONTEXT.log, removed when the build succeeds; when it
+# fails, the log's last lines and its name are printed on stderr.
+offline_build() {
+    local context=$1
+    shift
+    # Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
+    if DOCKER_BUILDKIT=1 /usr/bin/docker build --network=none --progress=plain "$@" "$context" \
+        >"$context.log" 2>&1; then
+        rm -f "$context.log"
+        return 0
+    fi
+    tail -n 30 "$context.log" | sed 's/^/# /' >&2
+    log "docker build failed; full log: $context.log"
+    return 1
+}
+
 # --- Results: `ok   NAME`, `FAIL NAME: why`, and one closing `N passed, N failed`.
 # TESTS names the suite in its SKIP and timing lines; T_START (date +%s), when set, is when its
 # timing starts.
@@ -204,8 +221,8 @@ remove_labelled() {
     local ids
     ids=$(dk ps -aq --filter "label=$LABEL" 2>/dev/null)
     # shellcheck disable=SC2086 # container ids, one word each
-    [ -z "$ids" ] || dk rm -f -v $ids >/dev/null 2>&1
-    [ "${#volumes[@]}" -eq 0 ] || dk volume rm -f "${volumes[@]}" >/dev/null 2>&1
+    [ -z "$ids" ] || dk rm -f -v $ids >/dev/null 2>&1 || true
+    [ "${#volumes[@]}" -eq 0 ] || dk volume rm -f "${volumes[@]}" >/dev/null 2>&1 || true
 }
 
 # start NAME [run options...] -- [args...]: a detached container $TAG-NAME of RUN_IMAGE

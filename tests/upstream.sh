@@ -27,8 +27,6 @@ TAG="hermes-shim-up-$$"
 LABEL="hermes-shim-up=$TAG"
 HERMES_UID=10000
 S6_TARBALLS=(s6-overlay-noarch.tar.xz s6-overlay-x86_64.tar.xz s6-overlay-symlinks-noarch.tar.xz)
-# Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
-DOCKER_BUILD=(/usr/bin/docker build)
 WORK=""
 CONTEXT=""
 
@@ -122,13 +120,11 @@ cp -al "$wheelhouse" "$CONTEXT/wheelhouse"
 built=()
 for w in $WIRINGS; do
     t0=$(date +%s)
-    if DOCKER_BUILDKIT=1 "${DOCKER_BUILD[@]}" --network=none --progress=plain \
-        --build-arg BASE_IMAGE="$BASE_TAG" --build-arg SHIM_IMAGE="$shim_image" \
-        --build-arg WIRING="$w" -t "$PREFIX/upstream:$w" "$CONTEXT" >"$WORK/build-$w.log" 2>&1; then
+    if offline_build "$CONTEXT" --build-arg BASE_IMAGE="$BASE_TAG" --build-arg SHIM_IMAGE="$shim_image" \
+        --build-arg WIRING="$w" -t "$PREFIX/upstream:$w"; then
         ok "image $PREFIX/upstream:$w builds ($(($(date +%s) - t0)) s)"
         built+=("$w")
     else
-        tail -n 20 "$WORK/build-$w.log" | sed 's/^/# /'
         not_ok "image $PREFIX/upstream:$w builds"
     fi
 done
