@@ -46,14 +46,13 @@ cleanup() {
 need_s6_tarballs
 need_docker
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # The work tree: made with the modes it needs (0755, so the containers' users can read it), as
 # every file in it is, so nothing here is ever chmod'ed, chowned or chgrp'ed on a host path.
-WORK=$(temp_dir /tmp hermes-shim-ct 0755) || bail "a work directory in /tmp"
+begin hermes-shim-ct 0755
 
 build_image || bail "docker/build-image.sh builds $IMAGE"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || skip_all "image $IMAGE not present"
+# The timing leaves the image build out.
 T_START=$(date +%s)
 
 mkdir -m 0755 "$WORK/fake" "$WORK/nested" "$WORK/sock" "$WORK/rootsock"

@@ -16,8 +16,6 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tests/lib.sh
-. "$REPO/tests/lib.sh"
 # shellcheck source=tests/podman-lib.sh
 . "$REPO/tests/podman-lib.sh"
 TESTS="kube tests"
@@ -40,10 +38,7 @@ cleanup() {
 
 podman_suite_ready
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-kube.XXXXXX)
-T_START=$(date +%s)
+begin hermes-shim-kube 0700
 
 echo "# schema: kubernetes-validate --strict"
 for f in "$MANIFESTS"/*.yaml; do

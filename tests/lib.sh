@@ -183,6 +183,15 @@ skip_all() {
     exit 0
 }
 
+# begin PREFIX MODE: from here on the suite's `cleanup` runs at exit (INT and TERM exit too), WORK
+# is a new directory /tmp/PREFIX.XXXXXX with MODE, and the suite's timing starts.
+begin() {
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    WORK=$(temp_dir /tmp "$1" "$2") || bail "a work directory in /tmp"
+    T_START=$(date +%s)
+}
+
 # need_s6_tarballs, need_docker: skip_all unless the s6 flavour's tarballs are at hand (when it
 # is to be built) and Docker answers.
 need_s6_tarballs() {

@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are used by the scripts that source it
-# Shared by tests/podman.sh and tests/kube.sh (sourced after tests/lib.sh, not run): the image
-# under Podman, Podman's environment on these machines, the rootless test account, and loading
-# the image from Docker into Podman's stores.
+# Shared by tests/podman.sh and tests/kube.sh (sourced, not run; REPO set): tests/lib.sh, the
+# image under Podman, Podman's environment on these machines, the rootless test account, and
+# loading the image from Docker into Podman's stores.
 
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
 choose_image
 # `docker save hermes-shim:test | podman load` names it localhost/hermes-shim:test.
 PIMAGE="localhost/${IMAGE#docker.io/}"
@@ -44,7 +46,9 @@ podman_suite_ready() {
 # build_and_load PODMAN_COMMAND...: the image built (build_image) and in each Podman store named.
 build_and_load() {
     local engine
-    build_image && docker image inspect "$IMAGE" >/dev/null 2>&1 || bail "docker/build-image.sh builds $IMAGE"
+    if ! build_image || ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+        bail "docker/build-image.sh builds $IMAGE"
+    fi
     for engine in "$@"; do
         load_image "$engine" || not_ok "docker save $IMAGE | podman load ($engine)"
     done

@@ -24,8 +24,6 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tests/lib.sh
-. "$REPO/tests/lib.sh"
 # shellcheck source=tests/podman-lib.sh
 . "$REPO/tests/podman-lib.sh"
 TESTS="podman tests"
@@ -55,10 +53,7 @@ cleanup() {
 
 podman_suite_ready
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-pm.XXXXXX)
-T_START=$(date +%s)
+begin hermes-shim-pm 0700
 
 t_load=$(date +%s)
 build_and_load podman_root podman_rl

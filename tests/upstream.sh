@@ -67,7 +67,6 @@ starts() {
         END { flush() }'
 }
 
-T_START=$(date +%s)
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (it drives the Docker engine)"
 need_docker
 command -v debootstrap >/dev/null 2>&1 || skip_all "no debootstrap for the Debian 13 base (run tests/setup-host.sh)"
@@ -76,9 +75,7 @@ for f in "${S6_TARBALLS[@]}" SHA256SUMS; do
     [ -f "$S6_DIR/$f" ] || skip_all "no $S6_DIR/$f (s6-overlay's tarballs; set HERMES_SHIM_S6_TARBALLS)"
 done
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-up.XXXXXX)
+begin hermes-shim-up 0700
 
 echo "# building (offline)"
 # The tarballs go into the context only after they match the folder's sums.
