@@ -119,6 +119,8 @@ in_namespace() { # MOUNTPOINT BINARY
     tree=$mnt/tree
     damage_list=$work/damage.list
     mkdir -m 0700 "$work"
+    # Everything else is read-only now: sort and the rest spill here.
+    export TMPDIR=$work
 
     local t0
     t0=$(date +%s%N)
