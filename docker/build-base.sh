@@ -8,12 +8,12 @@
 # ~/.cache/hermes-shim/, keyed by suite and package list.
 set -euo pipefail
 
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
+LOG_PREFIX=build-base
 SUITE="${HERMES_SHIM_SUITE:-bookworm}"
 BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 INCLUDE=python3,python3-venv,ca-certificates,xz-utils
-
-log() { printf 'build-base: %s\n' "$*" >&2; }
 
 # The suite becomes part of file names and a tag: a codename, nothing else.
 case "$SUITE" in
@@ -43,8 +43,10 @@ if [ ! -s "$TARBALL" ]; then
         { log "debootstrap failed; see $debootstrap_log"; exit 1; }
     log "debootstrap $SUITE took $(($(date +%s) - start)) s"
     # Apt lists and caches are dead weight in an image; the build stage runs apt-get update anyway.
-    rm -rf --one-file-system "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar --numeric-owner -C "$rootfs" -cf "$partial" .
+    # Left out of the tarball rather than deleted: no path into the rootfs is ever resolved on
+    # the host (an absolute symlink in it would lead out of it).
+    tar --numeric-owner -C "$rootfs" --exclude='./var/cache/apt/archives/*.deb' \
+        --exclude='./var/lib/apt/lists/*' -cf "$partial" .
     mv "$partial" "$TARBALL"
 fi
 

@@ -12,9 +12,9 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-
-log() { printf 'build-binary-image: %s\n' "$*" >&2; }
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
+LOG_PREFIX=build-binary-image
 
 binary=$("$REPO/docker/build-shim.sh")
 version=$("$binary" --version | awk '{ print $2 }')
@@ -26,12 +26,6 @@ trap 'rm -rf --one-file-system "$CONTEXT"' EXIT
 mkdir "$CONTEXT/dist"
 cp "$REPO/Dockerfile" "$REPO/.dockerignore" "$CONTEXT/"
 cp "$binary" "$CONTEXT/dist/hermes-shim"
-if ! DOCKER_BUILDKIT=1 /usr/bin/docker build --network=none --progress=plain --target binary \
-    --build-arg SHIM_FROM=host-binary -t "$IMAGE" "$CONTEXT" >"$CONTEXT.log" 2>&1; then
-    tail -n 30 "$CONTEXT.log" >&2
-    log "docker build failed; full log: $CONTEXT.log"
-    exit 1
-fi
-rm -f "$CONTEXT.log"
+offline_build "$CONTEXT" --target binary --build-arg SHIM_FROM=host-binary -t "$IMAGE" || exit 1
 log "built $IMAGE: $("$binary" --version)"
 printf '%s\n' "$IMAGE"

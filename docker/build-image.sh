@@ -15,24 +15,11 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
-SUITE="${HERMES_SHIM_SUITE:-trixie}"
-case "$SUITE" in
-    trixie) PYTHON=3.13 suffix="" ;;
-    bookworm) PYTHON=3.11 suffix="-bookworm" ;;
-    *) echo "build-image: HERMES_SHIM_SUITE=$SUITE: give trixie (Debian 13) or bookworm (Debian 12)" >&2; exit 2 ;;
-esac
-case "$FLAVOUR" in
-    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test$suffix}" ;;
-    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6$suffix}" ;;
-    *) echo "build-image: HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
-esac
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
+LOG_PREFIX=build-image
+choose_image
 BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-# Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
-DOCKER_BUILD=(/usr/bin/docker build)
-
-log() { printf 'build-image: %s\n' "$*" >&2; }
 
 start=$(date +%s)
 args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-wheelhouse)
@@ -90,12 +77,5 @@ if [ "$FLAVOUR" = s6 ]; then
 fi
 
 log "building $IMAGE (offline, flavour $FLAVOUR: base $BASE_TAG, host binary, local wheelhouse)"
-if ! DOCKER_BUILDKIT=1 "${DOCKER_BUILD[@]}" --network=none --progress=plain \
-    --build-arg BASE_IMAGE="$BASE_TAG" "${args[@]}" \
-    -t "$IMAGE" "$CONTEXT" >"$CONTEXT.log" 2>&1; then
-    tail -n 30 "$CONTEXT.log" >&2
-    log "docker build failed; full log: $CONTEXT.log"
-    exit 1
-fi
-rm -f "$CONTEXT.log"
+offline_build "$CONTEXT" --build-arg BASE_IMAGE="$BASE_TAG" "${args[@]}" -t "$IMAGE" || exit 1
 log "built $IMAGE in $(($(date +%s) - start)) s"

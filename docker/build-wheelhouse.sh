@@ -9,9 +9,9 @@ set -euo pipefail
 
 VERSION="${HERMES_AGENT_VERSION:-0.19.0}"
 PYTHON="${HERMES_SHIM_PYTHON:-3.11}"
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
-
-log() { printf 'build-wheelhouse: %s\n' "$*" >&2; }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../tests/lib.sh"
+LOG_PREFIX=build-wheelhouse
 
 case "$PYTHON" in
     3.[0-9] | 3.[0-9][0-9]) ;;
@@ -29,24 +29,22 @@ fi
 # The image installs into Debian's CPython on x86_64 glibc; asking pip for exactly that target
 # keeps the wheelhouse right whatever Python runs this script. The manylinux tags stop at 2.28,
 # which Debian 12's glibc (2.36) and Debian 13's (2.41) both satisfy.
-# pip from a venv of Debian's python3 (the same one tests/setup-host.sh installs hadolint into):
-# the python3 first on PATH may be anything, and Debian's own has no pip module.
-TOOLS="$CACHE_DIR/tools-venv"
-[ -x "$TOOLS/bin/pip" ] || /usr/bin/python3 -m venv "$TOOLS"
+# pip from the tools venv (tests/lib.sh), as tests/setup-host.sh installs hadolint.
 mkdir -p "$CACHE_DIR"
-# Download into a private directory and rename it into place only when complete, so a concurrent
-# run or an interrupted one never leaves a half wheelhouse under the final name.
-partial=$(mktemp -d "$WHEELHOUSE.partial.XXXXXX")
+tools_venv
+# Download into a private directory (made 0755, as the wheelhouse is to be) and rename it into
+# place only when complete, so a concurrent run or an interrupted one never leaves a half
+# wheelhouse under the final name.
+partial=$(temp_dir "$CACHE_DIR" "${WHEELHOUSE##*/}.partial" 0755) || die "cannot make a directory in $CACHE_DIR"
 trap 'rm -rf --one-file-system "$partial"' EXIT
 log "downloading hermes-agent==$VERSION wheels for CPython $PYTHON into $WHEELHOUSE"
 start=$(date +%s)
-"$TOOLS/bin/pip" download --quiet --disable-pip-version-check \
+"$TOOLS_VENV/bin/pip" download --quiet --disable-pip-version-check \
     --only-binary=:all: --python-version "$PYTHON" --implementation cp --abi "$ABI" \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux_2_28_x86_64 --platform linux_x86_64 \
     --dest "$partial" "hermes-agent==$VERSION" >&2
 touch "$partial/.complete"
-chmod 0755 "$partial"
 # rename(2) refuses a non-empty target: if another run finished first, keep its copy.
 if ! mv -T "$partial" "$WHEELHOUSE" 2>/dev/null && [ ! -f "$WHEELHOUSE/.complete" ]; then
     log "cannot move $partial to $WHEELHOUSE"

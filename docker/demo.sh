@@ -8,42 +8,30 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
+LOG_PREFIX=demo
 if [ -z "${HERMES_SHIM_S6_TARBALLS:-}" ] && [ -d "$REPO/../shared/s6-overlay" ]; then
     HERMES_SHIM_S6_TARBALLS=$(cd "$REPO/../shared/s6-overlay" && pwd)
 fi
 if [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
     export HERMES_SHIM_FLAVOUR=s6 HERMES_SHIM_S6_TARBALLS
-    IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6}"
 else
     export HERMES_SHIM_FLAVOUR=no-s6
-    IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test}"
 fi
+choose_image
 NAME="hermes-shim-demo-$$"
+LABEL="hermes-shim-demo=$NAME"
 
 say() { printf 'demo: %s\n' "$*"; }
 
-cleanup() {
-    docker rm -f "$NAME" >/dev/null 2>&1 || true
-    docker volume rm -f "$NAME" >/dev/null 2>&1 || true
-}
-
 "$REPO/tests/setup-host.sh"
-HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" 2>&1 | sed -n 's/^build-image: built/demo: built/p'
+build_image 2>&1 | sed -n 's/^build-image: built/demo: built/p'
 
-trap cleanup EXIT
-docker volume create "$NAME" >/dev/null
-docker run -d --name "$NAME" -v "$NAME:/opt/data" "$IMAGE" sleep infinity >/dev/null
-
-# The main program runs only after the start-up repair, so wait for it.
-wait_main() {
-    for _ in $(seq 60); do
-        docker exec "$NAME" sh -c 'for p in /proc/[0-9]*; do
-            [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0; done; exit 1' && return 0
-        sleep 0.5
-    done
-    echo "demo: container did not reach its main program" >&2
-    exit 1
-}
+trap remove_labelled EXIT
+volumes=("$NAME")
+dk volume create "$NAME" >/dev/null
+dk run -d --name "$NAME" -v "$NAME:/opt/data" "$IMAGE" sleep infinity >/dev/null
 
 state() {
     local root unreadable
@@ -53,8 +41,8 @@ state() {
     say "   /opt/data: $root root-owned entries, $unreadable unreadable by hermes"
 }
 
-wait_main
-say "0. $IMAGE: PID 1 is $(docker exec "$NAME" cat /proc/1/comm) (flavour $HERMES_SHIM_FLAVOUR)"
+wait_main "$NAME" || die "container did not reach its main program"
+say "0. $IMAGE: PID 1 is $(docker exec "$NAME" cat /proc/1/comm) (flavour $FLAVOUR)"
 say "1. as root: docker exec $NAME hermes config set model.default demo"
 docker exec "$NAME" hermes config set model.default demo >/dev/null
 say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml): the shim ran hermes as the hermes user"
@@ -70,7 +58,7 @@ state
 
 say "3. docker restart $NAME: the start-up repair heals the volume"
 docker restart -t 1 "$NAME" >/dev/null
-wait_main
+wait_main "$NAME" || die "container did not reach its main program"
 say "   $(docker logs "$NAME" 2>&1 | grep '^hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
 say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml), auth.json is $(docker exec "$NAME" stat -c %U:%G:%a /opt/data/auth.json)"
 state

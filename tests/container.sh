@@ -12,85 +12,19 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-FLAVOUR="${HERMES_SHIM_FLAVOUR:-no-s6}"
-SUITE="${HERMES_SHIM_SUITE:-trixie}"
-case "$SUITE" in
-    trixie) suffix="" ;;
-    bookworm) suffix="-bookworm" ;;
-    *) echo "HERMES_SHIM_SUITE=$SUITE: give trixie or bookworm" >&2; exit 2 ;;
-esac
-case "$FLAVOUR" in
-    no-s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test$suffix}" ;;
-    s6) IMAGE="${HERMES_SHIM_IMAGE:-hermes-shim:test-s6$suffix}" ;;
-    *) echo "HERMES_SHIM_FLAVOUR=$FLAVOUR: give no-s6 or s6" >&2; exit 2 ;;
-esac
-TAG="hermes-shim-ct-$FLAVOUR$suffix-$$"
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
+choose_image
+TESTS="container tests"
+TAG="hermes-shim-ct-$FLAVOUR$IMAGE_SUFFIX-$$"
+LABEL="hermes-shim-ct=$TAG"
 WORK=""
 HERMES_UID=10000
 
-passed=0
-failed=0
-
-skip_all() {
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL container tests cannot run under CI: $*"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-    echo "SKIP container tests: $*"
-    echo "0 passed, 0 failed"
-    exit 0
-}
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-not_ok() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-}
-
-# check NAME EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected [$2], got [$3]"; fi
-}
-
-# check_contains NAME NEEDLE HAYSTACK
-check_contains() {
-    case "$3" in
-        *"$2"*) ok "$1" ;;
-        *) not_ok "$1: [$2] not in output: $(printf '%s' "$3" | tail -n 5)" ;;
-    esac
-}
-
-# check_lacks NAME NEEDLE HAYSTACK
-check_lacks() {
-    case "$3" in
-        *"$2"*) not_ok "$1: unexpected [$2] in output: $(printf '%s' "$3" | tail -n 5)" ;;
-        *) ok "$1" ;;
-    esac
-}
-
-# Every container this script runs carries its label, so cleanup finds even a `run --rm` whose
-# client was killed by the timeout.
-dk() {
-    if [ "$1" = run ]; then
-        shift
-        timeout 180 docker run --label "hermes-shim-ct=$TAG" "$@"
-    else
-        timeout 180 docker "$@"
-    fi
-}
-
-containers=()
-volumes=()
 # immutable VOLUME 1|0: sets or clears the immutable flag of `stuck` at the top of VOLUME, from a
 # throwaway container (the only immutable file this script ever makes; nothing on a host path).
 immutable() {
-    docker run --rm --label "hermes-shim-ct=$TAG" --cap-add LINUX_IMMUTABLE --entrypoint /usr/bin/python3 \
-        -v "$1:/d" "$IMAGE" -c '
+    dk run --rm --cap-add LINUX_IMMUTABLE --entrypoint /usr/bin/python3 -v "$1:/d" "$IMAGE" -c '
 import array, fcntl, os, sys
 fd = os.open("/d/stuck", os.O_RDONLY | os.O_NOFOLLOW)
 flags = array.array("i", [0])
@@ -103,93 +37,23 @@ fcntl.ioctl(fd, 0x40086602, flags, True)  # FS_IOC_SETFLAGS
 cleanup() {
     local v
     for v in "${volumes[@]}"; do immutable "$v" 0 >/dev/null 2>&1; done
-    docker ps -aq --filter "label=hermes-shim-ct=$TAG" | xargs -r docker rm -f -v >/dev/null 2>&1
-    [ "${#volumes[@]}" -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
+    remove_labelled
     [ -z "${LISTENER:-}" ] || kill "$LISTENER" 2>/dev/null
     [ -z "$WORK" ] || rm -rf --one-file-system "$WORK"
 }
 
-# start NAME [docker run options...] -- [args...]: a detached container, removed at exit.
-start() {
-    local name="$TAG-$1"
-    shift
-    containers+=("$name")
-    local opts=()
-    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-        opts+=("$1")
-        shift
-    done
-    shift
-    dk run -d --name "$name" "${opts[@]}" "$IMAGE" "$@" >/dev/null
-}
-
-volume() {
-    local name="$TAG-$1"
-    volumes+=("$name")
-    docker volume create "$name" >/dev/null
-}
-
-# Waits until the main program (`sleep`) runs: by then the start-up repair has finished, under
-# the entrypoint applet and under s6-overlay alike.
-wait_main() {
-    local i
-    for i in $(seq 60); do
-        if docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
-                [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
-            done; exit 1' 2>/dev/null; then
-            return 0
-        fi
-        # A container that died (e.g. the entrypoint crashed) will not come back: say so now.
-        if [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" != true ]; then
-            echo "# $1 is not running: $(docker inspect -f 'exit {{.State.ExitCode}}' "$1" 2>&1);" \
-                "last log lines: $(docker logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
-            return 1
-        fi
-        [ "$i" -lt 60 ] && sleep 0.5
-    done
-    return 1
-}
-
-owner() { docker exec "$1" stat -c %U:%G "$2" 2>&1; }
-
-# Summary lines the repair printed in a container's log (one per container start).
-# summaries NAME WANT: how many, waiting up to 5 s for WANT (docker copies logs asynchronously).
-summaries() {
-    local n i
-    for i in $(seq 20); do
-        n=$(docker logs "$1" 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries')
-        [ "$n" = "$2" ] && break
-        [ "$i" -lt 20 ] && sleep 0.25
-    done
-    echo "$n"
-}
-
-json_field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
-
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (it drives the Docker engine and chattr)"
-if [ "$FLAVOUR" = s6 ] && [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ] &&
-    ! [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
-    skip_all "the s6 flavour needs s6-overlay's release tarballs, and there is no network to fetch them: set HERMES_SHIM_S6_TARBALLS to a directory holding them (.ci/run uses ../shared/s6-overlay)"
-fi
-command -v docker >/dev/null 2>&1 || skip_all "no docker client (run tests/setup-host.sh)"
-docker info >/dev/null 2>&1 || skip_all "Docker engine not reachable (run tests/setup-host.sh)"
+need_s6_tarballs
+need_docker
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # The work tree: made with the modes it needs (0755, so the containers' users can read it), as
 # every file in it is, so nothing here is ever chmod'ed, chowned or chgrp'ed on a host path.
-WORK=$(mktemp -u /tmp/hermes-shim-ct.XXXXXX)
-mkdir -m 0755 "$WORK"
+begin hermes-shim-ct 0755
 
-if [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ]; then
-    HERMES_SHIM_IMAGE="$IMAGE" "$REPO/docker/build-image.sh" || {
-        not_ok "docker/build-image.sh builds $IMAGE"
-        echo "$passed passed, $failed failed"
-        exit 1
-    }
-fi
+build_image || bail "docker/build-image.sh builds $IMAGE"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || skip_all "image $IMAGE not present"
-t0=$(date +%s)
+# The timing leaves the image build out.
+T_START=$(date +%s)
 
 mkdir -m 0755 "$WORK/fake" "$WORK/nested" "$WORK/sock" "$WORK/rootsock"
 # A stand-in for the real hermes: shows who runs it and with which arguments, in milliseconds.
@@ -445,10 +309,7 @@ start remap -e PUID=1234 -e PGID=1235 -v "$R:/opt/data" -- sleep infinity
 wait_main "$R" || not_ok "remap container reaches its main program"
 check "PUID/PGID: hermes is remapped" "1234 1235" "$(docker exec "$R" sh -c 'echo "$(id -u hermes) $(id -g hermes)"' 2>&1)"
 check "PUID/PGID: the main program runs with the new ids" "Uid: 1234 1234 1234 1234|Gid: 1235 1235 1235 1235" \
-    "$(docker exec "$R" sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
-        grep -E "^(Uid|Gid):" "$p/status" | tr -s "\t " " " | paste -sd "|"
-      done')"
+    "$(main_status "$R" "Uid|Gid")"
 check "PUID/PGID: files of the old uid and root's moved with it" "1234:1235 1234:1235 1234:1235" \
     "$(docker exec "$R" stat -c %u:%g /opt/data /opt/data/sessions/s.json /opt/data/auth.json | paste -sd ' ')"
 check "PUID/PGID: a stranger's file untouched" 4321:4321 "$(docker exec "$R" stat -c %u:%g /opt/data/host)"
@@ -497,15 +358,8 @@ P="$TAG-pid1"
 wait_main "$P" || not_ok "sleep infinity container reaches its main program"
 check "sleep infinity: main program runs with all uids and gids hermes" \
     "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
-    "$(docker exec "$P" sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
-        grep -E "^(Uid|Gid):" "$p/status" | tr -s "\t " " " | paste -sd "|"
-      done')"
-check "sleep infinity: no capabilities left" 0000000000000000 \
-    "$(docker exec "$P" sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
-        sed -n "s/^CapEff:\t//p" "$p/status"
-      done')"
+    "$(main_status "$P" "Uid|Gid")"
+check "sleep infinity: no capabilities left" "CapEff: 0000000000000000" "$(main_status "$P" CapEff)"
 
 # The gateway as the main program, as the README runs it: it must keep running (no s6 service
 # lookup under /init, no exit).
@@ -635,13 +489,7 @@ dk run --rm --entrypoint chgrp -v "$WORK/sock:/s" "$IMAGE" "$SOCK_GID" /s/docker
 start sock "${FAKE[@]}" -v "$WORK/sock/docker.sock:/var/run/docker.sock" -- sleep infinity
 SK="$TAG-sock"
 wait_main "$SK" || not_ok "socket container reaches its main program"
-main_groups() {
-    docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
-        sed -n "s/^Groups:[[:space:]]*//p" "$p/status"
-      done'
-}
-check_contains "docker socket gid $SOCK_GID: the main program has it" "$SOCK_GID" "$(main_groups "$SK")"
+check_contains "docker socket gid $SOCK_GID: the main program has it" "$SOCK_GID" "$(main_status "$SK" Groups)"
 check_contains "docker socket: a root docker exec hermes has it" "$SOCK_GID" \
     "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$SK" hermes-shim exec groups 2>&1)"
 check "docker socket: hermes can connect through the drop" connected \
@@ -654,7 +502,7 @@ dk restart -t 1 "$SK" >/dev/null
 wait_main "$SK" || not_ok "socket container restarts"
 check "docker socket, restart: /etc/group unchanged (one line, one member)" "hostdocker:x:$SOCK_GID:hermes" \
     "$(docker exec "$SK" grep ":$SOCK_GID:" /etc/group)"
-check_contains "docker socket, restart: the main program still has it" "$SOCK_GID" "$(main_groups "$SK")"
+check_contains "docker socket, restart: the main program still has it" "$SOCK_GID" "$(main_status "$SK" Groups)"
 out=$(dk run --rm -v "$WORK/rootsock/docker.sock:/var/run/docker.sock" "$IMAGE" \
     sh -c 'sed -n "s/^Groups:[[:space:]]*//p" /proc/self/status; grep -c hostdocker /etc/group' 2>&1)
 check_contains "docker socket owned by gid 0: a warning names the remedy" \
@@ -676,6 +524,4 @@ check_contains "docker run --user 1234: one line says to start as root with HERM
     "uid 1234 cannot write HERMES_HOME /opt/data" "$out"
 check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=1234" "$out"
 
-echo "# container tests took $(($(date +%s) - t0)) s (image build not included)"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -18,13 +18,14 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/podman-lib.sh
 . "$REPO/tests/podman-lib.sh"
-
+TESTS="kube tests"
 MANIFESTS="$REPO/docker/kubernetes"
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 RUN="k$$"
 WORK=""
 rendered=()
 claims=()
+# dk, wait_main, log_count…: root's Podman.
+ENGINE=(podman_root)
 
 cleanup() {
     local f
@@ -35,28 +36,13 @@ cleanup() {
     [ -z "$WORK" ] || rm -rf --one-file-system "$WORK"
 }
 
-[ "$(id -u)" -eq 0 ] || skip_all "kube tests" "need root (they install Podman and run rootful pods)"
-if [ "$FLAVOUR" = s6 ] && [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ] &&
-    ! [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
-    skip_all "kube tests" "the s6 flavour needs s6-overlay's release tarballs: set HERMES_SHIM_S6_TARBALLS (see docker/build-image.sh)"
-fi
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-    skip_all "kube tests" "the image is built with Docker and none is reachable (run tests/setup-host.sh)"
-fi
-if ! "$REPO/tests/setup-podman.sh"; then
-    not_ok "tests/setup-podman.sh prepares Podman and kubernetes-validate"
-    finish
-    exit 1
-fi
+podman_suite_ready
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-kube.XXXXXX)
-t0=$(date +%s)
+begin hermes-shim-kube 0700
 
 echo "# schema: kubernetes-validate --strict"
 for f in "$MANIFESTS"/*.yaml; do
-    out=$("$CACHE_DIR/tools-venv/bin/kubernetes-validate" --strict "$f" 2>&1)
+    out=$("$TOOLS_VENV/bin/kubernetes-validate" --strict "$f" 2>&1)
     rc=$?
     check "$(basename "$f"): valid Kubernetes (exit 0)" 0 "$rc"
     check_lacks "$(basename "$f"): no schema error" ERROR "$out"
@@ -65,12 +51,7 @@ for f in "$MANIFESTS"/*.yaml; do
         "$(printf '%s\n' "$out" | sed -n 's/.*passed for resource \([a-z]*\)\/.*/\1/p' | paste -sd ' ')"
 done
 
-if ! build_image; then
-    not_ok "docker/build-image.sh builds $IMAGE"
-    finish
-    exit 1
-fi
-load_image podman_root || not_ok "docker save $IMAGE | podman load"
+build_and_load podman_root
 echo "# flavour $FLAVOUR on Debian $SUITE ($PIMAGE)"
 
 # render NAME: a copy of docker/kubernetes/NAME.yaml to play here, as $WORK/NAME.yaml. Changes
@@ -125,10 +106,6 @@ play() {
     return "$rc"
 }
 
-summaries() {
-    podman_root logs "$1" 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries'
-}
-
 not_hermes() {
     podman_root exec "$1" find /opt/data \( ! -user "$HERMES_UID" -o ! -group "$HERMES_UID" \) -print 2>&1
 }
@@ -167,7 +144,7 @@ wait_gateway "$C" || not_ok "hermes-root: the gateway starts"
 st=$(gateway_status "$C")
 check_contains "hermes-root: the gateway runs as hermes" "$IDS_HERMES" "$st"
 check_contains "hermes-root: the gateway has no capabilities" "CapPrm: 0000000000000000|CapEff: 0000000000000000" "$st"
-check "hermes-root: one start-up repair" 1 "$(summaries "$C")"
+check "hermes-root: one start-up repair" 1 "$(summaries "$C" 1)"
 if [ "$FLAVOUR" = s6 ]; then
     check "hermes-root: PID 1 is s6-svscan" s6-svscan "$(podman_root exec "$C" cat /proc/1/comm 2>&1)"
 fi
@@ -200,7 +177,7 @@ st=$(gateway_status "$C")
 check_contains "hermes-nonroot: the gateway runs as 10000:10000 (runAsUser, runAsGroup)" "$IDS_HERMES" "$st"
 check_contains "hermes-nonroot: capabilities dropped, bounding set empty, no_new_privs" \
     "CapPrm: 0000000000000000|CapEff: 0000000000000000|CapBnd: 0000000000000000|NoNewPrivs: 1" "$st"
-check "hermes-nonroot: no start-up repair (not root)" 0 "$(summaries "$C")"
+check "hermes-nonroot: no start-up repair (not root)" 0 "$(summaries "$C" 0)"
 check "hermes-nonroot: exec runs as 10000 (kubectl exec)" "$HERMES_UID" "$(podman_root exec "$C" id -u 2>&1)"
 # A drop would fail here (no CAP_SETGID): exit 0 shows the shim passed straight through.
 podman_root exec "$C" hermes config set model.default from-nonroot >/dev/null 2>&1
@@ -239,5 +216,4 @@ check "hermes-init, rescheduled: the gateway reads everything" "" \
     "$(podman_root exec "$C" find /opt/data ! -readable -print 2>&1)"
 podman_root kube down "$f" >/dev/null
 
-echo "# kube tests took $(($(date +%s) - t0)) s"
-finish
+summary

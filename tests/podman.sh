@@ -26,69 +26,45 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tests/podman-lib.sh
 . "$REPO/tests/podman-lib.sh"
-
+TESTS="podman tests"
 TAG="hermes-shim-pm-$FLAVOUR-$$"
+LABEL="hermes-shim-pm=$TAG"
+# dk, start, volume, wait_main, owner…: the rootless Podman of the test account, and its image.
+ENGINE=(podman_rl)
+RUN_OPTS=(--network none)
+RUN_IMAGE="$PIMAGE"
 WORK=""
 RLWORK=""
 ct_pid=""
-volumes=()
 
 cleanup() {
-    local ids
     # The rootful table, if still running, cleans up after itself on TERM.
     if [ -n "$ct_pid" ]; then
         kill "$ct_pid" 2>/dev/null
         wait "$ct_pid" 2>/dev/null
     fi
-    podman_root ps -aq --filter "label=hermes-shim-pm=$TAG" | xargs -r podman rm -f -v >/dev/null 2>&1
-    if id -u "$CI_USER" >/dev/null 2>&1; then
-        ids=$(podman_rl ps -aq --filter "label=hermes-shim-pm=$TAG" 2>/dev/null)
-        # shellcheck disable=SC2086 # container ids, one word each
-        [ -z "$ids" ] || podman_rl rm -f -v $ids >/dev/null 2>&1
-        [ "${#volumes[@]}" -eq 0 ] || podman_rl volume rm -f "${volumes[@]}" >/dev/null 2>&1
-    fi
+    podman_root ps -aq --filter "label=$LABEL" | xargs -r podman rm -f -v >/dev/null 2>&1
+    id -u "$CI_USER" >/dev/null 2>&1 && remove_labelled
     # RLWORK holds files of the account's subordinate ids and one root-owned fixture: only root
     # can remove all of it. Both are temp trees this script made.
     [ -z "$RLWORK" ] || rm -rf --one-file-system "$RLWORK"
     [ -z "$WORK" ] || rm -rf --one-file-system "$WORK"
 }
 
-[ "$(id -u)" -eq 0 ] || skip_all "podman tests" "need root (they install Podman, create the rootless test account and drive both)"
-if [ "$FLAVOUR" = s6 ] && [ -z "${HERMES_SHIM_SKIP_BUILD:-}" ] &&
-    ! [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ]; then
-    skip_all "podman tests" "the s6 flavour needs s6-overlay's release tarballs: set HERMES_SHIM_S6_TARBALLS (see docker/build-image.sh)"
-fi
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-    skip_all "podman tests" "the image is built with Docker and none is reachable (run tests/setup-host.sh)"
-fi
-if ! "$REPO/tests/setup-podman.sh"; then
-    not_ok "tests/setup-podman.sh prepares Podman and the rootless account"
-    finish
-    exit 1
-fi
+podman_suite_ready
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-pm.XXXXXX)
-t0=$(date +%s)
+begin hermes-shim-pm 0700
 
-if ! build_image; then
-    not_ok "docker/build-image.sh builds $IMAGE"
-    finish
-    exit 1
-fi
 t_load=$(date +%s)
-load_image podman_root || not_ok "docker save $IMAGE | podman load (rootful)"
-load_image podman_rl || not_ok "docker save $IMAGE | podman load (rootless, as $CI_USER)"
-echo "# loading $IMAGE into both Podman stores took $(($(date +%s) - t_load)) s"
+build_and_load podman_root podman_rl
+echo "# building and loading $IMAGE into both Podman stores took $(($(date +%s) - t_load)) s"
 
 echo "# flavour $FLAVOUR on Debian $SUITE ($PIMAGE)"
 # The rootful table runs in the background while the rootless checks run: they share nothing
 # (root's Podman store and the account's), and both spend most of their time waiting on
 # containers. Its lines are shown after the rootless ones.
-mkdir "$WORK/bin"
-printf '#!/bin/sh\nexec podman "$@"\n' >"$WORK/bin/docker"
-chmod 0755 "$WORK/bin/docker"
+mkdir -m 0755 "$WORK/bin"
+printf '#!/bin/sh\nexec podman "$@"\n' | install -m 0755 /dev/stdin "$WORK/bin/docker"
 PATH="$WORK/bin:$PATH" HERMES_SHIM_FLAVOUR="$FLAVOUR" HERMES_SHIM_IMAGE="$PIMAGE" \
     HERMES_SHIM_SKIP_BUILD=1 "$REPO/tests/container.sh" >"$WORK/rootful.log" 2>&1 </dev/null &
 ct_pid=$!
@@ -103,64 +79,7 @@ sub_gid=$(awk -F: -v u="$CI_USER" '$1 == u { print $2; exit }' /etc/subgid)
 HOST_HERMES="$((sub_uid + HERMES_UID - 1)):$((sub_gid + HERMES_UID - 1))"
 RLWORK=$(as_ci mktemp -d /tmp/hermes-shim-rl.XXXXXX)
 
-# rl_start NAME [podman run options...] -- [args...]: a detached rootless container.
-rl_start() {
-    local name="$TAG-$1"
-    shift
-    local opts=()
-    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-        opts+=("$1")
-        shift
-    done
-    shift
-    podman_rl run -d --label "hermes-shim-pm=$TAG" --network none --name "$name" "${opts[@]}" \
-        "$PIMAGE" "$@" >/dev/null
-}
-
-rl_run() { podman_rl run --rm --label "hermes-shim-pm=$TAG" --network none "$@"; }
-
-rl_volume() {
-    volumes+=("$TAG-$1")
-    podman_rl volume create "$TAG-$1" >/dev/null
-}
-
-# The main program (`sleep`) runs only after the start-up repair, under either flavour.
-rl_wait_main() {
-    local i
-    for i in $(seq 60); do
-        podman_rl exec "$1" sh -c 'for p in /proc/[0-9]*; do
-                [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
-            done; exit 1' 2>/dev/null && return 0
-        if [ "$(podman_rl inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" != true ]; then
-            echo "# $1 is not running; last log lines: $(podman_rl logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
-            return 1
-        fi
-        [ "$i" -lt 60 ] && sleep 0.5
-    done
-    return 1
-}
-
-rl_main_ids() {
-    podman_rl exec "$1" sh -c 'for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
-        grep -E "^(Uid|Gid):" "$p/status" | tr -s "\t " " " | paste -sd "|"
-      done'
-}
-
-rl_owner() { podman_rl exec "$1" stat -c %U:%G "$2" 2>&1; }
 host_owner() { stat -c %u:%g "$1" 2>&1; }
-json_field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
-
-# Summary lines of the start-up repair in a container's log, waiting up to 5 s for WANT.
-rl_summaries() {
-    local n i
-    for i in $(seq 20); do
-        n=$(podman_rl logs "$1" 2>&1 | grep -cE '^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries')
-        [ "$n" = "$2" ] && break
-        [ "$i" -lt 20 ] && sleep 0.25
-    done
-    echo "$n"
-}
 
 # rl_dir NAME: a directory of the test account's own, with one file in it, for a bind mount.
 rl_dir() {
@@ -169,17 +88,17 @@ rl_dir() {
 }
 
 echo "# rootless: the seed contract"
-rl_volume data
+volume data
 C="$TAG-seed"
-rl_start seed -v "$TAG-data:/opt/data" -- sleep infinity
-rl_wait_main "$C" || not_ok "rootless container reaches its main program"
+start seed -v "$TAG-data:/opt/data" -- sleep infinity
+wait_main "$C" || not_ok "rootless container reaches its main program"
 mp=$(podman_rl volume inspect -f '{{.Mountpoint}}' "$TAG-data")
 check "rootless: the main program runs as hermes" \
     "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
-    "$(rl_main_ids "$C")"
+    "$(main_status "$C" "Uid|Gid")"
 podman_rl exec "$C" hermes config set model.default from-root >/dev/null 2>&1
 check "rootless: root podman exec hermes config set: exit 0" 0 $?
-check "rootless: root podman exec: config.yaml hermes:hermes" hermes:hermes "$(rl_owner "$C" /opt/data/config.yaml)"
+check "rootless: root podman exec: config.yaml hermes:hermes" hermes:hermes "$(owner "$C" /opt/data/config.yaml)"
 check "rootless: on the host, config.yaml belongs to the subordinate uid of 10000 ($HOST_HERMES)" \
     "$HOST_HERMES" "$(host_owner "$mp/config.yaml")"
 check "rootless: nothing under /opt/data owned by root" "" \
@@ -195,18 +114,18 @@ check "rootless: HERMES_DOCKER_EXEC_AS_ROOT=1 keeps root" 0 \
 podman_rl exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 -e HERMES_HOME=/opt/data/rootprofile "$C" \
     hermes config set model.default planted >/dev/null 2>&1
 podman_rl exec "$C" sh -c 'echo "{}" >/opt/data/auth.json && chmod 0600 /opt/data/auth.json'
-check "rootless: planted damage is root-owned inside" root:root "$(rl_owner "$C" /opt/data/rootprofile/config.yaml)"
+check "rootless: planted damage is root-owned inside" root:root "$(owner "$C" /opt/data/rootprofile/config.yaml)"
 check "rootless: ... and the account's own ids on the host" "$ci_uid:$ci_gid" "$(host_owner "$mp/auth.json")"
 
 echo "# rootless: self-heal on restart"
 podman_rl restart -t 1 "$C" >/dev/null
-rl_wait_main "$C" || not_ok "rootless container restarts"
+wait_main "$C" || not_ok "rootless container restarts"
 check "rootless, after restart: nothing under /opt/data owned by root" "" \
     "$(podman_rl exec "$C" find /opt/data \( -user 0 -o -group 0 \) -print 2>&1)"
 check "rootless, after restart: hermes reads everything" "" \
     "$(podman_rl exec --user hermes "$C" find /opt/data ! -readable -print 2>&1)"
 check "rootless, after restart: auth.json is $HOST_HERMES on the host" "$HOST_HERMES" "$(host_owner "$mp/auth.json")"
-check "rootless: one repair summary per container start (2 starts)" 2 "$(rl_summaries "$C" 2)"
+check "rootless: one repair summary per container start (2 starts)" 2 "$(summaries "$C" 2)"
 
 echo "# rootless: manual repair"
 podman_rl exec "$C" sh -c 'mkdir -p /opt/data/new/deeper && : >/opt/data/new/deeper/f'
@@ -219,20 +138,20 @@ check "rootless: fix-ownership healed them" "" \
 
 echo "# rootless: main program and exit codes"
 check "rootless: exit code 42 propagates" 42 \
-    "$(rl_run "$PIMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
+    "$(dk run --rm "$PIMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
 check "rootless: exit code 42 propagates with --init (catatonit)" 42 \
-    "$(rl_run --init "$PIMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
-out=$(rl_run "$PIMAGE" chat --help 2>&1)
+    "$(dk run --rm --init "$PIMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
+out=$(dk run --rm "$PIMAGE" chat --help 2>&1)
 check "rootless: podman run IMAGE chat --help: exit 0" 0 $?
 check_contains "rootless: chat --help shows chat usage" usage "$out"
 check "rootless: podman run --user hermes: no repair, runs as hermes" "$HERMES_UID" \
-    "$(rl_run --user hermes "$PIMAGE" id -u 2>/dev/null)"
+    "$(dk run --rm --user hermes "$PIMAGE" id -u 2>/dev/null)"
 
 echo "# rootless: bind mounts"
 # Default user namespace: your files are root's inside; the start-up repair gives them to hermes,
 # which on the host is a subordinate uid (edit them with `podman unshare`).
 d=$(rl_dir plain)
-out=$(rl_run -v "$d:/opt/data" "$PIMAGE" stat -c %u:%g /opt/data /opt/data/f 2>/dev/null | paste -sd ' ')
+out=$(dk run --rm -v "$d:/opt/data" "$PIMAGE" stat -c %u:%g /opt/data /opt/data/f 2>/dev/null | paste -sd ' ')
 check "rootless, bind mount of your directory: the start-up repair gives it to hermes" \
     "$HERMES_UID:$HERMES_UID $HERMES_UID:$HERMES_UID" "$out"
 check "rootless, bind mount of your directory: on the host it is $HOST_HERMES" "$HOST_HERMES" "$(host_owner "$d/f")"
@@ -240,7 +159,7 @@ check "rootless, bind mount of your directory: on the host it is $HOST_HERMES" "
 # `:U` with --user hermes: Podman itself chowns the volume to the container's user; nothing runs
 # as root, so there is no repair and no drop.
 d=$(rl_dir chown-u)
-out=$(rl_run --user "$HERMES_UID:$HERMES_UID" -v "$d:/opt/data:U" "$PIMAGE" \
+out=$(dk run --rm --user "$HERMES_UID:$HERMES_UID" -v "$d:/opt/data:U" "$PIMAGE" \
     sh -c 'echo "$(id -u) $(stat -c %u:%g /opt/data/f)"' 2>&1)
 check "rootless, --user 10000:10000 and :U: runs as hermes, the volume is hermes's" \
     "$HERMES_UID $HERMES_UID:$HERMES_UID" "$out"
@@ -250,11 +169,11 @@ check "rootless, --user 10000:10000 and :U: on the host it is $HOST_HERMES" "$HO
 # keep-id:uid=10000,gid=10000: your host uid *is* hermes inside, so files stay yours on the host.
 d=$(rl_dir keep-id)
 K="$TAG-keepid"
-rl_start keepid --userns=keep-id:uid="$HERMES_UID",gid="$HERMES_UID" -v "$d:/opt/data" -- sleep infinity
-rl_wait_main "$K" || not_ok "keep-id container reaches its main program"
+start keepid --userns=keep-id:uid="$HERMES_UID",gid="$HERMES_UID" -v "$d:/opt/data" -- sleep infinity
+wait_main "$K" || not_ok "keep-id container reaches its main program"
 check "rootless, keep-id:uid=10000: the main program runs as hermes" \
     "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
-    "$(rl_main_ids "$K")"
+    "$(main_status "$K" "Uid|Gid")"
 check "rootless, keep-id:uid=10000: your file is hermes's inside" "$HERMES_UID:$HERMES_UID" \
     "$(podman_rl exec "$K" stat -c %u:%g /opt/data/f 2>&1)"
 podman_rl exec "$K" hermes config set model.default keep-id >/dev/null 2>&1
@@ -266,14 +185,14 @@ check_lacks "rootless, keep-id:uid=10000: no start-up repair (not root)" "fix-ow
 
 # keep-id with the root path kept: start as root, remap hermes to your ids (PUID/PGID).
 d=$(rl_dir keep-id-puid)
-out=$(rl_run --userns=keep-id --user 0 --passwd=false -e PUID="$ci_uid" -e PGID="$ci_gid" \
+out=$(dk run --rm --userns=keep-id --user 0 --passwd=false -e PUID="$ci_uid" -e PGID="$ci_gid" \
     -v "$d:/opt/data" "$PIMAGE" sh -c 'echo "$(id -u):$(id -g)"; : >/opt/data/made' 2>&1)
 check_contains "rootless, keep-id --user 0 --passwd=false PUID/PGID: the program runs as your ids" \
     "$ci_uid:$ci_gid" "$out"
 check "rootless, keep-id PUID/PGID: what it writes is yours on the host" "$ci_uid:$ci_gid" \
     "$(host_owner "$d/made")"
 # Without --passwd=false, Podman adds a passwd line for your uid, so the remap is refused.
-out=$(rl_run --userns=keep-id --user 0 -e PUID="$ci_uid" -e PGID="$ci_gid" "$PIMAGE" id -u 2>&1)
+out=$(dk run --rm --userns=keep-id --user 0 -e PUID="$ci_uid" -e PGID="$ci_gid" "$PIMAGE" id -u 2>&1)
 check_contains "rootless, keep-id PUID without --passwd=false: the remap is refused, loudly" \
     "already belongs to user '$CI_USER'" "$out"
 
@@ -283,13 +202,16 @@ echo "# rootless: where chown cannot work"
 # rootful container on the directory the account just made.
 d="$RLWORK/unmapped-group"
 as_ci sh -c 'mkdir "$1" && for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo x >"$1/f$i"; done' sh "$d"
-podman_root run --rm --label "hermes-shim-pm=$TAG" --network none --user 0 --entrypoint /bin/chown \
-    -v "$d:/fixture" "$PIMAGE" \
-    -R "$ci_uid:0" /fixture
+# A root chown -R goes wherever the mount source leads: only into the account's own directory,
+# reached through no symlink (the path resolves to itself).
+if [ "$(realpath -e "$d" 2>&1)" = "$d" ] && [ "$(stat -c %u "$d")" = "$ci_uid" ]; then
+    podman_root run --rm --label "$LABEL" --network none --user 0 --entrypoint /bin/chown \
+        -v "$d:/fixture" "$PIMAGE" -R "$ci_uid:0" /fixture
+fi
 check "fixture: 13 entries of uid $ci_uid, group 0" 13 "$(find "$d" -uid "$ci_uid" -gid 0 | wc -l)"
 G="$TAG-unmapped"
-rl_start unmapped -v "$d:/opt/data" -- sleep infinity
-if rl_wait_main "$G"; then ok "rootless, unmapped group: the container still starts"; else
+start unmapped -v "$d:/opt/data" -- sleep infinity
+if wait_main "$G"; then ok "rootless, unmapped group: the container still starts"; else
     not_ok "rootless, unmapped group: the container still starts"; fi
 log=$(podman_rl logs "$G" 2>&1)
 check "rootless, unmapped group: the sweep says once that chown is not permitted" 1 \
@@ -298,13 +220,13 @@ check "rootless, unmapped group: no per-entry error flood" 0 \
     "$(printf '%s\n' "$log" | grep -c '/opt/data/f[0-9]')"
 check "rootless, unmapped group: the main program runs as hermes" \
     "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
-    "$(rl_main_ids "$G")"
+    "$(main_status "$G" "Uid|Gid")"
 check "rootless, unmapped group: entries unchanged on the host" 13 "$(find "$d" -uid "$ci_uid" -gid 0 | wc -l)"
 
 # A host directory of a user you do not map (root's): nobody:nogroup inside; nothing to change.
 d="$RLWORK/host-root"
 mkdir "$d" && echo x >"$d/f"
-out=$(rl_run -v "$d:/opt/data" "$PIMAGE" sh -c 'stat -c %u:%g /opt/data/f; touch /opt/data/new 2>/dev/null || echo not-writable' 2>&1)
+out=$(dk run --rm -v "$d:/opt/data" "$PIMAGE" sh -c 'stat -c %u:%g /opt/data/f; touch /opt/data/new 2>/dev/null || echo not-writable' 2>&1)
 check_contains "rootless, host root's directory: nobody's inside" "65534:65534" "$out"
 check_contains "rootless, host root's directory: the sweep counts it as other owners" "2 other owners; 0 errors" "$out"
 check_contains "rootless, host root's directory: the container starts; hermes cannot write there" "not-writable" "$out"
@@ -313,7 +235,7 @@ check "rootless, host root's directory: untouched on the host" 0:0 "$(host_owner
 # Fewer than 10001 ids mapped: hermes's uid does not exist in the container. The drop refuses
 # rather than run the program as root. (--workdir /: else runc fails before the entrypoint,
 # unable to enter /opt/data, 0700 and owned by the unmapped uid.)
-out=$(rl_run --workdir / --uidmap 0:0:5000 --gidmap 0:0:5000 "$PIMAGE" true 2>&1)
+out=$(dk run --rm --workdir / --uidmap 0:0:5000 --gidmap 0:0:5000 "$PIMAGE" true 2>&1)
 rc=$?
 check "rootless, uid 10000 unmapped (--uidmap 0:0:5000): exit 126" 126 "$rc"
 check_contains "rootless, uid 10000 unmapped: the refusal names the drop" "cannot drop to user 'hermes'" "$out"
@@ -334,5 +256,4 @@ while IFS= read -r line; do
 done <"$WORK/rootful.log"
 [ -n "$ct_summary" ] || not_ok "tests/container.sh under Podman ran to its end (no closing count)"
 
-echo "# podman tests took $(($(date +%s) - t0)) s (image build included)"
-finish
+summary

@@ -9,29 +9,28 @@
 # Prints nothing on stdout; tests/podman-lib.sh knows the names below.
 set -euo pipefail
 
-log() { printf 'setup-podman: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+LOG_PREFIX=setup-podman
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and creates the test account)"
 
 CI_USER="${HERMES_SHIM_PODMAN_USER:-hermes-shim-ci}"
 CONF_DIR=/etc/hermes-shim
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
 CONF="$CONF_DIR/containers.conf"
 STORAGE_CONF="$CONF_DIR/storage-rootless.conf"
 
-packages=(podman catatonit uidmap slirp4netns)
-missing=()
-for pkg in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null
-fi
+install_pkgs podman catatonit uidmap slirp4netns
+
+# write_conf FILE CONTENT: FILE holds CONTENT, written beside it with its mode and renamed into
+# place, only when it differs.
+write_conf() {
+    [ "$(cat "$1" 2>/dev/null)" != "$2" ] || return 0
+    log "writing $1"
+    mkdir -p "$(dirname "$1")"
+    printf '%s\n' "$2" | install -m 0644 /dev/stdin "$1.tmp"
+    mv -f "$1.tmp" "$1"
+}
 
 # Podman's default open-file ulimit (1048576) is above this machine's hard limit, so every
 # container fails with "error setting rlimit type 7"; an empty default_ulimits keeps the caller's.
@@ -49,13 +48,7 @@ events_logger = "file"
 cgroup_manager = "cgroupfs"
 EOF
 )
-if [ "$(cat "$CONF" 2>/dev/null)" != "$want" ]; then
-    log "writing $CONF"
-    mkdir -p "$CONF_DIR"
-    printf '%s\n' "$want" >"$CONF.tmp"
-    chmod 0644 "$CONF.tmp"
-    mv -f "$CONF.tmp" "$CONF"
-fi
+write_conf "$CONF" "$want"
 
 # Rootless storage: Podman 4.3 falls back to vfs (a full copy of every layer: a 40 s load, and
 # gigabytes) when fuse-overlayfs cannot be used (here /dev/fuse is root-only); the kernel's own
@@ -66,21 +59,11 @@ want=$(cat <<'EOF'
 driver = "overlay"
 EOF
 )
-if [ "$(cat "$STORAGE_CONF" 2>/dev/null)" != "$want" ]; then
-    log "writing $STORAGE_CONF"
-    printf '%s\n' "$want" >"$STORAGE_CONF.tmp"
-    chmod 0644 "$STORAGE_CONF.tmp"
-    mv -f "$STORAGE_CONF.tmp" "$STORAGE_CONF"
-fi
+write_conf "$STORAGE_CONF" "$want"
 
 # kubernetes-validate (PyPI; it bundles the Kubernetes JSON schemas, so it validates offline)
-# checks docker/kubernetes/*.yaml in tests/kube.sh; same venv of Debian's python3 as hadolint.
-if ! [ -x "$CACHE_DIR/tools-venv/bin/kubernetes-validate" ]; then
-    log "installing kubernetes-validate (pip, in $CACHE_DIR/tools-venv)"
-    [ -x "$CACHE_DIR/tools-venv/bin/pip" ] || /usr/bin/python3 -m venv "$CACHE_DIR/tools-venv"
-    "$CACHE_DIR/tools-venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate >/dev/null
-    [ -x "$CACHE_DIR/tools-venv/bin/kubernetes-validate" ] || die "kubernetes-validate installed but not found in $CACHE_DIR/tools-venv/bin"
-fi
+# checks docker/kubernetes/*.yaml in tests/kube.sh; in the tools venv, as hadolint.
+pip_tool kubernetes-validate kubernetes-validate
 
 # The rootless test account: a normal (non-system) user, so it may hold subordinate ids.
 if ! id -u "$CI_USER" >/dev/null 2>&1; then
@@ -104,11 +87,13 @@ for kind in uid gid; do
 done
 
 # No logind here to make the user's runtime directory.
+# Made with its owner and mode (install -d on a new name); an existing one that is not the
+# account's 0700 directory is refused, never chowned or chmodded.
 runtime="/run/user/$uid"
-if [ "$(stat -c %u:%a "$runtime" 2>/dev/null)" != "$uid:700" ]; then
+if ! [ -e "$runtime" ] && ! [ -L "$runtime" ]; then
     mkdir -p /run/user
-    [ ! -L "$runtime" ] || die "$runtime is a symlink; refusing to use it"
-    mkdir -p "$runtime"
-    chown "$uid:$(id -g "$CI_USER")" "$runtime"
-    chmod 0700 "$runtime"
+    install -d -m 0700 -o "$uid" -g "$(id -g "$CI_USER")" "$runtime"
+fi
+if [ -L "$runtime" ] || ! [ -d "$runtime" ] || [ "$(stat -c %u:%a "$runtime")" != "$uid:700" ]; then
+    die "$runtime is not a directory of $CI_USER's with mode 0700 ($(stat -c '%F %U %a' "$runtime")); remove it and run again"
 fi

@@ -15,119 +15,29 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-CACHE_DIR="${HERMES_SHIM_CACHE:-$HOME/.cache/hermes-shim}"
+# shellcheck source=tests/lib.sh
+. "$REPO/tests/lib.sh"
+TESTS="upstream-image tests"
 S6_DIR="${HERMES_SHIM_S6_TARBALLS:-../shared/s6-overlay}"
 case "$S6_DIR" in /*) ;; *) S6_DIR="$REPO/$S6_DIR" ;; esac
 WIRINGS="${HERMES_SHIM_UP_WIRINGS:-oneshot cont-init hook-line}"
 PREFIX=hermes-shim-up
 BASE_TAG="$PREFIX/debian:trixie"
 TAG="hermes-shim-up-$$"
+LABEL="hermes-shim-up=$TAG"
 HERMES_UID=10000
 S6_TARBALLS=(s6-overlay-noarch.tar.xz s6-overlay-x86_64.tar.xz s6-overlay-symlinks-noarch.tar.xz)
-# Debian's client has BuildKit built in; a newer client earlier on PATH may lack buildx.
-DOCKER_BUILD=(/usr/bin/docker build)
 WORK=""
 CONTEXT=""
 
-passed=0
-failed=0
-
-skip_all() {
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL upstream-image tests cannot run under CI: $*"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-    echo "SKIP upstream-image tests: $*"
-    echo "0 passed, 0 failed"
-    exit 0
-}
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-not_ok() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-}
-
-# check NAME EXPECTED ACTUAL
-check() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected [$2], got [$3]"; fi
-}
-
-# check_contains NAME NEEDLE HAYSTACK
-check_contains() {
-    case "$3" in
-        *"$2"*) ok "$1" ;;
-        *) not_ok "$1: [$2] not in output: $(printf '%s' "$3" | tail -n 5)" ;;
-    esac
-}
-
-# The closing lines; its status is the script's.
-summary() {
-    echo "# tests/upstream.sh took $(($(date +%s) - t_start)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-}
-
-# Every container carries this run's label, so cleanup finds even one whose client timed out.
-dk() {
-    if [ "$1" = run ]; then
-        shift
-        timeout 180 docker run --label "hermes-shim-up=$TAG" "$@"
-    else
-        timeout 180 docker "$@"
-    fi
-}
-
-volumes=()
 cleanup() {
-    docker ps -aq --filter "label=hermes-shim-up=$TAG" | xargs -r docker rm -f -v >/dev/null 2>&1
-    [ "${#volumes[@]}" -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
+    remove_labelled
     # Both are fresh mktemp directories of this run, holding no mounts.
     [ -z "$CONTEXT" ] || rm -rf --one-file-system "$CONTEXT"
     [ -z "$WORK" ] || rm -rf --one-file-system "$WORK"
 }
 
-# Waits until the main program (`sleep`; the gateway sleeps as s6-pause) runs: s6-overlay starts
-# it last, after the cont-init.d hooks and the user bundle.
-wait_main() {
-    local i
-    for i in $(seq 60); do
-        if docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
-                [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
-            done; exit 1' 2>/dev/null; then
-            return 0
-        fi
-        if [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" != true ]; then
-            echo "# $1 is not running: $(docker inspect -f 'exit {{.State.ExitCode}}' "$1" 2>&1);" \
-                "last log lines: $(docker logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
-            return 1
-        fi
-        [ "$i" -lt 60 ] && sleep 0.5
-    done
-    return 1
-}
-
-owner() { docker exec "$1" stat -c %U:%G "$2" 2>&1; }
 root_owned() { docker exec "$1" find /opt/data \( -user 0 -o -group 0 \) -print 2>&1; }
-
-SUMMARY='^hermes-shim fix-ownership: /opt/data: changed [0-9]+ of [0-9]+ entries'
-
-# log_count NAME REGEX WANT: how many lines of a container's log match, waiting up to 5 s for
-# WANT (docker copies logs asynchronously).
-log_count() {
-    local n i
-    for i in $(seq 20); do
-        n=$(docker logs "$1" 2>&1 | grep -cE "$2")
-        [ "$n" = "$3" ] && break
-        [ "$i" -lt 20 ] && sleep 0.25
-    done
-    echo "$n"
-}
 
 # record NAME FILE WANT: a file the image's scripts append to once per start, as one line,
 # waiting up to 5 s for WANT lines (a longrun is "started" once spawned, its script may still run).
@@ -157,19 +67,15 @@ starts() {
         END { flush() }'
 }
 
-t_start=$(date +%s)
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (it drives the Docker engine)"
-command -v docker >/dev/null 2>&1 || skip_all "no docker client (run tests/setup-host.sh)"
-docker info >/dev/null 2>&1 || skip_all "Docker engine not reachable (run tests/setup-host.sh)"
+need_docker
 command -v debootstrap >/dev/null 2>&1 || skip_all "no debootstrap for the Debian 13 base (run tests/setup-host.sh)"
 [ "$(uname -m)" = x86_64 ] || skip_all "the s6-overlay tarballs here are x86_64 only, this is $(uname -m)"
 for f in "${S6_TARBALLS[@]}" SHA256SUMS; do
     [ -f "$S6_DIR/$f" ] || skip_all "no $S6_DIR/$f (s6-overlay's tarballs; set HERMES_SHIM_S6_TARBALLS)"
 done
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/hermes-shim-up.XXXXXX)
+begin hermes-shim-up 0700
 
 echo "# building (offline)"
 # The tarballs go into the context only after they match the folder's sums.
@@ -178,9 +84,7 @@ if (cd "$S6_DIR" && grep -E '  s6-overlay-(noarch|x86_64|symlinks-noarch)\.tar\.
     >"$WORK/sums.log" 2>&1; then
     ok "s6-overlay tarballs match $S6_DIR/SHA256SUMS"
 else
-    not_ok "s6-overlay tarballs match $S6_DIR/SHA256SUMS: $(tr '\n' ' ' <"$WORK/sums.log")"
-    summary
-    exit
+    bail "s6-overlay tarballs match $S6_DIR/SHA256SUMS: $(tr '\n' ' ' <"$WORK/sums.log")"
 fi
 
 t0=$(date +%s)
@@ -188,9 +92,7 @@ if HERMES_SHIM_SUITE=trixie HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build
     wheelhouse=$(HERMES_SHIM_PYTHON=3.13 "$REPO/docker/build-wheelhouse.sh"); then
     ok "Debian 13 base $BASE_TAG and cp313 wheelhouse ($(($(date +%s) - t0)) s)"
 else
-    not_ok "Debian 13 base $BASE_TAG and cp313 wheelhouse"
-    summary
-    exit
+    bail "Debian 13 base $BASE_TAG and cp313 wheelhouse"
 fi
 
 # The binary image of the README's recipe: docker/build-binary-image.sh prints its tag.
@@ -199,9 +101,7 @@ shim_image=$("$REPO/docker/build-binary-image.sh") || shim_image=""
 if [ -n "$shim_image" ] && docker image inspect "$shim_image" >/dev/null 2>&1; then
     ok "binary image $shim_image ($(($(date +%s) - t0)) s)"
 else
-    not_ok "binary image (docker/build-binary-image.sh)"
-    summary
-    exit
+    bail "binary image (docker/build-binary-image.sh)"
 fi
 
 # The context lives outside the repository and holds exactly what the Dockerfile copies.
@@ -217,13 +117,11 @@ cp -al "$wheelhouse" "$CONTEXT/wheelhouse"
 built=()
 for w in $WIRINGS; do
     t0=$(date +%s)
-    if DOCKER_BUILDKIT=1 "${DOCKER_BUILD[@]}" --network=none --progress=plain \
-        --build-arg BASE_IMAGE="$BASE_TAG" --build-arg SHIM_IMAGE="$shim_image" \
-        --build-arg WIRING="$w" -t "$PREFIX/upstream:$w" "$CONTEXT" >"$WORK/build-$w.log" 2>&1; then
+    if offline_build "$CONTEXT" --build-arg BASE_IMAGE="$BASE_TAG" --build-arg SHIM_IMAGE="$shim_image" \
+        --build-arg WIRING="$w" -t "$PREFIX/upstream:$w"; then
         ok "image $PREFIX/upstream:$w builds ($(($(date +%s) - t0)) s)"
         built+=("$w")
     else
-        tail -n 20 "$WORK/build-$w.log" | sed 's/^/# /'
         not_ok "image $PREFIX/upstream:$w builds"
     fi
 done
@@ -237,17 +135,16 @@ MAIN=(sh -c 'n=$(find /opt/data \( -user 0 -o -group 0 \) -print 2>/dev/null | w
 
 for w in "${built[@]}"; do
     t_wiring=$(date +%s)
-    image="$PREFIX/upstream:$w"
+    IMAGE="$PREFIX/upstream:$w"
     echo "# wiring $w: first start"
     C="$TAG-$w"
-    volumes+=("$C")
-    docker volume create "$C" >/dev/null
-    if ! dk run -d --name "$C" -v "$C:/opt/data" "$image" "${MAIN[@]}" >/dev/null || ! wait_main "$C"; then
+    volume "$w"
+    if ! start "$w" -v "$C:/opt/data" -- "${MAIN[@]}" || ! wait_main "$C"; then
         not_ok "$w: container reaches its main program"
         continue
     fi
     check "$w: PID 1 is s6-svscan" s6-svscan "$(docker exec "$C" cat /proc/1/comm 2>&1)"
-    check "$w: first start: one repair" 1 "$(log_count "$C" "$SUMMARY" 1)"
+    check "$w: first start: one repair" 1 "$(summaries "$C" 1)"
 
     echo "# wiring $w: docker-exec contract"
     dk exec "$C" hermes config set model.default from-root >/dev/null 2>&1
@@ -288,7 +185,7 @@ for w in "${built[@]}"; do
         "$(owner "$C" /opt/data/config.yaml) $(docker exec "$C" stat -c %U:%G:%a /opt/data/auth.json 2>&1)"
     check "$w: after restart: hermes reads everything (find ! -readable as hermes)" "" \
         "$(docker exec --user hermes "$C" find /opt/data ! -readable -print 2>&1)"
-    log_count "$C" "$SUMMARY" 2 >/dev/null
+    summaries "$C" 2 >/dev/null
     check_contains "$w: the restart's repair changed the $planted planted entries" \
         "hermes-shim fix-ownership: /opt/data: changed $planted of " \
         "$(docker logs "$C" 2>&1 | grep '^hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
@@ -320,13 +217,13 @@ for w in "${built[@]}"; do
     fi
 
     echo "# wiring $w: main wrapper"
-    out=$(dk run --rm "$image" id -u 2>"$WORK/run.err")
+    out=$(dk run --rm "$IMAGE" id -u 2>"$WORK/run.err")
     check "$w: docker run IMAGE id -u: runs as hermes" "$HERMES_UID" "$out"
     check "$w: docker run: exactly one repair" 1 \
         "$(grep -cE "$SUMMARY" "$WORK/run.err")"
-    check "$w: exit code 42 propagates" 42 "$(dk run --rm "$image" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
+    check "$w: exit code 42 propagates" 42 "$(dk run --rm "$IMAGE" bash -c 'exit 42' >/dev/null 2>&1; echo $?)"
     check_contains "$w: docker run IMAGE chat --help: hermes chat --help" usage \
-        "$(dk run --rm "$image" chat --help 2>/dev/null)"
+        "$(dk run --rm "$IMAGE" chat --help 2>/dev/null)"
     echo "# wiring $w took $(($(date +%s) - t_wiring)) s"
 done
 

@@ -3,8 +3,7 @@
 #
 # On a generated tree shaped like a real HERMES_HOME (tests/bench/gen_tree.py: venv-like package
 # trees, sessions/ full of JSON files, skill directories 20-40 levels deep, symlinks), all owned
-# by 10000:10000 and cached under ~/.cache/hermes-shim/bench/, it measures with hyperfine -N
-# (medians, warm page cache):
+# by 10000:10000, it measures with hyperfine -N (medians; the tree is in memory):
 #   warm  nothing to change:  fix-ownership PATH --user 10000:10000
 #                         vs  find PATH -xdev ( -uid 0 -o -gid 0 ) -print   (output dropped)
 #   cold  N/10 entries root:root, re-damaged before every run (not timed):
@@ -13,50 +12,39 @@
 # and our peak RSS (/usr/bin/time -v). Goals: warm <= 0.8x find, cold <= 1.0x chown -R,
 # peak RSS <= 16 MiB.
 #
+# It changes owners as root, so the tree exists only in a private mount namespace (unshare -m),
+# on a fresh tmpfs mounted there after every other mount of that namespace was made read-only:
+# whatever leaves the tree (a followed symlink, a wrong path) meets EROFS, never a host file, and
+# the tree is gone with the namespace. It is generated anew each run (its time is printed).
+#
 # Usage: tests/bench/fix-ownership.sh [--entries N] [--runs N] [--walk auto|openat2|fallback]
-#                                     [--strace] [--regenerate]            (as root)
+#                                     [--strace]                           (as root)
 #   --entries N   tree size (default 1000000; smaller for a quick run)
 #   --runs N      timed runs per command (default 10 warm, half that cold)
 #   --walk MODE   pass --walk MODE to fix-ownership (default: its own choice)
 #   --strace      also print `strace -c -f` syscall summaries of ours and each peer
-#   --regenerate  throw the cached tree away and generate it again
 set -euo pipefail
 
 me=tests/bench/fix-ownership.sh
 self=$(readlink -f "${BASH_SOURCE[0]}")
+# shellcheck source=tests/lib.sh
+. "$(dirname "$self")/../lib.sh"
+LOG_PREFIX=$me
 entries=1000000
 runs=10
 walk=
 strace=false
-regenerate=false
 uid=10000
 gid=10000
 goal_warm=0.8
 goal_cold=1.0
 goal_rss_kib=$((16 * 1024))
 
-die() {
-    echo "$me: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "$me: $*" >&2
-}
-
 usage() {
     sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$self"
 }
 
-need_pkg() { # COMMAND PACKAGE: install PACKAGE from Debian only when COMMAND is missing
-    command -v "$1" >/dev/null 2>&1 && return 0
-    say "installing Debian package $2 (for $1)"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >/dev/null; then
-        die "could not install $2; install it by hand (apt-get install $2)"
-    fi
-}
-
-# Owner census of the whole tree: "COUNT UID:GID" lines. Also warms the page cache.
+# Owner census of the whole tree: "COUNT UID:GID" lines.
 census() {
     find "$tree" -xdev -printf '%U:%G\n' | sort | uniq -c | sed 's/^ *//'
 }
@@ -65,16 +53,11 @@ census() {
 expect_clean() { # WHO
     local got
     got=$(census)
-    [[ $got == "$entries $uid:$gid" ]] \
-        || die "after $1 the tree is not all $uid:$gid: $(tr '\n' ' ' <<<"$got")(try --regenerate)"
+    [[ $got == "$entries $uid:$gid" ]] || die "after $1 the tree is not all $uid:$gid: $(tr '\n' ' ' <<<"$got")"
 }
 
 damage() {
     xargs -0 -a "$damage_list" chown -h 0:0
-}
-
-heal_by_list() {
-    xargs -0 -a "$damage_list" chown -h "$uid:$gid"
 }
 
 # Peak RSS in KiB of one run of "$@" (its stderr is kept in $work/last.err).
@@ -107,59 +90,47 @@ verdict() { # VALUE GOAL
     awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "met" : "MISSED" }'
 }
 
-main() {
-    while (($#)); do
-        case $1 in
-        --entries) entries=${2:?--entries needs a number}; shift 2 ;;
-        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
-        --walk) walk=${2:?--walk needs auto, openat2 or fallback}; shift 2 ;;
-        --strace) strace=true; shift ;;
-        --regenerate) regenerate=true; shift ;;
-        -h | --help) usage; return 0 ;;
-        *) die "unknown argument '$1' (try --help)" ;;
-        esac
+# Makes every mount of this (private) namespace read-only, one bind remount each: only this
+# namespace's copies change, never the host's mounts or their filesystems. Then checks that no
+# mount a path can reach is left writable.
+readonly_mounts() {
+    local mp opts line lines
+    # A snapshot: the table changes as it is worked through.
+    mapfile -t lines </proc/self/mountinfo
+    for line in "${lines[@]}"; do
+        read -r _ _ _ _ mp opts _ <<<"$line"
+        case ",$opts," in *,ro,*) continue ;; esac
+        # mountinfo escapes blanks and backslashes in octal (\040).
+        mount -o remount,bind,ro "$(printf '%b' "$mp")" 2>/dev/null || true
     done
-    if ! [[ $entries =~ ^[1-9][0-9]*$ ]] || ((entries < 2000)); then
-        die "--entries takes a whole number >= 2000"
-    fi
-    [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs takes a whole number >= 1"
-    [[ -z $walk || $walk =~ ^(auto|openat2|fallback)$ ]] || die "--walk takes auto, openat2 or fallback"
-    [[ $(id -u) == 0 ]] || die "must run as root: fix-ownership and chown -R change owners (try: sudo $me)"
+    # Of a mount point mounted over several times, only the last mount is reachable.
+    mp=$(awk '{ o[$5] = $6 } END { for (m in o) if (o[m] !~ /(^|,)ro(,|$)/) print m }' /proc/self/mountinfo)
+    [[ -z $mp ]] || die "cannot make these mounts read-only in the namespace: $(tr '\n' ' ' <<<"$mp")"
+}
 
-    need_pkg hyperfine hyperfine
-    [[ -x /usr/bin/time ]] || need_pkg /usr/bin/time time
-    [[ -x /usr/bin/python3 ]] || need_pkg /usr/bin/python3 python3
-    if $strace; then need_pkg strace strace; fi
+# Runs inside `unshare -m`: read-only mounts, the tmpfs, the tree, the measurements, the report.
+in_namespace() { # MOUNTPOINT BINARY
+    local mnt=$1 bin=$2
+    readonly_mounts
+    mount -t tmpfs -o size=1g,mode=0700 hermes-shim-bench "$mnt"
+    [[ $(stat -f -c %T "$mnt") == tmpfs && $(findmnt -no OPTIONS --mountpoint "$mnt") == rw,* ]] \
+        || die "$mnt is not a writable tmpfs in the namespace"
+    work=$mnt/work
+    tree=$mnt/tree
+    damage_list=$work/damage.list
+    mkdir -m 0700 "$work"
+    # Everything else is read-only now: sort and the rest spill here.
+    export TMPDIR=$work
 
-    cd "$(dirname "$self")/../.."
-    # The binary the image ships: release, linked static (docker/build-shim.sh).
-    local bin
-    bin=$(docker/build-shim.sh) || die "docker/build-shim.sh failed"
-    [[ -x $bin ]] || die "$bin missing after the build"
-
-    local gen=$PWD/tests/bench/gen_tree.py version cache
-    version=$(/usr/bin/python3 "$gen" --version)
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/hermes-shim/bench/tree-v$version-n$entries
-    tree=$cache/tree
-    damage_list=$cache/damage.list
-    if $regenerate || [[ ! -e $cache/complete ]]; then
-        rm -rf "$cache"
-        mkdir -p "$cache"
-        say "generating $entries entries in $tree (cached for later runs)"
-        /usr/bin/python3 "$gen" "$tree" --entries "$entries" --uid "$uid" --gid "$gid" \
-            --damage-list "$damage_list"
-        touch "$cache/complete"
-    fi
+    local t0
+    t0=$(date +%s%N)
+    log "generating $entries entries in $tree (tmpfs, private mount namespace)"
+    /usr/bin/python3 "$(dirname "$self")/gen_tree.py" "$tree" --entries "$entries" --uid "$uid" \
+        --gid "$gid" --damage-list "$damage_list"
+    local gen_ms=$((($(date +%s%N) - t0) / 1000000))
     local damaged
     damaged=$(tr -cd '\0' <"$damage_list" | wc -c)
-
-    work=$(mktemp -d /tmp/hermes-shim-bench.XXXXXX)
-    # shellcheck disable=SC2064  # expand now
-    trap "rm -rf '$work'" EXIT
-
-    # An earlier run may have been interrupted with the damage in place.
-    heal_by_list
-    expect_clean "restoring the cached tree"
+    expect_clean "generating the tree"
 
     local ours=("$bin" fix-ownership "$tree" --user "$uid:$gid")
     [[ -z $walk ]] || ours+=(--walk "$walk")
@@ -175,7 +146,7 @@ main() {
         <"$work/last.out") || die "fix-ownership --json printed no JSON object: $(head -c 300 "$work/last.out")"
     read -r backend scanned changed <<<"$backend"
     [[ $changed == 0 ]] || die "the warm run changed $changed entries, expected 0"
-    [[ $scanned == "$entries" ]] || say "note: fix-ownership scanned $scanned entries; the tree holds $entries"
+    [[ $scanned == "$entries" ]] || log "note: fix-ownership scanned $scanned entries; the tree holds $entries"
     rss_find=$(peak_rss "${find_cmd[@]}")
     damage
     rss_cold=$(peak_rss "${ours[@]}")
@@ -185,10 +156,10 @@ main() {
     rss_chown=$(peak_rss "${chown_cmd[@]}")
     expect_clean "chown -R"
 
-    say "warm: $runs runs each (2 warm-up), hyperfine -N"
+    log "warm: $runs runs each (2 warm-up), hyperfine -N"
     hyperfine -N --style basic --warmup 2 --runs "$runs" --export-json "$work/warm.json" \
         -n fix-ownership "${ours[*]}" -n find "${find_cmd[*]}" >&2
-    say "cold: $cold_runs runs each (1 warm-up), $damaged entries made root:root before each (not timed)"
+    log "cold: $cold_runs runs each (1 warm-up), $damaged entries made root:root before each (not timed)"
     hyperfine -N --style basic --warmup 1 --runs "$cold_runs" --export-json "$work/cold.json" \
         --prepare "xargs -0 -a $damage_list chown -h 0:0" \
         -n fix-ownership "${ours[*]}" -n "chown -R" "${chown_cmd[*]}" >&2
@@ -206,7 +177,7 @@ main() {
         mib[$x]=$(awk -v k="${!x}" 'BEGIN { printf "%.1f", k / 1024 }')
     done
 
-    echo "fix-ownership benchmark: $tree"
+    echo "fix-ownership benchmark: $tree (tmpfs in a private mount namespace, generated in $((gen_ms / 1000)).$((gen_ms % 1000 / 100)) s)"
     echo "  $entries entries, $damaged root:root in the cold case; walk: $backend; medians of $runs warm / $cold_runs cold runs (hyperfine -N)"
     printf '  warm  fix-ownership %8.3f s   find -uid 0 -o -gid 0 %8.3f s   ratio %sx  goal <= %sx: %s\n' \
         "$w_ours" "$w_find" "$r_warm" "$goal_warm" "$(verdict "$r_warm" "$goal_warm")"
@@ -226,6 +197,50 @@ main() {
         strace_summary "chown -R, cold" "${chown_cmd[@]}"
         expect_clean "the strace runs"
     fi
+}
+
+main() {
+    if [[ ${1:-} == --in-namespace ]]; then
+        entries=$4 runs=$5 walk=$6 strace=$7
+        in_namespace "$2" "$3"
+        return
+    fi
+    while (($#)); do
+        case $1 in
+        --entries) entries=${2:?--entries needs a number}; shift 2 ;;
+        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+        --walk) walk=${2:?--walk needs auto, openat2 or fallback}; shift 2 ;;
+        --strace) strace=true; shift ;;
+        -h | --help) usage; return 0 ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+        esac
+    done
+    if ! [[ $entries =~ ^[1-9][0-9]*$ ]] || ((entries < 2000)); then
+        die "--entries takes a whole number >= 2000"
+    fi
+    [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs takes a whole number >= 1"
+    [[ -z $walk || $walk =~ ^(auto|openat2|fallback)$ ]] || die "--walk takes auto, openat2 or fallback"
+    [[ $(id -u) == 0 ]] || die "must run as root: fix-ownership and chown -R change owners (try: sudo $me)"
+
+    need_pkg hyperfine hyperfine
+    need_pkg /usr/bin/time time
+    need_pkg /usr/bin/python3 python3
+    need_pkg unshare util-linux
+    if $strace; then need_pkg strace strace; fi
+
+    cd "$(dirname "$self")/../.."
+    # The binary the image ships: release, linked static (docker/build-shim.sh).
+    local bin
+    bin=$(docker/build-shim.sh) || die "docker/build-shim.sh failed"
+    [[ -x $bin ]] || die "$bin missing after the build"
+
+    # The tmpfs's mount point: an empty directory of our own, removed (rmdir: only if empty) after.
+    local mnt
+    mnt=$(temp_dir /tmp hermes-shim-bench 0700) || die "cannot make a directory in /tmp"
+    # shellcheck disable=SC2064  # expand now: $mnt is local
+    trap "rmdir '$mnt'" EXIT
+    unshare --mount --propagation private -- \
+        "$BASH" "$self" --in-namespace "$mnt" "$bin" "$entries" "$runs" "$walk" "$strace"
 }
 
 main "$@"

@@ -12,7 +12,11 @@ the absolute paths of --damage entries picked uniformly at random (fixed seed) t
 benchmark turns root:root before each cold run. Files are empty: the sweep only reads
 metadata, and empty files cost no data blocks, so generation stays fast and small on disk.
 
-Bump GENERATOR_VERSION whenever the shape changes: the benchmark caches trees by it.
+Run it only where a mistake cannot reach the host: the benchmark runs it in a private mount
+namespace, on a fresh tmpfs, with every other mount read-only. It changes the owner of nothing
+but the ROOT it creates, and then creates everything as UID:GID.
+
+GENERATOR_VERSION names the shape (--version); bump it whenever the shape changes.
 """
 
 import argparse

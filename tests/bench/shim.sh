@@ -33,6 +33,9 @@ set -euo pipefail
 
 me=tests/bench/shim.sh
 self=$(readlink -f "${BASH_SOURCE[0]}")
+# shellcheck source=tests/lib.sh
+. "$(dirname "$self")/../lib.sh"
+LOG_PREFIX=$me
 runs=3000
 warmup=10
 rounds=30
@@ -41,24 +44,8 @@ shim=
 also=()
 goal=1.10
 
-die() {
-    echo "$me: $*" >&2
-    exit 1
-}
-
 usage() {
     sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$self"
-}
-
-install_pkg() { # PACKAGE WHY
-    echo "$me: installing Debian package $1 ($2)" >&2
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; } >/dev/null; then
-        die "could not install $1; install it by hand (apt-get install $1)"
-    fi
-}
-
-need_pkg() { # COMMAND PACKAGE: install PACKAGE from Debian only when COMMAND is missing
-    command -v "$1" >/dev/null 2>&1 || install_pkg "$2" "for $1"
 }
 
 # The hermes-shim contenders: "shim" and each --also NAME, as "NAME=BINARY" words.
@@ -125,7 +112,7 @@ in_namespace() {
     for i in "${!cmds[@]}"; do
         hf+=(-n "${names[i]}" "${cmds[i]}")
     done
-    echo "$me: ${#names[@]} contenders, $rounds rounds of $per_round runs each (after $warmup warm-up runs), hyperfine -N, as root, one mount namespace" >&2
+    log "${#names[@]} contenders, $rounds rounds of $per_round runs each (after $warmup warm-up runs), hyperfine -N, as root, one mount namespace"
     for ((r = 1; r <= rounds; r++)); do
         hyperfine -N --style none --warmup "$warmup" --runs "$per_round" \
             --export-json "$work/round-$r.json" "${hf[@]}" >"$work/hyperfine.log" 2>&1 \
@@ -180,9 +167,9 @@ PY
     fi
 }
 
-# Writes the POSIX-sh shim that hermes-shim replaces, for PROGRAM, to FILE.
+# Writes the POSIX-sh shim that hermes-shim replaces, for PROGRAM, to FILE (mode 0755).
 write_sh_shim() { # FILE PROGRAM
-    cat >"$1" <<SH
+    install -m 0755 /dev/stdin "$1" <<SH
 #!/bin/sh
 if [ "\$(id -u)" = 0 ]; then
     case "\${HERMES_DOCKER_EXEC_AS_ROOT:-}" in
@@ -196,7 +183,6 @@ if [ "\$(id -u)" = 0 ]; then
 fi
 exec $2 "\$@"
 SH
-    chmod 755 "$1"
 }
 
 main() {
@@ -236,8 +222,9 @@ main() {
     need_pkg setpriv util-linux
     need_pkg unshare util-linux
     need_pkg gcc gcc
-    [[ $(gcc -print-file-name=libc.a) == /* ]] || install_pkg libc6-dev "for gcc -static"
-    [[ -x /usr/bin/python3 ]] || need_pkg /usr/bin/python3 python3
+    # gcc -static needs libc.a.
+    [[ $(gcc -print-file-name=libc.a) == /* ]] || install_pkgs libc6-dev
+    need_pkg /usr/bin/python3 python3
 
     cd "$(dirname "$self")/../.."
     if [[ -z $shim ]]; then
@@ -247,11 +234,11 @@ main() {
     [[ $shim == /* ]] || shim=$PWD/$shim
     [[ -x $shim ]] || die "$shim missing or not executable"
 
+    # 0755 from its creation: hermes (uid 10000) runs the programs in it.
     local work
-    work=$(mktemp -d /tmp/hermes-shim-bench.XXXXXX)
+    work=$(temp_dir /tmp hermes-shim-bench 0755) || die "cannot make a directory in /tmp"
     # shellcheck disable=SC2064  # expand now: $work is local
     trap "rm -rf --one-file-system '$work'" EXIT
-    chmod 755 "$work"
     mkdir "$work/bin"
     # The machine may have its own uid 10000 or hermes; the namespace sees only ours.
     grep -Ev '^hermes:|^[^:]*:[^:]*:10000:' /etc/passwd >"$work/passwd" || true
