@@ -10,7 +10,7 @@
 #   hermes-init-fix-ownership.yaml  root only in an init container with CHOWN + DAC_OVERRIDE
 # A pod "rescheduled" onto the same claim is `podman kube down` (the claim's volume stays) and a
 # new `podman kube play` of the manifest's Pod alone. What only a real cluster shows (the kubelet's
-# fsGroup handling: podman kube play ignores fsGroup) is named in docs-run-it-on.md.
+# fsGroup handling: podman kube play ignores fsGroup) is named in the README ("Run it on…").
 # Needs root: skips with a reason otherwise, fails when $CI is set. Ends with `N passed, N failed`.
 # shellcheck disable=SC2016 # single-quoted scripts are expanded by the sh -c they are given to
 set -uo pipefail

@@ -118,6 +118,37 @@ offline_build() {
     return 1
 }
 
+# --- Sealing: for work that changes owners as root (the tests, the ownership benchmark).
+
+# seal_mounts [FSTYPE...]: in a private mount namespace (unshare -m), makes every mount
+# read-only, one bind remount each (only this namespace's view changes, never the host's
+# mounts), except mounts of the file system types named and /dev/shm when any are named; then
+# checks that no mount a path can reach is left writable. Whatever then leaves the trees a
+# script builds on its own tmpfs meets EROFS instead of a host file.
+seal_mounts() {
+    local keep=" $* " line lines mp opts rest fstype left
+    # A snapshot: the table changes as it is worked through.
+    mapfile -t lines </proc/self/mountinfo
+    for line in "${lines[@]}"; do
+        # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        read -r _ _ _ _ mp opts _ <<<"$line"
+        rest=${line#* - }
+        fstype=${rest%% *}
+        [[ $keep != *" $fstype "* ]] || continue
+        # mountinfo escapes blanks and backslashes in octal (\040).
+        mp=$(printf '%b' "$mp")
+        [[ $# -eq 0 || $mp != /dev/shm ]] || continue
+        case ",$opts," in *,ro,*) continue ;; esac
+        mount -o remount,bind,ro "$mp" 2>/dev/null || true
+    done
+    # Of a mount point mounted over several times, only the last mount is reachable.
+    left=$(awk -v keep="$keep" -v shm=$# '{ split($0, a, " - "); split(a[2], f, " ")
+            o[$5] = $6; t[$5] = f[1] }
+        END { for (m in o) if (o[m] !~ /(^|,)ro(,|$)/ && index(keep, " " t[m] " ") == 0 &&
+                               !(shm > 0 && m == "/dev/shm")) print m }' /proc/self/mountinfo)
+    [[ -z $left ]] || die "cannot make these mounts read-only in the namespace: $(tr '\n' ' ' <<<"$left")"
+}
+
 # --- Results: `ok   NAME`, `FAIL NAME: why`, and one closing `N passed, N failed`.
 # TESTS names the suite in its SKIP and timing lines; T_START (date +%s), when set, is when its
 # timing starts.

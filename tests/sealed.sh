@@ -14,37 +14,14 @@
 # skip (or fail under CI).
 set -euo pipefail
 
-log() { printf 'sealed: %s\n' "$*" >&2; }
-
-# Makes every mount of this (private) namespace read-only but the pseudo filesystems above, one
-# bind remount each (only this namespace's view changes), then checks none is left writable.
-seal() {
-    local line lines mp opts fstype rest
-    mapfile -t lines </proc/self/mountinfo
-    for line in "${lines[@]}"; do
-        # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-        read -r _ _ _ _ mp opts _ <<<"$line"
-        rest=${line#* - }
-        fstype=${rest%% *}
-        case "$fstype" in proc | devpts | mqueue | nsfs) continue ;; esac
-        mp=$(printf '%b' "$mp") # mountinfo writes blanks and backslashes in octal (\040)
-        [ "$mp" != /dev/shm ] || continue
-        case ",$opts," in *,ro,*) continue ;; esac
-        mount -o remount,bind,ro "$mp" 2>/dev/null || true
-    done
-    # Of a mount point mounted over several times only the last mount is reachable; that one
-    # must be read-only.
-    local left
-    left=$(awk '{ split($0, a, " - "); split(a[2], f, " "); o[$5] = $6; t[$5] = f[1] }
-        END { for (m in o) if (o[m] !~ /(^|,)ro(,|$)/ && t[m] !~ /^(proc|devpts|mqueue|nsfs)$/ &&
-                               m != "/dev/shm") print m }' /proc/self/mountinfo)
-    [ -z "$left" ] || { log "cannot make these mounts read-only: $(tr '\n' ' ' <<<"$left")"; exit 1; }
-}
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+LOG_PREFIX=sealed
 
 if [ "${1:-}" = --inside ]; then
     dir=$2
     shift 2
-    seal
+    seal_mounts proc devpts mqueue nsfs
     mount -t tmpfs -o mode=1777,size=50% hermes-shim-tests "$dir"
     export TMPDIR=$dir HERMES_SHIM_SEALED=1
     exec "$@"

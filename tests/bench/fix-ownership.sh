@@ -90,28 +90,11 @@ verdict() { # VALUE GOAL
     awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "met" : "MISSED" }'
 }
 
-# Makes every mount of this (private) namespace read-only, one bind remount each: only this
-# namespace's copies change, never the host's mounts or their filesystems. Then checks that no
-# mount a path can reach is left writable.
-readonly_mounts() {
-    local mp opts line lines
-    # A snapshot: the table changes as it is worked through.
-    mapfile -t lines </proc/self/mountinfo
-    for line in "${lines[@]}"; do
-        read -r _ _ _ _ mp opts _ <<<"$line"
-        case ",$opts," in *,ro,*) continue ;; esac
-        # mountinfo escapes blanks and backslashes in octal (\040).
-        mount -o remount,bind,ro "$(printf '%b' "$mp")" 2>/dev/null || true
-    done
-    # Of a mount point mounted over several times, only the last mount is reachable.
-    mp=$(awk '{ o[$5] = $6 } END { for (m in o) if (o[m] !~ /(^|,)ro(,|$)/) print m }' /proc/self/mountinfo)
-    [[ -z $mp ]] || die "cannot make these mounts read-only in the namespace: $(tr '\n' ' ' <<<"$mp")"
-}
-
 # Runs inside `unshare -m`: read-only mounts, the tmpfs, the tree, the measurements, the report.
 in_namespace() { # MOUNTPOINT BINARY
     local mnt=$1 bin=$2
-    readonly_mounts
+    # shellcheck disable=SC2119 # no file system type is kept writable here
+    seal_mounts
     mount -t tmpfs -o size=1g,mode=0700 hermes-shim-bench "$mnt"
     [[ $(stat -f -c %T "$mnt") == tmpfs && $(findmnt -no OPTIONS --mountpoint "$mnt") == rw,* ]] \
         || die "$mnt is not a writable tmpfs in the namespace"
