@@ -31,6 +31,8 @@ mod settings;
 mod shim;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(test)]
+mod testing;
 mod users;
 
 use std::ffi::{OsStr, OsString};

@@ -165,4 +165,63 @@ mod tests {
             assert_eq!(parse(bad, &id), None, "{bad:?}");
         }
     }
+
+    #[test]
+    fn only_a_directory_that_root_alone_can_write_is_trusted() {
+        use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+        if !crate::testing::root_or_skip("only_a_directory_that_root_alone_can_write_is_trusted") {
+            return;
+        }
+        let tmp = crate::testing::TempDir::new("record");
+        let dir = |name: &str, mode: u32, uid: u32| {
+            let d = tmp.path().join(name);
+            fs::create_dir(&d).unwrap();
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode)).unwrap();
+            lchown(&d, Some(uid), Some(0)).unwrap();
+            d
+        };
+        assert!(roots_alone(&dir("root-0755", 0o755, 0)));
+        assert!(roots_alone(&dir("root-0700", 0o700, 0)));
+        for (d, why) in [
+            (dir("group-writable", 0o775, 0), "group write"),
+            (dir("other-writable", 0o757, 0), "other write"),
+            (dir("sticky-1777", 0o1777, 0), "a /tmp-like directory"),
+            (dir("hermes", 0o755, 10000), "owned by the agent"),
+        ] {
+            assert!(!roots_alone(&d), "{why}");
+        }
+        let link = tmp.path().join("link");
+        symlink(tmp.path().join("root-0755"), &link).unwrap();
+        assert!(!roots_alone(&link), "a symlink, even to a good directory");
+        let file = tmp.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(!roots_alone(&file), "not a directory");
+        assert!(!roots_alone(&tmp.path().join("missing")), "nothing there");
+    }
+
+    #[test]
+    fn this_start_is_named_by_the_boot_id_and_pid_1s_start_time() {
+        // Run where PID 1 shares this process's mount namespace (a container, or the sealed
+        // test namespace's parent only when it is not private); elsewhere `current` must say
+        // it cannot name the start.
+        let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        let same = ns("1").is_some() && ns("1") == ns("self");
+        match StartId::current() {
+            Some(id) => {
+                assert!(
+                    same,
+                    "named a start though PID 1 is another mount namespace's"
+                );
+                let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+                assert_eq!(id.boot_id, boot.trim());
+                let stat = fs::read_to_string("/proc/1/stat").unwrap();
+                assert_eq!(Some(id.pid1_start), start_time(&stat));
+                assert!(id.pid1_start > 0 || stat.contains(") "));
+            }
+            None => assert!(
+                !same,
+                "PID 1 shares our mount namespace: the start has a name"
+            ),
+        }
+    }
 }

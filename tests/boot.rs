@@ -418,3 +418,61 @@ fn a_remap_whose_sweep_could_not_finish_is_finished_by_the_next_start() {
     assert_eq!(owner(&stuck), (2000, 2001), "{out}");
     assert!(!marker.exists(), "{out}");
 }
+
+#[test]
+fn the_entrypoint_trusts_only_a_record_of_this_very_start() {
+    require!(root, tools: ["unshare", "mount", "sh", "cut"]);
+    // A container start in miniature: a PID namespace whose PID 1 is `sh` (sharing our mount
+    // namespace, as in a container), a /run of its own, and the hermes user in a test /etc.
+    let etc = etc_dir("fo-boot-record", PASSWD, "root:x:0:\nhermgrp:x:10001:\n");
+    let home = TempDir::new("fo-boot-record-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let script = r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs tmpfs /run
+entry() { "$0" entrypoint true 2>&1 | grep 'repair' || true; }
+"$0" boot 2>/dev/null
+echo "record: $(cut -d' ' -f2,3 /run/hermes-shim/boot)"
+echo "pid 1 started: $(cut -d' ' -f22 /proc/1/stat)"
+echo "recorded: $(entry)"
+read -r boot start code </run/hermes-shim/boot
+echo "$boot $((start + 1)) $code" >/run/hermes-shim/boot
+echo "another start: $(entry)"
+echo "$boot $start $code" >/run/hermes-shim/boot
+chmod 0775 /run/hermes-shim
+echo "group-writable: $(entry)"
+"#;
+    let mut cmd = common::fix::clean_cmd("unshare");
+    cmd.args(["-m", "--propagation", "private", "-p", "-f", "--mount-proc"])
+        .args(["sh", "-c", script])
+        .arg(common::bin())
+        .arg(etc.path())
+        .env("HERMES_HOME", home.path())
+        .env("HERMES_SHIM_USER", "hermtest");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(0), "{out}");
+    let said = |key: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} line\n{out}"))
+            .trim()
+            .to_string()
+    };
+    let started = said("pid 1 started:");
+    assert_eq!(
+        said("record:"),
+        format!("{started} 0"),
+        "boot names this start\n{out}"
+    );
+    assert!(
+        said("recorded:").contains("already ran in this container start (exit 0)"),
+        "{out}"
+    );
+    for case in ["another start:", "group-writable:"] {
+        assert!(
+            said(case).contains("no start-up repair has run in this container start"),
+            "{case} the record must not count\n{out}"
+        );
+    }
+}

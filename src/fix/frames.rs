@@ -135,15 +135,14 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TempDir;
     use std::path::{Path, PathBuf};
 
     /// A chain dir/d/d/… `levels` deep in a fresh temporary directory (no root needed), every
     /// level pushed: the deepest [`OPEN_FRAMES`] open, the others closed.
-    fn deep(tag: &str, levels: usize) -> (PathBuf, Vec<PathBuf>, Frames) {
-        let base =
-            std::env::temp_dir().join(format!("hermes-shim-frames-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let mut dirs = vec![base.clone()];
+    fn deep(tag: &str, levels: usize) -> (TempDir, Vec<PathBuf>, Frames) {
+        let base = TempDir::new(tag);
+        let mut dirs = vec![base.path().to_path_buf()];
         for _ in 0..levels {
             let next = dirs.last().unwrap().join("d");
             dirs.push(next);
@@ -177,14 +176,13 @@ mod tests {
 
     #[test]
     fn the_window_keeps_exactly_the_deepest_frames_open_and_reopens_on_the_way_up() {
-        let (base, dirs, mut f) = deep("window", OPEN_FRAMES + 8);
+        let (_base, dirs, mut f) = deep("window", OPEN_FRAMES + 8);
         assert_eq!(f.len(), dirs.len());
         // All the way back up: each closed parent is reopened through `..` and checked.
         while f.len() > 1 {
             assert_eq!(f.pop(|_| true), Ok(()));
         }
         assert_eq!(f.open_count(), 1, "the job's own directory, reopened");
-        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
@@ -192,21 +190,19 @@ mod tests {
         let (base, dirs, mut f) = deep("moved", OPEN_FRAMES + 2);
         pop_to_the_window_edge(&mut f);
         // Move the top directory away: its `..` is now another directory.
-        std::fs::rename(&dirs[f.len() - 1], base.join("elsewhere")).unwrap();
+        std::fs::rename(&dirs[f.len() - 1], base.path().join("elsewhere")).unwrap();
         match f.pop(|_| true) {
             Err((Errno::ESTALE, left)) => assert_eq!(left, 3, "the three above it"),
             other => panic!("expected ESTALE, got {other:?}"),
         }
         assert_eq!(f.len(), 0, "the rest of the job is dropped");
-        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
     fn a_parent_on_another_mount_is_refused() {
-        let (base, _, mut f) = deep("mount", OPEN_FRAMES + 1);
+        let (_base, _, mut f) = deep("mount", OPEN_FRAMES + 1);
         pop_to_the_window_edge(&mut f);
         assert!(matches!(f.pop(|_| false), Err((Errno::ESTALE, _))));
-        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -287,9 +287,8 @@ mod tests {
     /// nothing does.
     #[test]
     fn a_dry_run_counts_every_kind_of_entry_and_changes_nothing() {
-        let base = std::env::temp_dir().join(format!("hermes-shim-walk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let root = base.join("home");
+        let base = crate::testing::TempDir::new("walk");
+        let root = base.path().join("home");
         std::fs::create_dir_all(root.join("a/b/c")).unwrap();
         std::fs::create_dir_all(root.join("skip/me")).unwrap();
         std::fs::write(root.join("a/f"), "x").unwrap();
@@ -333,7 +332,6 @@ mod tests {
         assert_eq!(c.errors, 0);
         assert!(!out.chown_impossible);
         assert_eq!(walkdir_owners(&root), before, "a dry run changes nothing");
-        let _ = std::fs::remove_dir_all(&base);
     }
 
     fn walkdir_owners(root: &Path) -> Vec<(PathBuf, u32, u32)> {

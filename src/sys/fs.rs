@@ -374,16 +374,15 @@ mod tests {
     /// after the entries already taken.
     #[test]
     fn a_directory_is_read_whole_through_a_small_buffer_and_resumed_by_cookie() {
-        let dir = std::env::temp_dir().join(format!("hermes-shim-dirent-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        let tmp = crate::testing::TempDir::new("dirent");
+        let dir = tmp.path();
         let want: BTreeSet<Vec<u8>> = (0..50)
             .map(|i| format!("entry-{i:02}").into_bytes())
             .collect();
         for n in &want {
             std::fs::write(dir.join(std::str::from_utf8(n).unwrap()), "").unwrap();
         }
-        let fd: OwnedFd = std::fs::File::open(&dir).unwrap().into();
+        let fd: OwnedFd = std::fs::File::open(dir).unwrap().into();
         let mut buf = DirBuf::new(40);
         let mut name = Vec::new();
         let mut seen = BTreeSet::new();
@@ -404,6 +403,5 @@ mod tests {
             assert!(seen.insert(name.clone()), "{name:?} twice");
         }
         assert_eq!(seen, want);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

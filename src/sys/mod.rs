@@ -182,19 +182,6 @@ pub fn errno_of(e: &std::io::Error) -> Errno {
 mod tests {
     use super::*;
 
-    /// True as root; otherwise says why the test skips, or fails under CI (which runs as root).
-    fn root_or_skip(test: &str) -> bool {
-        if unistd::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: needs root, and CI runs as root"
-        );
-        eprintln!("SKIP {test}: needs root");
-        false
-    }
-
     /// A capability set of this thread, from `/proc/thread-self/status`.
     fn thread_caps(key: &str) -> u64 {
         let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
@@ -227,7 +214,9 @@ mod tests {
 
     #[test]
     fn capabilities_are_the_effective_and_permitted_sets_of_this_thread() {
-        if !root_or_skip("capabilities_are_the_effective_and_permitted_sets_of_this_thread") {
+        if !crate::testing::root_or_skip(
+            "capabilities_are_the_effective_and_permitted_sets_of_this_thread",
+        ) {
             return;
         }
         // A thread of its own: capset changes the calling thread only, and this one then ends.
