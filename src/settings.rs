@@ -34,7 +34,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         names: "`HERMES_DOCKER_EXEC_AS_ROOT`",
-        meaning: "`1`/`true`/`yes` (any case) keeps root; anything else drops",
+        meaning: "`1`/`true`/`yes` (any case) keeps root, with a warning: root then runs config and plugins the agent can write; anything else drops",
         default: "unset",
     },
     Variable {

@@ -37,7 +37,10 @@ pub enum Caller {
 impl Caller {
     fn remedy(self) -> &'static str {
         match self {
-            Caller::Shim => "run docker exec --user hermes …, or set HERMES_DOCKER_EXEC_AS_ROOT=1",
+            // Never the opt-out: as root, hermes loads config and plugins the agent can write.
+            Caller::Shim => {
+                "run docker exec --user hermes …, or set HERMES_SHIM_USER to a user this container has"
+            }
             Caller::Entrypoint => {
                 "start the container with --user hermes, or set HERMES_SHIM_USER to a user this container has"
             }
@@ -408,7 +411,14 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Se
         }
     };
     let (ruid, ..) = sys::caller_ids();
-    if ruid != 0 || settings.opt_out {
+    if ruid != 0 {
+        return Prepared::new(&path, args, None).exec();
+    }
+    if settings.opt_out {
+        say!(
+            "hermes-shim: WARNING: HERMES_DOCKER_EXEC_AS_ROOT is set: running {} as root, with the config and plugins under HERMES_HOME that the agent can write",
+            shown(&path)
+        );
         return Prepared::new(&path, args, None).exec();
     }
     // From a terminal session, the program gets a terminal of its own (see crate::relay).

@@ -155,7 +155,11 @@ check "docker exec -it: the exit status comes through the relay" 42 \
 check "docker exec starts in /opt/hermes, not in the agent's volume" /opt/hermes "$(docker exec "$C" pwd)"
 out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
 check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"
-check_contains "unknown HERMES_SHIM_USER names the remedy" "HERMES_DOCKER_EXEC_AS_ROOT=1" "$out"
+check_contains "unknown HERMES_SHIM_USER names the remedy" "docker exec --user hermes" "$out"
+check_lacks "unknown HERMES_SHIM_USER: the opt-out is never offered as a remedy" HERMES_DOCKER_EXEC_AS_ROOT "$out"
+out=$(dk exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 "$C" hermes --version 2>&1)
+check_contains "HERMES_DOCKER_EXEC_AS_ROOT=1: warns that root runs what the agent can write" \
+    "WARNING: HERMES_DOCKER_EXEC_AS_ROOT is set: running /opt/hermes/.venv/bin/hermes as root" "$out"
 
 out=$(dk run --rm "$IMAGE" chat --help 2>&1)
 rc=$?

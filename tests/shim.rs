@@ -28,7 +28,7 @@ const ALICE_UID: u32 = 10001;
 const STAFF_GID: u32 = 50;
 
 const REMEDY_USER: &str = "docker exec --user hermes";
-const REMEDY_ROOT: &str = "HERMES_DOCKER_EXEC_AS_ROOT=1";
+const REMEDY_NAME: &str = "set HERMES_SHIM_USER to a user this container has";
 
 /// Reports everything the tests look at. `cat /proc/$$/status` shows the script process itself,
 /// i.e. the process the shim exec'd, not the `cat` child. `ran` is written last: its presence
@@ -361,8 +361,12 @@ fn assert_dropped_to_hermes(r: &Report, what: &str) {
 /// Asserts a refusal of the drop: exit 126, one stderr line naming `needles` and both remedies,
 /// and the real program never ran.
 fn assert_refused(sb: &Sandbox, o: &Outcome, needles: &[&str], what: &str) {
-    let remedies = [REMEDY_USER, REMEDY_ROOT];
+    let remedies = [REMEDY_USER, REMEDY_NAME];
     assert_refusal_line(sb, o, &[&remedies[..], needles].concat(), what);
+    assert!(
+        !o.stderr.contains("HERMES_DOCKER_EXEC_AS_ROOT"),
+        "{what}: the opt-out is no remedy (it runs the agent's config and plugins as root)"
+    );
 }
 
 /// Asserts exit 126 with one stderr line from the shim naming `needles`, and that the real
@@ -563,10 +567,20 @@ fn opt_out_truthy_values_run_as_root() {
         let what = format!("HERMES_DOCKER_EXEC_AS_ROOT={v:?}");
         let mut cmd = sb.via_link("hermes", &[]);
         cmd.env("HERMES_DOCKER_EXEC_AS_ROOT", v);
-        let r = sb.report(&sb.run(cmd), &what);
+        let o = sb.run(cmd);
+        let r = sb.report(&o, &what);
         r.assert_ids(0, 0, &what);
         let m = fs::metadata(sb.out().join("file")).unwrap();
         assert_eq!((m.uid(), m.gid()), (0, 0), "{what}: owner of the write");
+        // Root then runs what the agent can shape (config, plugins): every run says so.
+        assert!(
+            o.stderr
+                .trim_end()
+                .starts_with("hermes-shim: WARNING: HERMES_DOCKER_EXEC_AS_ROOT is set")
+                && o.stderr.trim_end().lines().count() == 1,
+            "{what}: one warning line, got {:?}",
+            o.stderr
+        );
     }
 }
 
