@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 /// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
 pub const DEFAULT_USER: &str = "hermes";
 
+/// Debian's static system groups (base-passwd): adm 4, tty 5, disk 6, kmem 15, shadow 42,
+/// utmp 43, staff 50 and the rest. Membership in one grants far more than any reason boot has
+/// to give a group (reading /etc/shadow, writing other users' terminals), so boot never gives
+/// the hermes user one of these gids, as a member or as its primary group.
+pub const SYSTEM_GIDS: std::ops::RangeInclusive<u32> = 1..=99;
+
 /// Where the account databases live; tests bind-mount their own files over these.
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";

@@ -55,7 +55,7 @@ docker image inspect "$IMAGE" >/dev/null 2>&1 || skip_all "image $IMAGE not pres
 # The timing leaves the image build out.
 T_START=$(date +%s)
 
-mkdir -m 0755 "$WORK/fake" "$WORK/nested" "$WORK/sock" "$WORK/rootsock"
+mkdir -m 0755 "$WORK/fake" "$WORK/nested" "$WORK/sock" "$WORK/rootsock" "$WORK/ttysock"
 # A stand-in for the real hermes: shows who runs it and with which arguments, in milliseconds.
 install -m 0755 /dev/stdin "$WORK/fake/hermes" <<'EOF'
 #!/bin/sh
@@ -484,12 +484,14 @@ for path in sys.argv[1:]:
     socks.append(s)
 print("listening", flush=True)
 time.sleep(3600)
-' "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" >"$WORK/listening" &
+' "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" "$WORK/ttysock/docker.sock" >"$WORK/listening" &
 LISTENER=$!
 for _ in $(seq 50); do [ -s "$WORK/listening" ] && break; sleep 0.1; done
 # Its group, given from a throwaway container, as the host's docker group would be.
 dk run --rm --entrypoint chgrp -v "$WORK/sock:/s" "$IMAGE" "$SOCK_GID" /s/docker.sock ||
     not_ok "give the test socket group $SOCK_GID"
+dk run --rm --entrypoint chgrp -v "$WORK/ttysock:/s" "$IMAGE" tty /s/docker.sock ||
+    not_ok "give the second test socket the group tty"
 start sock "${FAKE[@]}" -v "$WORK/sock/docker.sock:/var/run/docker.sock" -- sleep infinity
 SK="$TAG-sock"
 wait_main "$SK" || not_ok "socket container reaches its main program"
@@ -512,6 +514,16 @@ out=$(dk run --rm -v "$WORK/rootsock/docker.sock:/var/run/docker.sock" "$IMAGE" 
 check_contains "docker socket owned by gid 0: a warning names the remedy" \
     "WARNING: the Docker socket belongs to group 0" "$out"
 check_lacks "docker socket owned by gid 0: root's group is never given" "hostdocker" "$out"
+# tty's members can write into every terminal (root's `docker exec -it` shell among them).
+out=$(dk run --rm -v "$WORK/ttysock/docker.sock:/var/run/docker.sock" "$IMAGE" \
+    sh -c 'sed -n "s/^Groups:[[:space:]]*//p" /proc/self/status; grep "^tty:" /etc/group' 2>&1)
+check_contains "docker socket owned by tty (gid 5): a warning names the group and the remedy" \
+    "WARNING: the Docker socket belongs to gid 5, the system group 'tty'" "$out"
+check_contains "docker socket owned by tty: hermes is not made a member" "tty:x:5:"$'\n' "$out"$'\n'
+out=$(dk run --rm -e PGID=42 "$IMAGE" sh -c 'id -g; id -gn' 2>&1)
+check_contains "PGID=42 (shadow): the remap is refused, naming the group" \
+    "gid 42 is the system group 'shadow'" "$out"
+check_contains "PGID=42: hermes keeps its own group" "10000"$'\n'"hermes" "$out"
 kill "$LISTENER" 2>/dev/null
 
 check "HERMES_HOME missing: created, the user's, 0700; its parent root's, 0755; hermes writes there" \

@@ -48,6 +48,12 @@ pub enum RemapError {
         uid: u32,
         owner: String,
     },
+    /// A gid of [`users::SYSTEM_GIDS`] asked for as the user's group (named by the group that
+    /// has it here).
+    SystemGid {
+        gid: u32,
+        group: Option<String>,
+    },
     /// The marker holds no ids.
     Marker(PreviousError),
     /// A file the remap must replace cannot be.
@@ -84,6 +90,14 @@ impl fmt::Display for RemapError {
             RemapError::UidTaken { uid, owner } => write!(
                 f,
                 "uid {uid} already belongs to user '{owner}' — pick a free uid"
+            ),
+            RemapError::SystemGid { gid, group } => write!(
+                f,
+                "gid {gid} is {}, which grants far more than the user's own files — pick a gid of 100 or above",
+                group.as_ref().map_or_else(
+                    || "a system gid".to_string(),
+                    |g| format!("the system group '{g}'")
+                )
             ),
             RemapError::Marker(e) => write!(f, "{MARKER}: {e} — remove the file"),
             RemapError::File { user, path, why } => {
@@ -145,6 +159,14 @@ pub fn plan(
         return Err(RemapError::UidTaken {
             uid: new.0,
             owner: other.name.to_string(),
+        });
+    }
+    if new.1 != old.1 && users::SYSTEM_GIDS.contains(&new.1) {
+        return Err(RemapError::SystemGid {
+            gid: new.1,
+            group: users::group_entries(group)
+                .find(|g| g.gid == new.1)
+                .map(|g| g.name.to_string()),
         });
     }
     let shared = users::passwd_entries(passwd).any(|u| u.gid == old.1 && u.name != user);
@@ -434,6 +456,25 @@ mod tests {
             "uid taken"
         );
         assert!(plan(PASSWD_TEXT, GROUP_TEXT, "nosuch", req(Some(5), None)).is_err());
+        // PGID=5 would make hermes's own group tty (writing root's terminals), 42 shadow.
+        let tty = format!("{GROUP_TEXT}tty:x:5:\n");
+        assert_eq!(
+            plan(PASSWD_TEXT, &tty, "hermes", req(None, Some(5))),
+            Err(RemapError::SystemGid {
+                gid: 5,
+                group: Some("tty".into())
+            })
+        );
+        assert_eq!(
+            p(Some(2000), Some(42)),
+            Err(RemapError::SystemGid {
+                gid: 42,
+                group: None
+            }),
+            "refused whether or not the image names the gid"
+        );
+        assert!(p(None, Some(100)).is_ok(), "100 (users) is no system group");
+        assert!(p(None, Some(99)).is_err());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Plan {
     Nothing,
     /// Root's group: never given, only warned about.
     RootGroup,
+    /// A system gid ([`users::SYSTEM_GIDS`], named by the group that has it here): never given,
+    /// only warned about.
+    SystemGroup(Option<String>),
     /// /etc/group rewritten: the user joins `group` (created when `created`).
     Join {
         group: String,
@@ -52,6 +55,10 @@ pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, Str
         || users::group_entries(group).any(|g| g.gid == gid && g.members().any(|m| m == user))
     {
         return Ok(Plan::Nothing);
+    }
+    if users::SYSTEM_GIDS.contains(&gid) {
+        let name = users::group_entries(group).find(|g| g.gid == gid);
+        return Ok(Plan::SystemGroup(name.map(|g| g.name.to_string())));
     }
     if let Some(g) = users::group_entries(group).find(|g| g.gid == gid) {
         let members = if g.member_list.trim().is_empty() {
@@ -101,6 +108,13 @@ pub fn grant(prefix: &str, user: &str) {
         Ok(Plan::RootGroup) => say!(
             "{prefix}: WARNING: the Docker socket belongs to group 0, which '{user}' is never given — give the socket a non-root group on the host (e.g. chgrp docker /var/run/docker.sock) and restart the container"
         ),
+        Ok(Plan::SystemGroup(name)) => say!(
+            "{prefix}: WARNING: the Docker socket belongs to gid {gid}, {}, which '{user}' is never given (it grants far more than the socket) — give the socket the host's docker group (gid 100 or above) and restart the container",
+            name.map_or_else(
+                || "a system gid".to_string(),
+                |n| format!("the system group '{n}'")
+            )
+        ),
         Ok(Plan::Join {
             group,
             created,
@@ -128,7 +142,7 @@ mod tests {
     use super::*;
 
     const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
-    const GROUPS: &str = "root:x:0:\nusers:x:100:alice\nhermes:x:10000:\nstaff:x:50:\n";
+    const GROUPS: &str = "root:x:0:\ntty:x:5:\nshadow:x:42:\nusers:x:100:alice\nhermes:x:10000:\nstaff:x:50:\ndocker:x:990:\n";
 
     fn join(group: &str, created: bool, text: String) -> Plan {
         Plan::Join {
@@ -177,7 +191,7 @@ mod tests {
                 "users:x:100:alice",
                 "users:x:100:alice,hermes",
             ),
-            (50, "staff", "staff:x:50:", "staff:x:50:hermes"),
+            (990, "docker", "docker:x:990:", "docker:x:990:hermes"),
         ] {
             assert_eq!(
                 plan(PASSWD, GROUPS, "hermes", gid),
@@ -196,6 +210,24 @@ mod tests {
         };
         assert_eq!(plan(PASSWD, &text, "hermes", 998), Ok(Plan::Nothing));
         assert_eq!(plan(PASSWD, GROUPS, "hermes", 0), Ok(Plan::RootGroup));
+        // System groups: tty's members write other users' terminals, shadow's read
+        // /etc/shadow. Named when the image has the gid, refused either way.
+        for (gid, name) in [
+            (5, Some("tty")),
+            (42, Some("shadow")),
+            (50, Some("staff")),
+            (7, None),
+        ] {
+            assert_eq!(
+                plan(PASSWD, GROUPS, "hermes", gid),
+                Ok(Plan::SystemGroup(name.map(str::to_string))),
+                "gid {gid}"
+            );
+        }
+        assert!(
+            matches!(plan(PASSWD, GROUPS, "hermes", 100), Ok(Plan::Join { .. })),
+            "users"
+        );
         assert!(plan(PASSWD, GROUPS, "nosuch", 998).is_err());
     }
 }
