@@ -431,6 +431,9 @@ fn the_entrypoint_trusts_only_a_record_of_this_very_start() {
 mount --bind "$1" /etc
 mount -t tmpfs tmpfs /run
 entry() { "$0" entrypoint true 2>&1 | grep 'repair' || true; }
+# A refused repair first (exit 2), then one that works: the record is the last one's.
+HERMES_HOME=/ "$0" boot 2>/dev/null || echo "first exit: $?"
+echo "first record: $(cut -d' ' -f3 /run/hermes-shim/boot)"
 "$0" boot 2>/dev/null
 echo "record: $(cut -d' ' -f2,3 /run/hermes-shim/boot)"
 echo "pid 1 started: $(cut -d' ' -f22 /proc/1/stat)"
@@ -459,6 +462,8 @@ echo "group-writable: $(entry)"
             .trim()
             .to_string()
     };
+    assert_eq!(said("first exit:"), "2", "{out}");
+    assert_eq!(said("first record:"), "2", "{out}");
     let started = said("pid 1 started:");
     assert_eq!(
         said("record:"),

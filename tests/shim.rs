@@ -1260,6 +1260,60 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     );
 }
 
+/// Opens its controlling terminal, as a program whose 0, 1 and 2 are not terminals could still
+/// do to reach root's; records "opened" or the errno's name.
+const CTTY_PROBE: &str = r#"#!/usr/bin/python3
+import errno, os, sys
+try:
+    os.close(os.open("/dev/tty", os.O_RDWR))
+    result = "opened"
+except OSError as e:
+    result = errno.errorcode.get(e.errno, str(e.errno))
+with open(sys.argv[1] + "/ctty", "w") as f:
+    f.write(result)
+"#;
+
+#[test]
+fn redirected_from_a_root_prompt_the_program_has_no_controlling_terminal() {
+    require!(root, tools: ["python3"]);
+    let sb = Sandbox::new("ctty");
+    common::write_program(&sb.real_dir().join("ctty"), CTTY_PROBE, 0o755);
+    let out = sb.out();
+    // `hermes </dev/null >log 2>&1` typed at root's prompt: no terminal on 0, 1 or 2, yet the
+    // session's controlling terminal is root's, open to anyone in the session by /dev/tty.
+    let run = |program: String| {
+        sb.reset_out();
+        let t = drive_pty(
+            &sb,
+            &[
+                format!(
+                    "type:{program} {} </dev/null >/dev/null 2>&1",
+                    out.display()
+                ),
+                "wait:2".into(),
+            ],
+        );
+        (fs::read_to_string(out.join("ctty")).ok(), t)
+    };
+    if common::part_has_tool("the unguarded control run", "setpriv") {
+        let (got, t) = run(format!(
+            "setpriv --reuid=10000 --regid=10000 --clear-groups {}",
+            sb.real_dir().join("ctty").display()
+        ));
+        assert_eq!(
+            got.as_deref(),
+            Some("opened"),
+            "control: the test would prove nothing\n{t}"
+        );
+    }
+    let (got, t) = run(sb.link("ctty").display().to_string());
+    assert_eq!(
+        got.as_deref(),
+        Some("ENXIO"),
+        "a session of its own, no terminal\n{t}"
+    );
+}
+
 /// What one pty run of the injector left behind.
 struct Attempt {
     during: Option<String>,
