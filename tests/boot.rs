@@ -481,3 +481,35 @@ echo "group-writable: $(entry)"
         );
     }
 }
+
+#[test]
+fn a_gid_remap_off_a_shared_group_moves_no_files_and_records_nothing() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // Group 10001 is also another user's primary group: its files are not hermtest's alone, so
+    // only hermtest's line changes, no file moves and there is nothing to record.
+    let passwd = format!("{PASSWD}other:x:10002:10001::/nonexistent:/bin/sh\n");
+    let etc = etc_dir("fo-boot-shared", &passwd, "root:x:0:\nhermgrp:x:10001:\n");
+    let home = TempDir::new("fo-boot-shared-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let file = home.path().join("shared");
+    fs::write(&file, "x").unwrap();
+    lchown(&file, Some(T), Some(10001)).unwrap();
+    let env = [("HERMES_SHIM_USER", "hermtest"), ("PGID", "2001")];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        passwd.replace("hermtest:x:10000:10001:", "hermtest:x:10000:2001:")
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        "root:x:0:\nhermgrp:x:10001:\n",
+        "the shared group keeps its gid"
+    );
+    assert_eq!(
+        owner(&file),
+        (T, 10001),
+        "a shared group's file keeps its gid\n{out}"
+    );
+    assert!(!etc.path().join("hermes-shim-remap").exists(), "{out}");
+}
