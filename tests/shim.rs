@@ -1260,6 +1260,33 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     );
 }
 
+/// Writes 5000 numbered lines in one go and exits at once: the last of them are still in the
+/// pty when the relay learns that the program ended.
+const FLOOD: &str = r#"#!/usr/bin/python3
+import os
+os.write(1, "".join("line %05d\n" % i for i in range(5000)).encode())
+"#;
+
+#[test]
+fn the_programs_last_output_reaches_root_after_it_ends() {
+    require!(root, tools: ["python3"]);
+    let sb = Sandbox::new("pty-flood");
+    common::write_program(&sb.real_dir().join("flood"), FLOOD, 0o755);
+    let t = drive_pty(
+        &sb,
+        &[
+            format!("type:{}; echo done=$?", sb.link("flood").display()),
+            "wait:3".into(),
+        ],
+    );
+    let missing: Vec<String> = (0..5000)
+        .map(|i| format!("line {i:05}"))
+        .filter(|l| t.matches(l.as_str()).count() != 1)
+        .collect();
+    assert!(missing.is_empty(), "not there exactly once: {missing:?}");
+    assert!(t.contains("done=0"), "{t}");
+}
+
 /// Opens its controlling terminal, as a program whose 0, 1 and 2 are not terminals could still
 /// do to reach root's; records "opened" or the errno's name.
 const CTTY_PROBE: &str = r#"#!/usr/bin/python3
@@ -1370,6 +1397,10 @@ fn interactive_use_still_works_after_the_drop() {
         ],
     );
     let read = |name: &str| fs::read_to_string(sb.out().join(name)).ok();
+    assert!(
+        t.contains("READY") && t.contains("WAITING"),
+        "the program's output reaches root's terminal\n{t}"
+    );
     assert_eq!(read("read").as_deref(), Some("hello from root\n"), "{t}");
     assert_eq!(read("winsize").as_deref(), Some("40x100"), "{t}");
     assert_eq!(read("not-interrupted"), None, "Ctrl-C did not stop it\n{t}");
