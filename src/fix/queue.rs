@@ -98,6 +98,19 @@ impl<J> Queue<J> {
     }
 }
 
+/// Stops the walk when dropped during a panic: a worker that panics (a bug) must not leave the
+/// others waiting for work forever, so the panic reaches whoever joins the workers. (Release
+/// builds abort on a panic anyway; this is for builds that unwind, such as the tests'.)
+pub struct StopOnPanic<'q, J>(pub &'q Queue<J>);
+
+impl<J> Drop for StopOnPanic<'_, J> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +190,26 @@ mod tests {
             });
             assert_eq!(done.into_inner(), fib_nodes(18), "{workers} workers");
         }
+    }
+
+    #[test]
+    fn a_worker_that_panics_stops_the_others() {
+        let q = Queue::new(2);
+        q.push(1u32);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::scope(|s| {
+                // Panics before it ever asks for work; the other would wait for it forever.
+                s.spawn(|| {
+                    let _stop = StopOnPanic(&q);
+                    panic!("a bug in a worker");
+                });
+                s.spawn(|| {
+                    let _stop = StopOnPanic(&q);
+                    while q.take().is_some() {}
+                });
+            });
+        }));
+        assert!(outcome.is_err(), "the panic reaches the caller");
+        assert!(q.stopped());
     }
 }

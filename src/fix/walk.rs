@@ -20,7 +20,7 @@ use crate::sys::fs::{self, Stat};
 use super::config::Config;
 use super::frames::Frames;
 use super::judge::{Judge, os};
-use super::queue::Queue;
+use super::queue::{Queue, StopOnPanic};
 use super::verdict::Verdict;
 
 /// Most workers; past a few, the disk or the dentry cache is the bottleneck, not the CPU.
@@ -186,6 +186,8 @@ impl<'s, 'c> Worker<'s, 'c> {
     }
 
     fn run(mut self) -> Counts {
+        let sh = self.sh;
+        let _stop = StopOnPanic(&sh.queue);
         while let Some(job) = self.sh.queue.take() {
             self.walk(job);
         }
