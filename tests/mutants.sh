@@ -17,6 +17,11 @@
 #   HERMES_SHIM_MUTANTS_JOBS  mutants built and tested at once (default: the number of cores)
 #   HERMES_SHIM_MUTANTS_OUT   where cargo mutants' report is kept
 #                             (default ~/.cache/hermes-shim/mutants/DATE-REVISION)
+#   HERMES_SHIM_MUTANTS_AFTER an earlier run's report: the mutants it caught or found unviable
+#                             are not run again (cargo mutants --iterate) and count as before.
+#                             A mutant is named by file, line, column and change, so one whose
+#                             code moved is run again; tests only ever grow, so what was caught
+#                             stays caught.
 # Exit: 0 when every viable mutant was caught or is listed as equivalent, 1 when some survived,
 # 2 on bad usage or a missing prerequisite.
 set -euo pipefail
@@ -78,7 +83,24 @@ rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
 out="${HERMES_SHIM_MUTANTS_OUT:-$CACHE_DIR/mutants/$(date -u +%Y%m%dT%H%M%SZ)-$rev}"
 mkdir -p "$out"
 name="hermes-shim-mutants-$$"
-trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
+carried=$(mktemp -d)
+trap 'docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf --one-file-system "$carried"' EXIT
+
+# Carried over from an earlier run: the mutants of this tree it caught, and those it found
+# unviable (cargo mutants --list names them without building anything).
+after="${HERMES_SHIM_MUTANTS_AFTER:-}"
+if [ -n "$after" ]; then
+    [ -f "$after/caught.txt" ] || usage "HERMES_SHIM_MUTANTS_AFTER=$after holds no cargo mutants report (caught.txt)"
+    cargo mutants --list "${files[@]}" >"$carried/all"
+    for kind in caught unviable; do
+        cat "$after/$kind.txt" "$after/carried-$kind.txt" 2>/dev/null | sort -u |
+            grep -xFf - "$carried/all" >"$carried/carried-$kind.txt" || true
+    done
+    cat "$carried/carried-caught.txt" "$carried/carried-unviable.txt" >"$carried/previously_caught.txt"
+    log "carried over from $after: $(wc -l <"$carried/carried-caught.txt") caught," \
+        "$(wc -l <"$carried/carried-unviable.txt") unviable, of $(wc -l <"$carried/all") mutants"
+    files+=(--iterate)
+fi
 
 # Inside: a writable CARGO_HOME holding a copy of the fetched registry; the race tests at 25
 # sweeps per backend instead of 100 (enough for the attacker to get going), since the suite runs
@@ -98,16 +120,20 @@ docker create --name "$name" \
 # The working tree as it is (committed or not, untracked files included, ignored ones not).
 git ls-files -z --cached --others --exclude-standard |
     tar --null -T - -cf - | docker cp - "$name:/src"
+if [ -n "$after" ]; then
+    tar -C "$carried" -cf - --transform 's,^,out/mutants.out/,' previously_caught.txt | docker cp - "$name:/"
+fi
 log "running (report kept in $out); cargo mutants' own progress follows"
 start=$(date +%s)
 rc=0
 docker start -a "$name" || rc=$?
 docker cp "$name:/out/mutants.out/." "$out/" || die "no report came out of the run (exit $rc)"
+cp "$carried"/carried-*.txt "$out/" 2>/dev/null || true
 log "cargo mutants exited $rc after $((($(date +%s) - start) / 60)) min"
 # cargo mutants: 0 all caught, 2 some missed, 3 some timed out, 4 the baseline failed.
 case "$rc" in 0 | 2 | 3) ;; *) die "the run did not complete (exit $rc); see $out/debug.log" ;; esac
 
-/usr/bin/python3 - "$out/outcomes.json" "$EQUIVALENT" <<'PYEOF'
+/usr/bin/python3 - "$out/outcomes.json" "$EQUIVALENT" "$out" <<'PYEOF'
 """The score per file, the survivors, and the equivalent list checked against this run."""
 import collections
 import json
@@ -134,6 +160,13 @@ for line in open(sys.argv[2]):
 
 rows = collections.defaultdict(collections.Counter)
 survivors, seen = [], set()
+for kind in ["caught", "unviable"]:
+    try:
+        for name in open(f"{sys.argv[3]}/carried-{kind}.txt").read().split("\n"):
+            if name:
+                rows[name.split(":", 1)[0]][kind] += 1
+    except FileNotFoundError:
+        pass
 for o in outcomes:
     scenario = o["scenario"]
     if scenario == "Baseline":
