@@ -229,7 +229,7 @@ need_s6_tarballs() {
     [ "$FLAVOUR" != s6 ] || [ -n "${HERMES_SHIM_SKIP_BUILD:-}" ] ||
         [ -f "${HERMES_SHIM_S6_TARBALLS:-/nonexistent}/s6-overlay-noarch.tar.xz" ] ||
         skip_all "the s6 flavour needs s6-overlay's release tarballs, and there is no network to" \
-            "fetch them: set HERMES_SHIM_S6_TARBALLS to a directory holding them (.ci/run uses" \
+            "fetch them: set HERMES_SHIM_S6_TARBALLS to a directory holding them (tests/run-all.sh uses" \
             "../shared/s6-overlay; see docker/build-image.sh)"
 }
 
