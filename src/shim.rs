@@ -637,15 +637,23 @@ mod tests {
             "close fds",
             "seccomp",
         ];
-        // The step that fails, and how many calls were made up to it ("current" is the
-        // verification's read of the ids, after setresuid).
-        for (fail, made) in [
-            ("setgroups", 1),
-            ("setresgid", 2),
-            ("setresuid", 3),
-            ("current", 3),
-            ("close fds", 5),
-            ("seccomp", 6),
+        // The step that fails, how many calls were made up to it ("current" is the
+        // verification's read of the ids, after setresuid), and what the refusal says.
+        for (fail, made, says) in [
+            ("setgroups", 1, "setgroups: EPERM: Operation not permitted"),
+            ("setresgid", 2, "setresgid: EPERM: Operation not permitted"),
+            ("setresuid", 3, "setresuid: EPERM: Operation not permitted"),
+            ("current", 3, "verifying the new ids: EIO: I/O error"),
+            (
+                "close fds",
+                5,
+                "closing inherited descriptors: EPERM: Operation not permitted",
+            ),
+            (
+                "seccomp",
+                6,
+                "installing the seccomp filter against terminal injection: EPERM: Operation not permitted",
+            ),
         ] {
             let calls = &ALL[..made];
             let mut r = Recorder {
@@ -654,6 +662,12 @@ mod tests {
             };
             assert_eq!(run_with(&mut r), (Exit::NotRun, false), "failing {fail}");
             assert_eq!(r.calls, calls, "failing {fail}");
+            let mut again = Recorder {
+                fail: Some(fail),
+                ..Default::default()
+            };
+            let err = drop_privileges(&mut again, &target(), Terminal::Some).unwrap_err();
+            assert_eq!(err.to_string(), says);
         }
     }
 
@@ -676,6 +690,7 @@ mod tests {
                     ..Default::default()
                 },
                 Step::Verify,
+                "verifying the new ids: asked for",
             ),
             (
                 "root's group kept",
@@ -684,6 +699,7 @@ mod tests {
                     ..Default::default()
                 },
                 Step::Verify,
+                "verifying the new ids: asked for",
             ),
             (
                 "CAP_SYS_ADMIN kept",
@@ -692,6 +708,7 @@ mod tests {
                     ..Default::default()
                 },
                 Step::Verify,
+                "verifying the new ids: capabilities left: 0x200000",
             ),
             (
                 "reversible",
@@ -700,9 +717,10 @@ mod tests {
                     ..Default::default()
                 },
                 Step::RegainRoot,
+                "setuid(0) still succeeds after the drop: the drop is reversible",
             ),
         ];
-        for (what, mut r, step) in cases {
+        for (what, mut r, step, says) in cases {
             assert_eq!(run_with(&mut r), (Exit::NotRun, false), "{what}");
             let mut again = Recorder {
                 calls: Vec::new(),
@@ -710,6 +728,7 @@ mod tests {
             };
             let err = drop_privileges(&mut again, &target(), Terminal::Some).unwrap_err();
             assert_eq!(err.step, step, "{what}");
+            assert!(err.to_string().starts_with(says), "{what}: {err}");
         }
     }
 

@@ -10,6 +10,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+
+use crate::sys;
+
 /// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
 pub const DEFAULT_USER: &str = "hermes";
 
@@ -20,8 +24,8 @@ pub const DEFAULT_USER: &str = "hermes";
 pub const SYSTEM_GIDS: std::ops::RangeInclusive<u32> = 1..=99;
 
 /// Where the account databases live; tests bind-mount their own files over these.
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
+pub const PASSWD: &str = "/etc/passwd";
+pub const GROUP: &str = "/etc/group";
 
 /// What the operator asked for: a user name, or numeric ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +90,7 @@ pub enum UserError {
     Unknown(String),
     Root(String),
     RootGroup(String),
-    Read(&'static str, String),
+    Read(&'static str, Errno),
 }
 
 impl fmt::Display for UserError {
@@ -266,7 +270,7 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
 fn read(path: &'static str) -> Result<String, UserError> {
     std::fs::read(Path::new(path))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| UserError::Read(path, e.to_string()))
+        .map_err(|e| UserError::Read(path, sys::errno_of(&e)))
 }
 
 /// Resolves `spec` against the running system's /etc/passwd and /etc/group.
@@ -287,6 +291,16 @@ pub fn user_with_uid(uid: u32) -> Result<Option<String>, UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_file_is_named_with_its_errno() {
+        const MISSING: &str = "/nonexistent/hermes-shim/passwd";
+        assert_eq!(read(MISSING), Err(UserError::Read(MISSING, Errno::ENOENT)));
+        assert_eq!(
+            UserError::Read(PASSWD, Errno::EACCES).to_string(),
+            "cannot read /etc/passwd: EACCES: Permission denied"
+        );
+    }
 
     const PASSWD_TEXT: &str = "\
 root:x:0:0:root:/root:/bin/bash

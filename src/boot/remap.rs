@@ -17,10 +17,8 @@ use crate::etcfile::{self, Staged};
 use crate::policy::{Previous, PreviousError};
 use crate::settings::{Request, SettingError, Settings};
 use crate::sys;
-use crate::users::{self, UserError, UserSpec};
+use crate::users::{self, GROUP, PASSWD, UserError, UserSpec};
 
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
 /// The old ids of a remap whose sweep has not finished yet.
 const MARKER: &str = "/etc/hermes-shim-remap";
 

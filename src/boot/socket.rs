@@ -16,12 +16,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::etcfile::Staged;
-use crate::users;
+use crate::sys;
+use crate::users::{self, GROUP, PASSWD};
 
 /// Where the Docker socket is mounted (`/var/run` is a symlink to `/run` in Debian, but an
 /// image may make it a directory).
 const SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/docker.sock"];
-const GROUP: &str = "/etc/group";
 /// The name of the group created for a gid the container does not know.
 const NEW_GROUP: &str = "hostdocker";
 
@@ -99,8 +99,10 @@ pub fn grant(prefix: &str, user: &str) {
     let Some(gid) = socket_gid() else {
         return;
     };
-    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
-    let planned = read("/etc/passwd")
+    let read = |p: &str| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {}", sys::errno_of(&e)))
+    };
+    let planned = read(PASSWD)
         .and_then(|passwd| Ok((passwd, read(GROUP)?)))
         .and_then(|(passwd, group)| plan(&passwd, &group, user, gid));
     match planned {
