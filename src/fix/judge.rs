@@ -236,3 +236,142 @@ impl Judge<'_, '_> {
         self.sh.cfg.excludes.iter().any(|x| x == rel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fix::config::Config;
+    use crate::fix::queue::Queue;
+    use crate::fix::verdict::Verdict;
+    use crate::fix::walk::Probe;
+    use crate::policy::{Previous, Rule};
+    use nix::libc::DT_REG;
+    use std::ffi::CString;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+
+    /// A judge of `root`'s entries in a dry run (any user: the rule moves this process's own
+    /// ids, so every entry of ours "would change" and nothing does), excluding `skip`; `stop`
+    /// stops the walk first. Returns what `f` returns and the counts.
+    fn with_judge<T>(
+        root: &Path,
+        stop: bool,
+        f: impl FnOnce(&mut Judge, BorrowedFd) -> T,
+    ) -> (T, Counts) {
+        let fd = fs::open_root(root).unwrap();
+        let st = fs::stat_fd(fd.as_fd()).unwrap();
+        let me = std::fs::metadata(root).unwrap();
+        let cfg = Config {
+            root: root.to_path_buf(),
+            walk: fs::Walk::Fallback,
+            rule: Rule {
+                target: (me.uid() + 1, me.gid() + 1),
+                previous: Previous {
+                    uid: Some(me.uid()),
+                    gid: Some(me.gid()),
+                },
+            },
+            dry_run: true,
+            verbose: false,
+            excludes: vec![PathBuf::from("skip")],
+            root_dev: st.dev,
+            root_mnt: st.mnt_id,
+        };
+        let sh = Shared {
+            cfg: &cfg,
+            queue: Queue::new(1),
+            verdict: Verdict::new(Box::new(|| false) as Probe),
+        };
+        if stop {
+            sh.queue.stop();
+        }
+        let mut counts = Counts::default();
+        let mut judge = Judge {
+            sh: &sh,
+            counts: &mut counts,
+            dir: root,
+        };
+        let out = f(&mut judge, fd.as_fd());
+        (out, counts)
+    }
+
+    /// Judges the entry `name` of `root`, listed with getdents type `d_type`.
+    fn entry(root: &Path, name: &str, d_type: u8, stop: bool) -> (Descend, Counts) {
+        let name = CString::new(name).unwrap();
+        with_judge(root, stop, |j, dir| j.entry(dir, &name, d_type))
+    }
+
+    fn tree() -> (crate::testing::TempDir, PathBuf) {
+        let base = crate::testing::TempDir::new("judge");
+        let root = base.path().join("home");
+        std::fs::create_dir_all(root.join("dir")).unwrap();
+        std::fs::create_dir_all(root.join("skip")).unwrap();
+        std::fs::write(root.join("file"), "x").unwrap();
+        std::fs::write(root.join("linked"), "x").unwrap();
+        std::fs::hard_link(root.join("linked"), base.path().join("outside-name")).unwrap();
+        std::fs::create_dir(base.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink(base.path().join("outside"), root.join("to-outside")).unwrap();
+        (base, root)
+    }
+
+    #[test]
+    fn a_directory_is_judged_on_its_own_fd_and_handed_back_to_descend() {
+        let (_base, root) = tree();
+        let (descend, c) = entry(&root, "dir", fs::DT_DIR, false);
+        let want = std::fs::metadata(root.join("dir")).unwrap();
+        assert_eq!(descend.map(|(_, id)| id), Some((want.dev(), want.ino())));
+        assert_eq!((c.scanned, c.changed, c.errors), (1, 1, 0), "{c:?}");
+    }
+
+    #[test]
+    fn an_entry_that_changed_type_since_listing_is_judged_as_what_it_is_now() {
+        let (_base, root) = tree();
+        // Listed as a directory, a symlink now (a swap in flight): the link is judged, never
+        // followed, and nothing is entered.
+        let (descend, c) = entry(&root, "to-outside", fs::DT_DIR, false);
+        assert!(descend.is_none());
+        assert_eq!((c.scanned, c.changed, c.errors), (1, 1, 0), "{c:?}");
+        // Listed as a file, a directory now: entered, like any directory.
+        let (descend, c) = entry(&root, "dir", DT_REG, false);
+        assert!(descend.is_some());
+        assert_eq!((c.scanned, c.changed), (1, 1), "{c:?}");
+        // Listed as a directory, a file now.
+        let (descend, c) = entry(&root, "file", fs::DT_DIR, false);
+        assert!(descend.is_none());
+        assert_eq!((c.scanned, c.changed, c.errors), (1, 1, 0), "{c:?}");
+    }
+
+    #[test]
+    fn a_name_gone_since_listing_is_neither_counted_nor_an_error() {
+        let (_base, root) = tree();
+        for d_type in [fs::DT_DIR, DT_REG] {
+            let (descend, c) = entry(&root, "gone", d_type, false);
+            assert!(descend.is_none());
+            assert_eq!((c.scanned, c.changed, c.errors), (0, 0, 0), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn excluded_and_hard_linked_entries_are_skipped_and_counted() {
+        let (_base, root) = tree();
+        let (descend, c) = entry(&root, "skip", fs::DT_DIR, false);
+        assert!(descend.is_none(), "an excluded directory is not entered");
+        assert_eq!((c.scanned, c.excluded, c.changed), (1, 1, 0), "{c:?}");
+        let (descend, c) = entry(&root, "linked", DT_REG, false);
+        assert!(descend.is_none());
+        assert_eq!((c.scanned, c.hardlink, c.changed), (1, 1, 0), "{c:?}");
+    }
+
+    #[test]
+    fn a_stopped_walk_enters_nothing_more_and_reports_no_more_errors() {
+        let (_base, root) = tree();
+        let (descend, c) = entry(&root, "dir", fs::DT_DIR, true);
+        assert!(descend.is_none());
+        assert_eq!((c.scanned, c.changed), (1, 1), "still judged: {c:?}");
+        let name = OsStr::new("file");
+        let ((), c) = with_judge(&root, false, |j, _| j.error(name, "statx", Errno::EIO));
+        assert_eq!(c.errors, 1);
+        let ((), c) = with_judge(&root, true, |j, _| j.error(name, "statx", Errno::EIO));
+        assert_eq!(c.errors, 0, "the walk stopped: its cause was said once");
+    }
+}

@@ -74,7 +74,7 @@ pub struct Job {
 }
 
 /// The probe that tells whether chown is impossible here (see [`Verdict`]).
-type Probe = Box<dyn FnOnce() -> bool + Send>;
+pub type Probe = Box<dyn FnOnce() -> bool + Send>;
 
 /// State shared by the workers.
 pub struct Shared<'c> {
