@@ -9,14 +9,70 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
 use std::path::Path;
 
-use common::fix::{Out, T, in_private_mntns, run_cmd};
-use common::fixture::{etc_dir, lstat, owner};
+use common::fix::{Out, T, fo_cmd, in_private_mntns, run_cmd};
+use common::fixture::{etc_dir, lstat, owner, victim};
 use common::report::summary;
 use common::{TempDir, require};
 
 /// The passwd file of the tests' /etc: `hermtest` is uid 10000 with primary group 10001.
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
+
+#[test]
+fn a_bad_setting_is_the_same_one_line_refusal_in_fix_ownership_and_boot() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    const SAYS: &str = r#"HERMES_SHIM_WALK="bogus" is not a walk — give auto, openat2 or fallback"#;
+    let fx = victim("fo-bad-setting");
+    let mut cmd = fo_cmd(&[fx.path().to_str().unwrap(), "--user", "10000:10001"]);
+    cmd.env("HERMES_SHIM_WALK", "bogus");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("hermes-shim fix-ownership: {SAYS}\n"),
+        "named first, alone"
+    );
+    fx.check_untouched(&out);
+    // Named before anything else is looked at, even a root that does not exist.
+    let missing = fx.path().join("missing");
+    let mut cmd = fo_cmd(&[missing.to_str().unwrap(), "--user", "10000:10001"]);
+    cmd.env("HERMES_SHIM_WALK", "bogus");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(
+        out.stderr,
+        format!("hermes-shim fix-ownership: {SAYS}\n"),
+        "{out}"
+    );
+
+    let etc = etc_dir(
+        "fo-bad-setting-etc",
+        PASSWD,
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
+    let mut cmd = in_private_mntns(
+        r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
+    );
+    cmd.arg(etc.path())
+        .arg("boot")
+        .env("HERMES_HOME", fx.path())
+        .env("HERMES_SHIM_USER", "hermtest")
+        .env("HERMES_SHIM_WALK", "bogus");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(2), "{out}");
+    // boot's sweep says it in the same words, then boot warns that the repair was refused.
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0],
+        format!("hermes-shim fix-ownership: {SAYS}"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("hermes-shim boot: WARNING: ownership repair of "),
+        "{out}"
+    );
+    fx.check_untouched(&out);
+}
 
 #[test]
 fn boot_remaps_the_user_and_moves_its_files() {

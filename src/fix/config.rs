@@ -53,10 +53,12 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// Every refusal, checked before anything changes, in this order: the root's path and the
+    /// Every refusal, checked before anything changes, in this order: the walk asked for (a
+    /// setting, so a bad value is named first, as in every applet), the root's path and the
     /// caller, the rule (target user and previous ids), the excludes, then the root opened
-    /// without following any symlink, and the walk backend.
+    /// without following any symlink, and whether that walk works there.
     pub fn prepare(req: Request, protected: &Protected) -> Result<Sweep, Refusal> {
+        let choice = req.walk.map_err(Refusal::Setting)?;
         let root = checked_root(&req.root, protected)?;
         let rule = rule(req.user, req.also_from, req.also_from_raw.as_deref())?;
         let mut excludes = req
@@ -67,7 +69,7 @@ impl Sweep {
             .map_err(Refusal::Exclude)?;
         excludes.extend(req.env_excludes.map_err(Refusal::Exclude)?);
         let (root_fd, root_st) = open_root(&root)?;
-        let walk = backend(req.walk.map_err(Refusal::Setting)?, &root_fd)?;
+        let walk = backend(choice, &root_fd)?;
         Ok(Sweep {
             cfg: Config {
                 root,
