@@ -365,6 +365,9 @@ users:x:100:alice
             "x\n",
             "4294967295",
             "1:4294967295",
+            // Rust's integer parser takes a leading +; ids are digits only.
+            "+1:2",
+            "1:+2",
         ] {
             assert!(UserSpec::parse(bad).is_err(), "{bad:?} should be refused");
         }
