@@ -187,7 +187,9 @@ out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cd /opt/hermes/bin && rm hermes-a
 check_contains "install over a file that is not its symlink: refused" "refusing: /opt/hermes/bin/hermes-acp exists and is not a symlink" "$out"
 check_contains "install refused: exit 2" "rc=2" "$out"
 check_lacks "install refused: nothing changed (hermes-agent not created)" "hermes-agent" "$out"
-check_contains "hermes-shim --version names the source revision" "(revision " \
+# docker/build-shim.sh names it as git describes this tree (so a stale image fails here).
+rev=$(git -C "$REPO" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+check_contains "hermes-shim --version names the source revision it was built from" "(revision $rev)" \
     "$(docker exec "$C" hermes-shim --version 2>&1)"
 
 echo "# self-heal on start"
