@@ -148,7 +148,7 @@ mod tests {
         ] {
             assert!(help.contains(needle), "{needle:?} missing from --help");
         }
-        let version = command().render_version().to_string();
+        let version = command().render_version().clone();
         assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
         assert!(version.contains("(revision "), "{version}");
     }

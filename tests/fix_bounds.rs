@@ -17,7 +17,7 @@ use common::{TempDir, require};
 
 const DEEP: usize = 10_000;
 
-/// Builds root/d/d/…/d, `levels` deep, relative to the parent's fd (the paths exceed PATH_MAX,
+/// Builds root/d/d/…/d, `levels` deep, relative to the parent's fd (the paths exceed `PATH_MAX`,
 /// and chdir would disturb the tests running in parallel threads).
 fn build_deep(root: &Path, levels: usize) {
     let mut fd: OwnedFd = File::open(root).unwrap().into();

@@ -60,8 +60,7 @@ fn a_few_denied_chowns_are_ordinary_errors() {
             .arg(flag)
             .arg(&stuck)
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+            .is_ok_and(|s| s.success())
     };
     require!(
         chattr("+i"),

@@ -27,7 +27,7 @@ use common::{TempDir, require};
 
 /// The attacker, run as uid 10000. It keeps: swapping directories for symlinks to the outside
 /// tree and back, renaming entries around, planting hardlinks (its own files in and out of PATH,
-/// and root's outside files, which fs.protected_hardlinks normally refuses), planting symlinks to
+/// and root's outside files, which `fs.protected_hardlinks` normally refuses), planting symlinks to
 /// the outside tree, and pruning. Every 64 rounds it writes its tally to STATUS. Its random
 /// choices follow SEED.
 const ATTACKER: &str = r#"
@@ -128,17 +128,13 @@ fn race_runs() -> usize {
 /// The attacker's seed: `HERMES_SHIM_RACE_SEED` when set, else a fresh one from the clock and
 /// the pid.
 fn race_seed() -> u64 {
-    match std::env::var("HERMES_SHIM_RACE_SEED") {
-        Ok(s) => s
-            .trim()
+    if let Ok(s) = std::env::var("HERMES_SHIM_RACE_SEED") {
+        s.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("HERMES_SHIM_RACE_SEED={s:?} is not a number")),
-        Err(_) => {
-            let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-            t.as_secs()
-                ^ (u64::from(t.subsec_nanos()) << 20)
-                ^ (u64::from(std::process::id()) << 40)
-        }
+            .unwrap_or_else(|_| panic!("HERMES_SHIM_RACE_SEED={s:?} is not a number"))
+    } else {
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        t.as_secs() ^ (u64::from(t.subsec_nanos()) << 20) ^ (u64::from(std::process::id()) << 40)
     }
 }
 
@@ -239,7 +235,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
         add_root_entries(&home_fd, i, &out);
         let out_run = fo(&home, walk, &["--json"]);
         match out_run.code {
-            Some(0) | Some(1) => {}
+            Some(0 | 1) => {}
             _ => panic!("run {i} ({walk}): exit must be 0 or 1 under a race\n{out_run}"),
         }
         if out_run.code == Some(1) {
@@ -271,7 +267,7 @@ fn race_attacker_swapping_symlinks_never_redirects_a_chown(walk: &str) {
     assert_same_snapshot(
         &BTreeMap::from_iter(["mine0", "mine1"].map(|f| own.path().join(f)).map(|p| {
             let m = lstat(&p);
-            (p, (m.ino(), T, T, 0o100644))
+            (p, (m.ino(), T, T, 0o100_644))
         })),
         &BTreeMap::from_iter(["mine0", "mine1"].map(|f| own.path().join(f)).map(|p| {
             let m = lstat(&p);

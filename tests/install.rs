@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ impl Setup {
         let mut text =
             String::from("[gui_scripts]\nhermes-gui = hermes.gui:main\n\n[console_scripts]\n");
         for s in scripts {
-            text.push_str(&format!("{s} = hermes_cli.main:main\n"));
+            writeln!(text, "{s} = hermes_cli.main:main").unwrap();
         }
         text.push_str("\n[hermes.plugins]\nplugin = hermes.plugin:main\n");
         fs::write(info.join("entry_points.txt"), text).unwrap();

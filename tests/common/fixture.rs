@@ -6,6 +6,7 @@
 //! `/`): a binary that followed one would re-own the host.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
@@ -19,7 +20,7 @@ use super::TempDir;
 use super::fix::{Out, T, fo};
 use super::report::{Counts, report};
 
-/// Exactly what `hermes config set` as root creates in an empty HERMES_HOME (ENVIRONMENT.md).
+/// Exactly what `hermes config set` as root creates in an empty `HERMES_HOME` (ENVIRONMENT.md).
 pub const HERMES_DIRS: [&str; 9] = [
     "cron",
     "hooks",
@@ -170,7 +171,7 @@ impl Fx {
             self.counts.changed += 1;
         }
         self.counts.scanned += 1;
-        self.insert(p, m, after);
+        self.insert(p, &m, after);
     }
 
     /// Records an entry that the walk sees but must skip.
@@ -184,17 +185,17 @@ impl Fx {
         self.counts.scanned += 1;
         self.skips.insert(p.into(), why.reason().into());
         let before = (m.uid(), m.gid());
-        self.insert(p, m, before);
+        self.insert(p, &m, before);
     }
 
     /// Records an entry that the walk must never reach (inside an excluded directory, outside PATH).
     fn record_unreached(&mut self, p: &Path) {
         let m = lstat(p);
         let before = (m.uid(), m.gid());
-        self.insert(p, m, before);
+        self.insert(p, &m, before);
     }
 
-    fn insert(&mut self, p: &Path, m: fs::Metadata, after: (u32, u32)) {
+    fn insert(&mut self, p: &Path, m: &fs::Metadata, after: (u32, u32)) {
         let e = Entry {
             ino: m.ino(),
             mode: m.mode(),
@@ -393,7 +394,7 @@ pub fn main_fixture(tag: &str) -> Fx {
     let mut level = String::new();
     for depth in 0..=5 {
         if depth > 0 {
-            level.push_str(&format!("d{depth}/"));
+            write!(level, "d{depth}/").unwrap();
             fx.dir(level.trim_end_matches('/'), 0o755, 0, 0);
         }
         fx.file(&format!("{level}file"), 0o644, 0, 0)

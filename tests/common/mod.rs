@@ -29,9 +29,10 @@ pub fn test_name() -> String {
 /// Says why `what` cannot run (`SKIP what: why`) and returns false; under `CI`, where every
 /// test must run, panics instead.
 fn skip_as(what: &str, why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what}: cannot run under CI: {why}");
-    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what}: cannot run under CI: {why}"
+    );
     eprintln!("SKIP {what}: {why}");
     false
 }
@@ -43,8 +44,7 @@ pub fn skip(why: &str) -> bool {
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 fn needs_tool(tool: &str) -> String {
@@ -102,8 +102,7 @@ impl TempDir {
             std::env::temp_dir().join(format!("hermes-shim-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         TempDir(p)
     }
     pub fn path(&self) -> &Path {

@@ -91,7 +91,7 @@ fn json_u64(obj: &Map<String, Value>, key: &str, ctx: &Out) -> u64 {
         .unwrap_or_else(|| panic!("JSON key {key:?} is not a count: {:?}\n{ctx}", obj.get(key)))
 }
 
-/// Validates the JSON on stdout against the contract (every documented key, root, dry_run, walk,
+/// Validates the JSON on stdout against the contract (every documented key, root, `dry_run`, walk,
 /// uid, gid) and the summary line on stderr, checks both agree, and returns the counts.
 pub fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u32, u32)) -> Counts {
     let obj = json_object(out);
