@@ -18,6 +18,19 @@ use common::{TempDir, require};
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
 
+/// `hermes-shim boot` for `hermtest` over `home`, in a private mount namespace where `etc` is
+/// /etc and /run a fresh tmpfs.
+fn boot_cmd(etc: &Path, home: &Path) -> std::process::Command {
+    let mut cmd = in_private_mntns(
+        r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
+    );
+    cmd.arg(etc)
+        .arg("boot")
+        .env("HERMES_HOME", home)
+        .env("HERMES_SHIM_USER", "hermtest");
+    cmd
+}
+
 #[test]
 fn a_bad_setting_is_the_same_one_line_refusal_in_fix_ownership_and_boot() {
     require!(root, tools: ["unshare", "mount", "sh"]);
@@ -49,14 +62,8 @@ fn a_bad_setting_is_the_same_one_line_refusal_in_fix_ownership_and_boot() {
         PASSWD,
         "root:x:0:\nhermgrp:x:10001:\n",
     );
-    let mut cmd = in_private_mntns(
-        r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
-    );
-    cmd.arg(etc.path())
-        .arg("boot")
-        .env("HERMES_HOME", fx.path())
-        .env("HERMES_SHIM_USER", "hermtest")
-        .env("HERMES_SHIM_WALK", "bogus");
+    let mut cmd = boot_cmd(etc.path(), fx.path());
+    cmd.env("HERMES_SHIM_WALK", "bogus");
     let out = run_cmd(cmd, 30);
     assert_eq!(out.code, Some(2), "{out}");
     // boot's sweep says it in the same words, then boot warns that the repair was refused.
@@ -97,15 +104,8 @@ fn boot_remaps_the_user_and_moves_its_files() {
     }
     lchown(home.path(), Some(T), Some(10001)).unwrap();
     let boot = |uid: &str, gid: &str| {
-        let mut cmd = in_private_mntns(
-            r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
-        );
-        cmd.arg(etc.path())
-            .arg("boot")
-            .env("HERMES_HOME", home.path())
-            .env("HERMES_SHIM_USER", "hermtest")
-            .env("HERMES_UID", uid)
-            .env("PGID", gid);
+        let mut cmd = boot_cmd(etc.path(), home.path());
+        cmd.env("HERMES_UID", uid).env("PGID", gid);
         run_cmd(cmd, 30)
     };
 

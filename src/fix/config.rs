@@ -45,6 +45,37 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+impl Config {
+    /// A dry run over `root` as any user, with the fallback walk and `skip` excluded: the rule
+    /// moves this process's own ids (as if they were a remapped user's previous ids) to ids no
+    /// entry has, so every entry of ours "would change" and nothing does. Also returns the
+    /// root, opened and stat'ed.
+    pub fn dry_run_of_own(root: &Path) -> (Config, OwnedFd, fs::Stat) {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata(root).unwrap();
+        let fd = fs::open_root(root).unwrap();
+        let st = fs::stat_fd(fd.as_fd()).unwrap();
+        let cfg = Config {
+            root: root.to_path_buf(),
+            walk: fs::Walk::Fallback,
+            rule: Rule {
+                target: (me.uid() + 1, me.gid() + 1),
+                previous: Previous {
+                    uid: Some(me.uid()),
+                    gid: Some(me.gid()),
+                },
+            },
+            dry_run: true,
+            verbose: false,
+            excludes: vec![PathBuf::from("skip")],
+            root_dev: st.dev,
+            root_mnt: st.mnt_id,
+        };
+        (cfg, fd, st)
+    }
+}
+
 /// A checked sweep, ready to run: its configuration and the root, open and stat'ed.
 pub struct Sweep {
     cfg: Config,

@@ -244,39 +244,19 @@ mod tests {
     use crate::fix::queue::Queue;
     use crate::fix::verdict::Verdict;
     use crate::fix::walk::Probe;
-    use crate::policy::{Previous, Rule};
     use nix::libc::DT_REG;
     use std::ffi::CString;
     use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
 
-    /// A judge of `root`'s entries in a dry run (any user: the rule moves this process's own
-    /// ids, so every entry of ours "would change" and nothing does), excluding `skip`; `stop`
-    /// stops the walk first. Returns what `f` returns and the counts.
+    /// A judge of `root`'s entries in a dry run (`Config::dry_run_of_own`); `stop` stops the
+    /// walk first. Returns what `f` returns and the counts.
     fn with_judge<T>(
         root: &Path,
         stop: bool,
         f: impl FnOnce(&mut Judge, BorrowedFd) -> T,
     ) -> (T, Counts) {
-        let fd = fs::open_root(root).unwrap();
-        let st = fs::stat_fd(fd.as_fd()).unwrap();
-        let me = std::fs::metadata(root).unwrap();
-        let cfg = Config {
-            root: root.to_path_buf(),
-            walk: fs::Walk::Fallback,
-            rule: Rule {
-                target: (me.uid() + 1, me.gid() + 1),
-                previous: Previous {
-                    uid: Some(me.uid()),
-                    gid: Some(me.gid()),
-                },
-            },
-            dry_run: true,
-            verbose: false,
-            excludes: vec![PathBuf::from("skip")],
-            root_dev: st.dev,
-            root_mnt: st.mnt_id,
-        };
+        let (cfg, fd, _) = Config::dry_run_of_own(root);
         let sh = Shared {
             cfg: &cfg,
             queue: Queue::new(1),
