@@ -18,19 +18,6 @@ use common::{TempDir, require};
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
 
-/// `hermes-shim boot` for `hermtest` over `home`, in a private mount namespace where `etc` is
-/// /etc and /run a fresh tmpfs.
-fn boot_cmd(etc: &Path, home: &Path) -> std::process::Command {
-    let mut cmd = in_private_mntns(
-        r#"mount --bind "$1" /etc && mount -t tmpfs tmpfs /run && shift && exec "$0" "$@""#,
-    );
-    cmd.arg(etc)
-        .arg("boot")
-        .env("HERMES_HOME", home)
-        .env("HERMES_SHIM_USER", "hermtest");
-    cmd
-}
-
 #[test]
 fn a_bad_setting_is_the_same_one_line_refusal_in_fix_ownership_and_boot() {
     require!(root, tools: ["unshare", "mount", "sh"]);
@@ -62,9 +49,11 @@ fn a_bad_setting_is_the_same_one_line_refusal_in_fix_ownership_and_boot() {
         PASSWD,
         "root:x:0:\nhermgrp:x:10001:\n",
     );
-    let mut cmd = boot_cmd(etc.path(), fx.path());
-    cmd.env("HERMES_SHIM_WALK", "bogus");
-    let out = run_cmd(cmd, 30);
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("HERMES_SHIM_WALK", "bogus"),
+    ];
+    let out = boot_in(etc.path(), fx.path(), &env, "", "");
     assert_eq!(out.code, Some(2), "{out}");
     // boot's sweep says it in the same words, then boot warns that the repair was refused.
     let lines: Vec<&str> = out.stderr.lines().collect();
@@ -104,9 +93,12 @@ fn boot_remaps_the_user_and_moves_its_files() {
     }
     lchown(home.path(), Some(T), Some(10001)).unwrap();
     let boot = |uid: &str, gid: &str| {
-        let mut cmd = boot_cmd(etc.path(), home.path());
-        cmd.env("HERMES_UID", uid).env("PGID", gid);
-        run_cmd(cmd, 30)
+        let env = [
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("HERMES_UID", uid),
+            ("PGID", gid),
+        ];
+        boot_in(etc.path(), home.path(), &env, "", "")
     };
 
     // A refused request changes no account, yet root's files are still repaired.
@@ -568,4 +560,116 @@ fn a_gid_remap_off_a_shared_group_moves_no_files_and_records_nothing() {
         "a shared group's file keeps its gid\n{out}"
     );
     assert!(!etc.path().join("hermes-shim-remap").exists(), "{out}");
+}
+
+#[test]
+fn boot_gives_the_docker_sockets_group_once_and_never_a_system_one() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\ntty:x:5:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-sock-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-sock-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    // A socket as dockerd's, bind-mounted at /run/docker.sock in the namespace.
+    let sock = TempDir::new("fo-boot-sock");
+    let path = sock.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let boot = |gid: u32| {
+        lchown(&path, Some(0), Some(gid)).unwrap();
+        let env = [
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("TEST_SOCK", path.to_str().unwrap()),
+        ];
+        let prelude = r#"touch /run/docker.sock && mount --bind "$TEST_SOCK" /run/docker.sock"#;
+        boot_in(etc.path(), home.path(), &env, prelude, "")
+    };
+    let group = || fs::read_to_string(etc.path().join("group")).unwrap();
+
+    for (gid, says) in [
+        (0, "WARNING: the Docker socket belongs to group 0"),
+        (
+            5,
+            "WARNING: the Docker socket belongs to gid 5, the system group 'tty'",
+        ),
+    ] {
+        let out = boot(gid);
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(out.stderr.contains(says), "{out}");
+        assert_eq!(group(), group_text, "no group given\n{out}");
+    }
+    let joined = format!("{group_text}hostdocker:x:4998:hermtest\n");
+    let out = boot(4998);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(
+            "created group 'hostdocker' (gid 4998, the Docker socket's) with member 'hermtest'"
+        ),
+        "{out}"
+    );
+    assert_eq!(group(), joined);
+    let out = boot(4998);
+    assert!(
+        !out.stderr.contains("hostdocker"),
+        "nothing more to say\n{out}"
+    );
+    assert_eq!(group(), joined, "a second start changes nothing");
+}
+
+#[test]
+fn a_remap_record_that_cannot_be_read_or_removed_leaves_the_accounts_alone() {
+    require!(root, tools: ["unshare", "mount", "sh", "chattr"]);
+    // Group 10001 is shared, so moving hermtest off it records nothing: a stale record (of ids
+    // hermtest still has) is removed, or the remap refused if it cannot be.
+    let passwd = format!("{PASSWD}other:x:10002:10001::/nonexistent:/bin/sh\n");
+    let etc = etc_dir("fo-boot-marker", &passwd, "root:x:0:\nhermgrp:x:10001:\n");
+    let home = TempDir::new("fo-boot-marker-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let marker = etc.path().join("hermes-shim-remap");
+    let env = [("HERMES_SHIM_USER", "hermtest"), ("PGID", "2001")];
+
+    fs::create_dir(&marker).unwrap();
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains(
+            "cannot read /etc/hermes-shim-remap: EISDIR: Is a directory; repairing root-owned files only"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        passwd
+    );
+    fs::remove_dir(&marker).unwrap();
+
+    fs::write(&marker, "10000:10001").unwrap();
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&marker)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(chattr("+i"), "chattr +i on the test's /etc");
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert!(chattr("-i"));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains(
+            "cannot remap user 'hermtest': /etc/hermes-shim-remap: EPERM: Operation not permitted; accounts unchanged"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(etc.path().join("passwd")).unwrap(),
+        passwd
+    );
+
+    // Removable, it is removed and the remap goes on; no start complains of a missing record.
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!marker.exists(), "{out}");
+    assert!(!out.stderr.contains("cannot remove"), "{out}");
+    let out = boot_in(etc.path(), home.path(), &env[..1], "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("cannot remove"), "{out}");
 }

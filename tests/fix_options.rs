@@ -240,7 +240,7 @@ fn user_by_name_is_resolved_from_etc_passwd_and_group() {
 }
 
 #[test]
-fn also_from_moves_a_previous_uid_and_refuses_root() {
+fn also_from_moves_a_previous_uid_and_refuses_root_and_held_uids() {
     require!(root);
     let mut fx = Fx::new("fo-also-from");
     fx.file("mine-before", 0o600, 0, 0);
@@ -256,6 +256,25 @@ fn also_from_moves_a_previous_uid_and_refuses_root() {
         (4242, 4242),
         "without --also-from another uid is not ours\n{out}"
     );
+    // A uid someone holds (the first non-root user of this machine) is not a previous one.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let (name, uid) = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.first()?.to_string(), f.get(2)?.parse::<u32>().ok()?))
+        })
+        .find(|(_, uid)| *uid != 0)
+        .expect("a non-root user in /etc/passwd");
+    let out = fo(fx.path(), "openat2", &["--also-from", &format!("{uid}:")]);
+    let line = assert_refused(&out);
+    assert!(
+        line.contains(&format!(
+            "--also-from: uid {uid} still belongs to user '{name}'"
+        )),
+        "{out}"
+    );
+    assert_eq!(owner(&p), (4242, 4242));
     let out = fo(fx.path(), "openat2", &["--also-from", "4242:4242"]);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(owner(&p), (T, T), "{out}");

@@ -439,6 +439,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(p.group, None, "a group with other members is shared too");
+        let itself = "users:x:100:bob\n";
+        let p = plan(alone, itself, "bob", req(None, Some(3001)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.group.as_deref(),
+            Some("users:x:3001:bob\n"),
+            "a group listing only its own user is still private"
+        );
     }
 
     #[test]
