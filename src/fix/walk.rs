@@ -310,6 +310,46 @@ mod tests {
         assert_eq!(walkdir_owners(&root), before, "a dry run changes nothing");
     }
 
+    /// A worker deeper than its window of open fds returns to a closed parent through `..` of
+    /// the child; when that child was moved elsewhere meanwhile, the parent is not the one it
+    /// left: an error is counted, and the rest of the job left for the next run.
+    #[test]
+    fn returning_to_a_parent_the_child_was_moved_away_from_is_one_error() {
+        use super::super::frames::OPEN_FRAMES;
+        let base = crate::testing::TempDir::new("walk-moved");
+        let root = base.path().join("home");
+        let deep = (0..=OPEN_FRAMES).fold(root.clone(), |p, _| p.join("d"));
+        std::fs::create_dir_all(&deep).unwrap();
+        let (cfg, fd, st) = Config::dry_run_of_own(&root);
+        let sh = Shared {
+            cfg: &cfg,
+            queue: Queue::new(1),
+            verdict: Verdict::new(Box::new(|| false) as Probe),
+        };
+        let mut w = Worker::new(&sh);
+        w.path.clone_from(&root);
+        w.frames.start(fd, st.ident(), 0);
+        let mut dir = fs::open_root(&root).unwrap();
+        for _ in 0..=OPEN_FRAMES {
+            dir = fs::open_child(dir.as_fd(), c"d", fs::Open::Dir, cfg.walk).unwrap();
+            let st = fs::stat_fd(dir.as_fd()).unwrap();
+            w.frames.push(dir.try_clone().unwrap(), st.ident());
+            w.path.push("d");
+        }
+        // root and home/d are closed now; home/d/d, the shallowest open one, moves out.
+        std::fs::rename(root.join("d/d"), base.path().join("away")).unwrap();
+        for _ in 1..OPEN_FRAMES {
+            w.pop();
+        }
+        assert_eq!(w.counts.errors, 0, "every parent so far was open");
+        w.pop();
+        assert_eq!(w.counts.errors, 1);
+        assert!(
+            w.frames.next_entry(&mut Vec::new()).is_none(),
+            "the job is dropped"
+        );
+    }
+
     fn walkdir_owners(root: &Path) -> Vec<(PathBuf, u32, u32)> {
         walkdir::WalkDir::new(root)
             .sort_by_file_name()
