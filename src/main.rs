@@ -5,13 +5,18 @@
 //! /opt/hermes/bin/hermes), it is the shim for the venv console script of that name. The
 //! environment is read once, into [`settings::Settings`], and handed to the applet.
 #![deny(unsafe_code)]
+// The process starts at `sys::start::main`, not through Rust's runtime start-up: see there.
+#![cfg_attr(not(test), no_main)]
 
 /// One line on stderr. Unlike `eprintln!` it never panics: a closed stderr (`… 2>&1 | head`)
 /// must not turn a sweep or a refusal into an abort.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        // One write per line, so that lines from processes sharing the stream never interleave.
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }};
 }
 
@@ -35,11 +40,10 @@ mod sys;
 mod testing;
 mod users;
 
+use exit::Exit;
+use settings::Settings;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
-use std::process::ExitCode;
-
-use settings::Settings;
 
 /// The name this binary answers to as a command rather than as a shim.
 const SELF_NAME: &str = "hermes-shim";
@@ -66,17 +70,19 @@ fn is_exec(args: &[OsString]) -> bool {
             .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"-"))
 }
 
-fn main() -> ExitCode {
+/// The program, called from the entry point in `sys::start`; returns its exit code.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> Exit {
     let args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().cloned().unwrap_or_else(|| SELF_NAME.into());
     // No applet runs setuid or setgid: installed that way, any user could chown as root.
     let me = shim::self_exe();
     if let Some(exit) = shim::refuse_setuid(me.as_ref()) {
-        return exit.into();
+        return exit;
     }
     let me = me.as_ref();
     let settings = Settings::from_env();
-    let exit = match dispatch(&argv0) {
+    match dispatch(&argv0) {
         Dispatch::Shim(name) => shim::run(name, &args[1..], me, &settings),
         // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
         // among ARGS, and the shim promises the program its arguments untouched.
@@ -92,8 +98,7 @@ fn main() -> ExitCode {
             } => install::run(venv, &distribution, dry_run, &settings),
             cli::Command::Entrypoint { args } => entrypoint::run(&args, me, &settings),
         },
-    };
-    exit.into()
+    }
 }
 
 #[cfg(test)]

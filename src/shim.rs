@@ -410,8 +410,7 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Se
             return e.exit();
         }
     };
-    let (ruid, ..) = sys::caller_ids();
-    if ruid != 0 {
+    if sys::real_uid() != 0 {
         return Prepared::new(&path, args, None).exec();
     }
     if settings.opt_out {

@@ -151,15 +151,18 @@ fn records<const N: usize>(text: &str) -> impl Iterator<Item = ([&str; N], Range
         if body.trim().is_empty() || body.starts_with(['#', '+', '-']) {
             return None;
         }
-        let mut fields = body.split(':');
+        // One pass over the bytes (':' is ASCII, so every cut is a char boundary): the shim
+        // parses passwd and group in front of every exec, and a split per field costs more.
         let mut record = [""; N];
-        for f in &mut record {
-            *f = fields.next()?;
+        let (mut n, mut from) = (0, 0);
+        for (i, b) in body.bytes().enumerate() {
+            if b == b':' {
+                *record.get_mut(n)? = &body[from..i];
+                (n, from) = (n + 1, i + 1);
+            }
         }
-        fields
-            .next()
-            .is_none()
-            .then_some((record, start..start + body.len()))
+        *record.get_mut(n)? = &body[from..];
+        (n + 1 == N).then_some((record, start..start + body.len()))
     })
 }
 
@@ -269,7 +272,10 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
 
 fn read(path: &'static str) -> Result<String, UserError> {
     std::fs::read(Path::new(path))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
         .map_err(|e| UserError::Read(path, sys::errno_of(&e)))
 }
 

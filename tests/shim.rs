@@ -1510,3 +1510,31 @@ fn a_working_directory_the_user_cannot_reach_is_left_after_the_drop() {
     assert_eq!(sb.read_out("pwd").trim(), open.to_str().unwrap());
     assert!(o.stderr.is_empty(), "{}", o.stderr);
 }
+
+/// The binary starts without Rust's runtime start-up (src/sys/start.rs), so it opens /dev/null
+/// on a closed standard stream itself, as that start-up would: the program it runs finds
+/// /dev/null there, not a closed descriptor (or a file the shim happened to open).
+#[test]
+fn a_closed_stdout_reaches_the_program_as_dev_null() {
+    require!(root, tools: ["setpriv", "sh", "python3"]);
+    // Not root, the shim runs the program straight away; a copy any uid can execute.
+    let dir = TempDir::new("closed-stdout");
+    let bin = dir.path().join("hermes-shim");
+    common::copy_bin(&bin, 0o755);
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(r#"exec "$0" exec python3 -c "$1" >&-"#)
+        .arg(&bin)
+        .arg(r#"import os, sys; sys.stderr.write(os.readlink("/proc/self/fd/1"))"#)
+        .env("HERMES_SHIM_REAL_DIR", "/usr/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "/dev/null");
+}

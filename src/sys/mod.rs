@@ -9,6 +9,8 @@ pub mod fs;
 pub mod guard;
 pub mod process;
 pub mod pty;
+#[cfg(not(test))]
+mod start;
 
 use std::ffi::{CStr, CString};
 
@@ -71,7 +73,7 @@ impl Privileges for Linux {
     fn current(&self) -> Result<Ids, Errno> {
         let u = unistd::getresuid()?;
         let g = unistd::getresgid()?;
-        let mut groups: Vec<u32> = unistd::getgroups()?.iter().map(|g| g.as_raw()).collect();
+        let mut groups = groups()?;
         groups.sort_unstable();
         groups.dedup();
         Ok(Ids {
@@ -128,12 +130,40 @@ impl Privileges for Linux {
 
 /// Real and effective uid and gid of this process.
 pub fn caller_ids() -> (u32, u32, u32, u32) {
+    // getresuid and getresgid cannot fail for the calling process.
+    let u = unistd::getresuid().expect("getresuid");
+    let g = unistd::getresgid().expect("getresgid");
     (
-        unistd::getuid().as_raw(),
-        unistd::geteuid().as_raw(),
-        unistd::getgid().as_raw(),
-        unistd::getegid().as_raw(),
+        u.real.as_raw(),
+        u.effective.as_raw(),
+        g.real.as_raw(),
+        g.effective.as_raw(),
     )
+}
+
+/// The real uid.
+pub fn real_uid() -> u32 {
+    unistd::getuid().as_raw()
+}
+
+/// The supplementary groups. (nix's getgroups first reads `/proc/sys/kernel/ngroups_max`
+/// through sysconf, three more syscalls on the shim's path; the count from the kernel will do.)
+fn groups() -> Result<Vec<u32>, Errno> {
+    loop {
+        // SAFETY: a size of 0 only asks for the count and writes nothing.
+        let n = Errno::result(unsafe { nix::libc::getgroups(0, std::ptr::null_mut()) })?;
+        let mut gids = vec![0; usize::try_from(n).unwrap_or_default()];
+        // SAFETY: `gids` has room for n gids.
+        match Errno::result(unsafe { nix::libc::getgroups(n, gids.as_mut_ptr()) }) {
+            Ok(m) => {
+                gids.truncate(usize::try_from(m).unwrap_or_default());
+                return Ok(gids);
+            }
+            // The list grew between the two calls (another thread's setgroups): ask again.
+            Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Gives the program we exec the signal state a shell would: SIGPIPE at its default (the Rust
@@ -181,6 +211,25 @@ pub fn errno_of(e: &std::io::Error) -> Errno {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ids_and_groups_are_the_kernels() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |key: &str| -> Vec<u32> {
+            let line = status.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+            line.split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let (uid, gid) = (field("Uid:"), field("Gid:"));
+        assert_eq!(caller_ids(), (uid[0], uid[1], gid[0], gid[1]));
+        assert_eq!(real_uid(), uid[0]);
+        let mut want = field("Groups:");
+        let mut got = groups().unwrap();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     /// A capability set of this thread, from `/proc/thread-self/status`.
     fn thread_caps(key: &str) -> u64 {
