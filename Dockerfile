@@ -29,12 +29,16 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY docker/shim-order.txt ./docker/
 # Static and non-PIE, for the target only so proc-macros still build (the same flags as
 # docker/build-shim.sh, which says why): the shim's own exec is pure overhead in front of every
-# `docker exec … hermes`; a static binary skips the loader, a non-PIE one its self-relocation.
+# `docker exec … hermes`; a static binary skips the loader, a non-PIE one its self-relocation,
+# and on x86_64 (linked by lld) the functions it runs sit side by side (docker/shim-order.sh).
 RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
+    && order="" \
+    && if [ "$triple" = x86_64-unknown-linux-gnu ]; then order="-C link-arg=-Wl,--symbol-ordering-file=/src/docker/shim-order.txt -C link-arg=-Wl,--no-warn-symbol-ordering"; fi \
     && export HERMES_SHIM_REVISION \
-    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --release --locked --target "$triple" \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static $order" cargo build --release --locked --target "$triple" \
     && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
 
 FROM scratch AS host-binary

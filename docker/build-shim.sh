@@ -10,6 +10,8 @@
 # for the binary's own code; stack, heap and mmap stay randomised.
 # `--target` is given explicitly so that these flags apply to the binary only, not to
 # build-time proc-macros (which cannot be static).
+# On x86_64, where rustc links with lld, docker/shim-order.txt has lld put the functions the
+# shim runs side by side (docker/shim-order.sh says how it is made and what it saves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -19,7 +21,14 @@ if [ -z "${HERMES_SHIM_REVISION:-}" ] && git rev-parse --git-dir >/dev/null 2>&1
     HERMES_SHIM_REVISION=$(git describe --always --dirty --abbrev=12 2>/dev/null || true)
 fi
 export HERMES_SHIM_REVISION="${HERMES_SHIM_REVISION:-}"
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --release --locked --quiet --target "$triple" >&2
+flags=(-C target-feature=+crt-static -C relocation-model=static)
+if [ "$triple" = x86_64-unknown-linux-gnu ] && [ -f docker/shim-order.txt ]; then
+    # shellcheck disable=SC2054 # the commas belong to the linker's arguments
+    flags+=(-C "link-arg=-Wl,--symbol-ordering-file=$PWD/docker/shim-order.txt"
+        -C link-arg=-Wl,--no-warn-symbol-ordering)
+fi
+CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "${flags[*]}") \
+    cargo build --release --locked --quiet --target "$triple" >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/$triple/release/hermes-shim"
