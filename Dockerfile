@@ -33,12 +33,14 @@ COPY docker/shim-order.txt ./docker/
 # Static and non-PIE, for the target only so proc-macros still build (the same flags as
 # docker/build-shim.sh, which says why): the shim's own exec is pure overhead in front of every
 # `docker exec … hermes`; a static binary skips the loader, a non-PIE one its self-relocation,
-# and on x86_64 (linked by lld) the functions it runs sit side by side (docker/shim-order.sh).
+# and on x86_64 (linked by lld) the functions it runs sit side by side (docker/shim-order.sh;
+# a toolchain whose linker refuses the list builds without it).
 RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
-    && order="" \
-    && if [ "$triple" = x86_64-unknown-linux-gnu ]; then order="-C link-arg=-Wl,--symbol-ordering-file=/src/docker/shim-order.txt -C link-arg=-Wl,--no-warn-symbol-ordering"; fi \
+    && flags="-C target-feature=+crt-static -C relocation-model=static -C strip=symbols" \
+    && order="-C link-arg=-Wl,--symbol-ordering-file=/src/docker/shim-order.txt -C link-arg=-Wl,--no-warn-symbol-ordering" \
     && export HERMES_SHIM_REVISION \
-    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static $order" cargo build --release --locked --target "$triple" \
+    && { { [ "$triple" = x86_64-unknown-linux-gnu ] && RUSTFLAGS="$flags $order" cargo build --release --locked --target "$triple"; } \
+         || RUSTFLAGS="$flags" cargo build --release --locked --target "$triple"; } \
     && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
 
 FROM scratch AS host-binary

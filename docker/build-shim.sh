@@ -21,14 +21,25 @@ if [ -z "${HERMES_SHIM_REVISION:-}" ] && git rev-parse --git-dir >/dev/null 2>&1
     HERMES_SHIM_REVISION=$(git describe --always --dirty --abbrev=12 2>/dev/null || true)
 fi
 export HERMES_SHIM_REVISION="${HERMES_SHIM_REVISION:-}"
+# Symbols are stripped here, not by the profile: the profile's setting is part of the hash in
+# every Rust symbol name, and docker/shim-order.sh needs the same names with symbols kept
+# (HERMES_SHIM_SYMBOLS=keep).
 flags=(-C target-feature=+crt-static -C relocation-model=static)
+[ "${HERMES_SHIM_SYMBOLS:-}" = keep ] || flags+=(-C strip=symbols)
+build() {
+    CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "$*") \
+        cargo build --release --locked --quiet --target "$triple" >&2
+}
+# lld takes the ordering file; a toolchain that links with GNU ld (Rust before 1.90) does not,
+# and then gets the same program without it.
 if [ "$triple" = x86_64-unknown-linux-gnu ] && [ -f docker/shim-order.txt ]; then
     # shellcheck disable=SC2054 # the commas belong to the linker's arguments
-    flags+=(-C "link-arg=-Wl,--symbol-ordering-file=$PWD/docker/shim-order.txt"
-        -C link-arg=-Wl,--no-warn-symbol-ordering)
+    build "${flags[@]}" -C "link-arg=-Wl,--symbol-ordering-file=$PWD/docker/shim-order.txt" \
+        -C link-arg=-Wl,--no-warn-symbol-ordering 2>/dev/null ||
+        { echo "build-shim: the linker refused docker/shim-order.txt; building without it" >&2 && build "${flags[@]}"; }
+else
+    build "${flags[@]}"
 fi
-CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "${flags[*]}") \
-    cargo build --release --locked --quiet --target "$triple" >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/$triple/release/hermes-shim"

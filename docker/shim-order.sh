@@ -24,10 +24,9 @@ need_pkg valgrind valgrind
 work=$(temp_dir /tmp hermes-shim-order 0755) || die "a work directory in /tmp"
 trap 'rm -rf --one-file-system "$work"' EXIT
 
-# The same build as the release one, with its symbols kept (in a target directory of its own,
-# so the usual one keeps its stripped binary).
-bin=$(CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$CACHE_DIR/shim-order-target" \
-    docker/build-shim.sh)
+# The same build as the release one (so the same symbol names), with its symbols kept, in a
+# target directory of its own so the usual one keeps its stripped binary.
+bin=$(HERMES_SHIM_SYMBOLS=keep CARGO_TARGET_DIR="$CACHE_DIR/shim-order-target" docker/build-shim.sh)
 # A hermes user, uid 10000, seen only inside the mount namespace below.
 { grep -v '^hermes:' /etc/passwd; echo 'hermes:x:10000:10000::/nonexistent:/bin/sh'; } >"$work/passwd"
 { grep -v '^hermes:' /etc/group; echo 'hermes:x:10000:'; } >"$work/group"

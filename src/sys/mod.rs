@@ -155,6 +155,8 @@ fn groups() -> Result<Vec<u32>, Errno> {
         let mut gids = vec![0; usize::try_from(n).unwrap_or_default()];
         // SAFETY: `gids` has room for n gids.
         match Errno::result(unsafe { nix::libc::getgroups(n, gids.as_mut_ptr()) }) {
+            // With n = 0 the second call only counts too: groups added meanwhile, ask again.
+            Ok(m) if m > n => {}
             Ok(m) => {
                 gids.truncate(usize::try_from(m).unwrap_or_default());
                 return Ok(gids);

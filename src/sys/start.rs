@@ -13,6 +13,10 @@
 
 use nix::libc;
 
+// std takes the arguments from glibc's `init_array`; elsewhere they would silently be empty.
+#[cfg(not(target_env = "gnu"))]
+compile_error!("hermes-shim starts without Rust's runtime (src/sys/start.rs), which needs glibc");
+
 /// The C entry point: the C runtime calls it as it would a C program's `main`. (Test builds
 /// keep libtest's own `main` and leave this module out.)
 #[unsafe(no_mangle)]
@@ -25,22 +29,30 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     libc::c_int::from(exit.code())
 }
 
-/// Opens /dev/null on whichever of 0, 1 and 2 is closed, as Rust's start-up would.
+/// Opens /dev/null on whichever of 0, 1 and 2 is closed, as Rust's start-up would: one poll
+/// for all three, or, where poll cannot (fewer than 3 descriptors allowed: EINVAL), one fcntl
+/// each.
 fn open_stdio() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
         revents: 0,
     });
-    // SAFETY: three valid pollfd records, no timeout.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
-        return;
-    }
-    for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+    let closed: [bool; 3] = loop {
+        // SAFETY: three valid pollfd records, no timeout.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+            break fds.map(|p| p.revents & libc::POLLNVAL != 0);
+        }
+        match nix::errno::Errno::last() {
+            nix::errno::Errno::EINTR => {}
+            // SAFETY: F_GETFD only asks whether the descriptor is open.
+            _ => break [0, 1, 2].map(|fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1),
+        }
+    };
+    for fd in (0..3).filter(|fd| closed[*fd as usize]) {
         // SAFETY: a NUL-terminated path; open returns the lowest free descriptor, which is
         // this closed one (the lower ones are open or were just opened).
-        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        if fd != p.fd {
+        if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != fd {
             // SAFETY: aborting is always allowed; without its standard streams the program
             // cannot say anything anyway.
             unsafe { libc::abort() };
