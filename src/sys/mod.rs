@@ -149,23 +149,15 @@ pub fn real_uid() -> u32 {
 /// The supplementary groups. (nix's getgroups first reads `/proc/sys/kernel/ngroups_max`
 /// through sysconf, three more syscalls on the shim's path; the count from the kernel will do.)
 fn groups() -> Result<Vec<u32>, Errno> {
-    loop {
-        // SAFETY: a size of 0 only asks for the count and writes nothing.
-        let n = Errno::result(unsafe { nix::libc::getgroups(0, std::ptr::null_mut()) })?;
-        let mut gids = vec![0; usize::try_from(n).unwrap_or_default()];
-        // SAFETY: `gids` has room for n gids.
-        match Errno::result(unsafe { nix::libc::getgroups(n, gids.as_mut_ptr()) }) {
-            // With n = 0 the second call only counts too: groups added meanwhile, ask again.
-            Ok(m) if m > n => {}
-            Ok(m) => {
-                gids.truncate(usize::try_from(m).unwrap_or_default());
-                return Ok(gids);
-            }
-            // The list grew between the two calls (another thread's setgroups): ask again.
-            Err(Errno::EINVAL) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: a size of 0 only asks for the count and writes nothing.
+    let n = Errno::result(unsafe { nix::libc::getgroups(0, std::ptr::null_mut()) })?;
+    let mut gids = vec![0; usize::try_from(n).unwrap_or_default()];
+    // SAFETY: `gids` has room for n gids. Only another thread's setgroups could grow the list
+    // between the two calls, and the kernel would then refuse with EINVAL: the shim drops and
+    // verifies with no other thread.
+    let m = Errno::result(unsafe { nix::libc::getgroups(n, gids.as_mut_ptr()) })?;
+    gids.truncate(usize::try_from(m).unwrap_or_default());
+    Ok(gids)
 }
 
 /// Gives the program we exec the signal state a shell would: SIGPIPE at its default (the Rust
