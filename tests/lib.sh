@@ -250,10 +250,51 @@ volumes=()
 dk() {
     if [ "$1" = run ]; then
         shift
-        "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
+        if [ "${ENGINE[*]}" = "timeout 180 docker" ] && logged_run_fits "$@"; then
+            logged_run "$@"
+        else
+            "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
+        fi
     else
         "${ENGINE[@]}" "$@"
     fi
+}
+
+# A `docker run --rm` that neither detaches nor attaches stdin or a terminal. Docker's client
+# can lose the end of such a container's output when it exits at once (docker/cli#5957; seen
+# here: a whole last line missing), so logged_run runs it from its log instead.
+logged_run_fits() {
+    local a rm=false
+    for a in "$@"; do
+        case "$a" in
+            --rm) rm=true ;;
+            -d | -i | -t | -it | -ti | --detach | --interactive | --tty) return 1 ;;
+        esac
+    done
+    $rm
+}
+
+# logged_run ARGS…: as `docker run ARGS…` (the first --rm dropped): created, started, waited
+# for; then its log, stdout to stdout and stderr to stderr, complete and in order; then
+# removed. The exit status is the program's, or 125 if the container never started.
+logged_run() {
+    local args=() a dropped=false id rc
+    for a in "$@"; do
+        if ! $dropped && [ "$a" = --rm ]; then
+            dropped=true
+        else
+            args+=("$a")
+        fi
+    done
+    id=$("${ENGINE[@]}" create --label "$LABEL" "${RUN_OPTS[@]}" "${args[@]}") || return 125
+    if "${ENGINE[@]}" start "$id" >/dev/null; then
+        rc=$("${ENGINE[@]}" wait "$id") || rc=125
+        "${ENGINE[@]}" logs "$id"
+    else
+        rc=125
+    fi
+    "${ENGINE[@]}" rm -f -v "$id" >/dev/null 2>&1 || true
+    return "$rc"
 }
 
 # remove_labelled: every container of this run, with its anonymous volumes, and `volumes`.
