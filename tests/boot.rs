@@ -673,3 +673,55 @@ fn a_remap_record_that_cannot_be_read_or_removed_leaves_the_accounts_alone() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!out.stderr.contains("cannot remove"), "{out}");
 }
+
+#[test]
+fn a_passwd_that_cannot_be_replaced_after_the_group_was_puts_the_group_back() {
+    require!(root, tools: ["unshare", "mount", "sh", "chattr"]);
+    // hermgrp is private to hermtest, so the group file changes first; an immutable passwd
+    // then refuses its rename, and the group must be put back as it was.
+    let group_text = "root:x:0:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-undo", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-undo-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    fs::write(home.path().join("rootfile"), "x").unwrap();
+    let passwd = etc.path().join("passwd");
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&passwd)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(chattr("+i"), "chattr +i on the test's /etc/passwd");
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert!(chattr("-i"));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains(
+            "cannot remap user 'hermtest': /etc/passwd: EPERM: Operation not permitted; accounts unchanged"
+        ),
+        "{out}"
+    );
+    assert_eq!(fs::read_to_string(&passwd).unwrap(), PASSWD);
+    assert_eq!(
+        fs::read_to_string(etc.path().join("group")).unwrap(),
+        group_text,
+        "the group is put back\n{out}"
+    );
+    let mut left: Vec<String> = fs::read_dir(etc.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["group", "passwd"], "nothing staged is left\n{out}");
+    assert_eq!(
+        owner(&home.path().join("rootfile")),
+        (T, 10001),
+        "repaired anyway\n{out}"
+    );
+}
