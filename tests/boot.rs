@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
 use std::path::Path;
 
 use common::fix::{Out, T, fo_cmd, in_private_mntns, run_cmd};
-use common::fixture::{etc_dir, lstat, owner, victim};
+use common::fixture::{chattr, etc_dir, lstat, owner, victim};
 use common::report::summary;
 use common::{TempDir, require};
 
@@ -435,14 +435,7 @@ fn a_remap_whose_sweep_could_not_finish_is_finished_by_the_next_start() {
     let stuck = home.path().join("stuck");
     fs::write(&stuck, "x").unwrap();
     lchown(&stuck, Some(T), Some(10001)).unwrap();
-    let chattr = |flag: &str| {
-        let st = std::process::Command::new("chattr")
-            .arg(flag)
-            .arg(&stuck)
-            .status()
-            .unwrap();
-        assert!(st.success(), "chattr {flag}");
-    };
+    let chattr = |flag: &str| assert!(chattr(flag, &stuck), "chattr {flag}");
     // An immutable file cannot change owner: this start remaps the accounts but cannot move it.
     chattr("+i");
     let env = [
@@ -642,16 +635,9 @@ fn a_remap_record_that_cannot_be_read_or_removed_leaves_the_accounts_alone() {
     fs::remove_dir(&marker).unwrap();
 
     fs::write(&marker, "10000:10001").unwrap();
-    let chattr = |flag: &str| {
-        std::process::Command::new("chattr")
-            .arg(flag)
-            .arg(&marker)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    assert!(chattr("+i"), "chattr +i on the test's /etc");
+    assert!(chattr("+i", &marker), "chattr +i on the test's /etc");
     let out = boot_in(etc.path(), home.path(), &env, "", "");
-    assert!(chattr("-i"));
+    assert!(chattr("-i", &marker));
     assert_eq!(out.code, Some(2), "{out}");
     assert!(
         out.stderr.contains(
@@ -685,21 +671,14 @@ fn a_passwd_that_cannot_be_replaced_after_the_group_was_puts_the_group_back() {
     lchown(home.path(), Some(T), Some(10001)).unwrap();
     fs::write(home.path().join("rootfile"), "x").unwrap();
     let passwd = etc.path().join("passwd");
-    let chattr = |flag: &str| {
-        std::process::Command::new("chattr")
-            .arg(flag)
-            .arg(&passwd)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    assert!(chattr("+i"), "chattr +i on the test's /etc/passwd");
+    assert!(chattr("+i", &passwd), "chattr +i on the test's /etc/passwd");
     let env = [
         ("HERMES_SHIM_USER", "hermtest"),
         ("PUID", "2000"),
         ("PGID", "2001"),
     ];
     let out = boot_in(etc.path(), home.path(), &env, "", "");
-    assert!(chattr("-i"));
+    assert!(chattr("-i", &passwd));
     assert_eq!(out.code, Some(2), "{out}");
     assert!(
         out.stderr.contains(

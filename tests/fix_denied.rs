@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::fix::{T, USER, clean_cmd, fo, in_private_mntns, per_walk, run_cmd};
 use common::fixture::{Fx, owner, victim};
 use common::report::summary;
@@ -55,13 +53,7 @@ fn a_few_denied_chowns_are_ordinary_errors() {
     let mut fx = Fx::new("fo-immutable");
     fx.dir("d", 0o755, T, T).file("d/stuck", 0o644, 0, 0);
     let stuck = fx.abs("d/stuck");
-    let chattr = |flag: &str| {
-        Command::new("chattr")
-            .arg(flag)
-            .arg(&stuck)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let chattr = |flag: &str| common::fixture::chattr(flag, &stuck);
     require!(
         chattr("+i"),
         "chattr +i is not supported on the temp filesystem"

@@ -241,9 +241,6 @@ impl Judge<'_, '_> {
 mod tests {
     use super::*;
     use crate::fix::config::Config;
-    use crate::fix::queue::Queue;
-    use crate::fix::verdict::Verdict;
-    use crate::fix::walk::Probe;
     use nix::libc::DT_REG;
     use std::ffi::CString;
     use std::os::unix::fs::MetadataExt;
@@ -257,11 +254,7 @@ mod tests {
         f: impl FnOnce(&mut Judge, BorrowedFd) -> T,
     ) -> (T, Counts) {
         let (cfg, fd, _) = Config::dry_run_of_own(root);
-        let sh = Shared {
-            cfg: &cfg,
-            queue: Queue::new(1),
-            verdict: Verdict::new(Box::new(|| false) as Probe),
-        };
+        let sh = Shared::one_worker(&cfg);
         if stop {
             sh.queue.stop();
         }

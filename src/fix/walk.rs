@@ -74,13 +74,25 @@ pub struct Job {
 }
 
 /// The probe that tells whether chown is impossible here (see [`Verdict`]).
-pub type Probe = Box<dyn FnOnce() -> bool + Send>;
+type Probe = Box<dyn FnOnce() -> bool + Send>;
 
 /// State shared by the workers.
 pub struct Shared<'c> {
     pub cfg: &'c Config,
     pub queue: Queue<Job>,
     pub verdict: Verdict<Probe>,
+}
+
+#[cfg(test)]
+impl<'c> Shared<'c> {
+    /// One worker's share of a walk over `cfg`, where chown is never found impossible.
+    pub fn one_worker(cfg: &'c Config) -> Shared<'c> {
+        Shared {
+            cfg,
+            queue: Queue::new(1),
+            verdict: Verdict::new(Box::new(|| false) as Probe),
+        }
+    }
 }
 
 /// The result of a walk.
@@ -321,11 +333,7 @@ mod tests {
         let deep = (0..=OPEN_FRAMES).fold(root.clone(), |p, _| p.join("d"));
         std::fs::create_dir_all(&deep).unwrap();
         let (cfg, fd, st) = Config::dry_run_of_own(&root);
-        let sh = Shared {
-            cfg: &cfg,
-            queue: Queue::new(1),
-            verdict: Verdict::new(Box::new(|| false) as Probe),
-        };
+        let sh = Shared::one_worker(&cfg);
         let mut w = Worker::new(&sh);
         w.path.clone_from(&root);
         w.frames.start(fd, st.ident(), 0);

@@ -457,6 +457,15 @@ pub fn open_dir_at(parent: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
 
 /// A directory holding `passwd` and `group` with these texts: an /etc of the test's own, to
 /// bind-mount over the real one (or over its two files) in a private mount namespace.
+/// `chattr FLAG PATH` (`+i`, `-i`): whether it worked (file systems without the flag refuse).
+pub fn chattr(flag: &str, path: &Path) -> bool {
+    std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn etc_dir(tag: &str, passwd: &str, group: &str) -> TempDir {
     let etc = TempDir::new(tag);
     fs::write(etc.path().join("passwd"), passwd).unwrap();
