@@ -327,7 +327,7 @@ fn boot_creates_a_missing_home_but_never_through_a_symlink() {
     let script = r#"set -e
 mount --bind "$1" /etc
 mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs "$2"
+mount -t tmpfs -o mode=0755 tmpfs "$2"
 mkdir "$2/real"
 ln -s "$2/real" "$2/link"
 for home in "$2/a/b/home" "$2/link/home" /etc/hermes; do

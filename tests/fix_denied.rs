@@ -77,7 +77,7 @@ fn immutable_files_first_do_not_pass_for_chown_being_impossible(walk: &str) {
     // hermes user's, so no chown succeeds before them.
     let dir = TempDir::new(&format!("fo-immutable-first-{walk}"));
     let script = r#"set -e
-mount -t tmpfs tmpfs "$1"
+mount -t tmpfs -o mode=0755 tmpfs "$1"
 mkdir "$1/home"
 chown 10000:10000 "$1/home"
 for i in $(seq 200); do : > "$1/home/ordinary$i"; done

@@ -126,9 +126,10 @@ fn names_print_unambiguously_in_verbose_and_json() {
     for bad in ['\u{202e}', '\u{2028}', '\u{fffd}'] {
         assert!(!out.stderr.contains(bad), "{bad:?} reached the log\n{out}");
     }
+    // One line per name, the walk line and the summary.
     assert_eq!(
         out.stderr.lines().count(),
-        names.len() + 1,
+        names.len() + 2,
         "no name forged a line\n{out}"
     );
     let obj = json_object(&out);

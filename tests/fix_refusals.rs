@@ -103,7 +103,7 @@ fn roots_holding_what_root_runs_are_refused_and_data_homes_accepted() {
     // are in a venv at /opt/hermes/.venv, both on PATH. Each root is tried with --dry-run and
     // its exit code printed.
     let script = r#"set -e
-for d in /opt /mnt /srv /home /var/lib; do mount -t tmpfs tmpfs "$d"; done
+for d in /opt /mnt /srv /home /var/lib; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
 mkdir -p /opt/hermes/bin /opt/hermes/.venv/bin /opt/hermes/.venv/lib /opt/data /mnt/x \
     /srv/hermes /home/hermes/.hermes /var/lib/hermes
 : > /opt/hermes/.venv/pyvenv.cfg

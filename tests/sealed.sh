@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cargo's runner for this crate's test binaries (.cargo/config.toml): as root, each test binary
 # runs in a private mount namespace where every mount that holds files is read-only and the only
-# writable place is a fresh tmpfs, given to the tests as TMPDIR. The root tests chown, mount and
+# writable place is a fresh tmpfs over /tmp, given to the tests as TMPDIR. The root tests chown, mount and
 # drop privileges over trees they build; a bug that leaves a tree (a followed symlink, a wrong
 # path) then meets EROFS instead of a host file, and the trees vanish with the namespace.
 #
@@ -19,11 +19,12 @@ set -euo pipefail
 LOG_PREFIX=sealed
 
 if [ "${1:-}" = --inside ]; then
-    dir=$2
-    shift 2
+    shift
     seal_mounts proc devpts mqueue nsfs
-    mount -t tmpfs -o mode=1777,size=50% hermes-shim-tests "$dir"
-    export TMPDIR=$dir HERMES_SHIM_SEALED=1
+    # Over /tmp itself, mode 0755: a tree the tests sweep has no ancestor another user can
+    # write (fix-ownership refuses such a root), and the host's /tmp is not seen at all.
+    mount -t tmpfs -o mode=0755,size=50% hermes-shim-tests /tmp
+    export TMPDIR=/tmp HERMES_SHIM_SEALED=1
     exec "$@"
 fi
 
@@ -34,9 +35,4 @@ esac
 if [ "$(id -u)" -ne 0 ] || [ -n "${HERMES_SHIM_SEALED:-}" ]; then
     exec "$@"
 fi
-# The tmpfs's mount point: an empty directory of our own, removed after (rmdir: only if empty).
-dir=$(mktemp -d /tmp/hermes-shim-sealed.XXXXXX)
-rc=0
-unshare --mount --propagation private -- "$BASH" "$0" --inside "$dir" "$@" || rc=$?
-rmdir "$dir"
-exit "$rc"
+exec unshare --mount --propagation private -- "$BASH" "$0" --inside "$@"

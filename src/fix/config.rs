@@ -11,6 +11,7 @@ use crate::settings::{Settings, WalkChoice};
 use crate::sys::{self, fs};
 use crate::users::{self, UserError, UserSpec};
 
+use super::scope::Writer;
 use super::walk::{self, Outcome};
 use super::{Refusal, Request};
 
@@ -24,7 +25,11 @@ pub struct Config {
     pub excludes: Vec<PathBuf>,
     /// The root's device and mount id: entries elsewhere are on another mount.
     pub root_dev: u64,
-    pub root_mnt: Option<u64>,
+    pub root_mnt: u64,
+    /// Where mount ids come from on this kernel (named by `--verbose` and the JSON report).
+    pub mount_ids: fs::MountIds,
+    /// The target user, as directory permissions see it (see [`super::scope`]).
+    pub writer: Writer,
 }
 
 impl Config {
@@ -37,11 +42,10 @@ impl Config {
         }
     }
 
-    /// True when `st` lies on another mount than the root: another device, or (where statx
-    /// reports mount ids) another mount of the same device, such as a bind mount.
+    /// True when `st` lies on another mount than the root: another device, or another mount
+    /// of the same device, such as a bind mount of a host directory of the volume's filesystem.
     pub fn foreign(&self, st: &fs::Stat) -> bool {
-        st.dev != self.root_dev
-            || matches!((st.mnt_id, self.root_mnt), (Some(a), Some(b)) if a != b)
+        st.dev != self.root_dev || st.mnt_id != self.root_mnt
     }
 }
 
@@ -56,6 +60,7 @@ impl Config {
         let me = std::fs::metadata(root).unwrap();
         let fd = fs::open_root(root).unwrap();
         let st = fs::stat_fd(fd.as_fd()).unwrap();
+        let (_, mount_ids) = fs::mount_id_of(fd.as_fd()).unwrap();
         let cfg = Config {
             root: root.to_path_buf(),
             walk: fs::Walk::Fallback,
@@ -71,6 +76,11 @@ impl Config {
             excludes: vec![PathBuf::from("skip")],
             root_dev: st.dev,
             root_mnt: st.mnt_id,
+            mount_ids,
+            writer: Writer {
+                uid: me.uid() + 1,
+                groups: vec![me.gid() + 1],
+            },
         };
         (cfg, fd, st)
     }
@@ -91,7 +101,7 @@ impl Sweep {
     pub fn prepare(req: Request, protected: &Protected) -> Result<Sweep, Refusal> {
         let choice = req.walk.map_err(Refusal::Setting)?;
         let root = checked_root(&req.root, protected)?;
-        let rule = rule(req.user, req.also_from, req.also_from_raw.as_deref())?;
+        let (rule, writer) = rule(req.user, req.also_from, req.also_from_raw.as_deref())?;
         let mut excludes = req
             .excludes
             .iter()
@@ -99,7 +109,14 @@ impl Sweep {
             .collect::<Result<Vec<_>, _>>()
             .map_err(Refusal::Exclude)?;
         excludes.extend(req.env_excludes.map_err(Refusal::Exclude)?);
-        let (root_fd, root_st) = open_root(&root)?;
+        let (root_fd, root_st, mount_ids) = open_root(&root)?;
+        if let Some(ancestor) = writable_ancestor(&root, &writer) {
+            return Err(Refusal::WritableAncestor {
+                root,
+                ancestor,
+                uid: writer.uid,
+            });
+        }
         let walk = backend(choice, &root_fd)?;
         Ok(Sweep {
             cfg: Config {
@@ -111,6 +128,8 @@ impl Sweep {
                 excludes,
                 root_dev: root_st.dev,
                 root_mnt: root_st.mnt_id,
+                mount_ids,
+                writer,
             },
             root_fd,
             root_st,
@@ -119,6 +138,15 @@ impl Sweep {
 
     /// Walks the tree; returns the configuration (for the report) and what the walk did.
     pub fn run(self) -> (Config, Outcome) {
+        if self.cfg.verbose {
+            say!(
+                "{}: walking {} by {}, mount ids from {}",
+                super::PREFIX,
+                crate::escape::shown(&self.cfg.root),
+                self.cfg.walk.as_str(),
+                self.cfg.mount_ids.as_str()
+            );
+        }
         let out = walk::sweep(&self.cfg, self.root_fd, &self.root_st);
         (self.cfg, out)
     }
@@ -147,13 +175,14 @@ fn checked_root(root: &Path, protected: &Protected) -> Result<PathBuf, Refusal> 
     Ok(root)
 }
 
-/// The rule: the target user's ids, and the previous ids that move too. Previous ids are a
-/// user's *former* ids; a uid someone still has is that someone's.
+/// The rule: the target user's ids, and the previous ids that move too (with the target as
+/// directory permissions see it). Previous ids are a user's *former* ids; a uid someone still
+/// has is that someone's.
 fn rule(
     user: Result<UserSpec, UserError>,
     previous: Option<Previous>,
     previous_raw: Option<&str>,
-) -> Result<Rule, Refusal> {
+) -> Result<(Rule, Writer), Refusal> {
     let spec = user.map_err(Refusal::BadUser)?;
     let target = users::resolve(&spec).map_err(Refusal::Target)?;
     let previous = match (previous, previous_raw) {
@@ -166,14 +195,36 @@ fn rule(
     {
         return Err(Refusal::PreviousHeld { uid, owner });
     }
-    Ok(Rule {
+    let rule = Rule {
         target: (target.uid, target.gid),
         previous,
+    };
+    Ok((
+        rule,
+        Writer {
+            uid: target.uid,
+            groups: target.groups,
+        },
+    ))
+}
+
+/// The nearest ancestor of `root` (an absolute path of plain components, just opened without
+/// meeting a symlink) in which `writer` could rename entries, and so replace the root by another
+/// directory between two sweeps. An ancestor that cannot be looked at counts as writable: the
+/// check must be able to say no.
+fn writable_ancestor(root: &Path, writer: &Writer) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    root.ancestors().skip(1).find_map(|dir| {
+        let ok = std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| !writer.can_write(m.uid(), m.gid(), m.mode()));
+        (!ok).then(|| dir.to_path_buf())
     })
 }
 
-/// Opens the root one component at a time, following no symlink, and stats it.
-fn open_root(root: &Path) -> Result<(OwnedFd, fs::Stat), Refusal> {
+/// Opens the root one component at a time, following no symlink, and stats it; also finds
+/// where mount ids come from here, since without them a bind mount of the root's own filesystem
+/// could not be told apart.
+fn open_root(root: &Path) -> Result<(OwnedFd, fs::Stat, fs::MountIds), Refusal> {
     let fd = match fs::open_root(root) {
         Ok(fd) => fd,
         // With O_DIRECTORY a symlinked component answers ENOTDIR rather than ELOOP.
@@ -190,11 +241,15 @@ fn open_root(root: &Path) -> Result<(OwnedFd, fs::Stat), Refusal> {
             });
         }
     };
+    let (_, ids) = fs::mount_id_of(fd.as_fd()).map_err(|errno| Refusal::NoMountIds {
+        root: root.to_path_buf(),
+        errno,
+    })?;
     let st = fs::stat_fd(fd.as_fd()).map_err(|errno| Refusal::Stat {
         root: root.to_path_buf(),
         errno,
     })?;
-    Ok((fd, st))
+    Ok((fd, st, ids))
 }
 
 /// The walk backend: openat2 where the kernel and seccomp allow it (probed once, on the root),
@@ -262,7 +317,12 @@ mod tests {
             verbose: false,
             excludes: vec![],
             root_dev: 7,
-            root_mnt: Some(30),
+            root_mnt: 30,
+            mount_ids: fs::MountIds::Statx,
+            writer: Writer {
+                uid: 10000,
+                groups: vec![10000],
+            },
         }
     }
 
@@ -275,17 +335,14 @@ mod tests {
             uid: 0,
             gid: 0,
             nlink: 1,
+            mode: 0o644,
             mnt_id,
         };
         let c = cfg();
-        assert!(!c.foreign(&st(7, Some(30))));
-        assert!(
-            c.foreign(&st(7, Some(31))),
-            "a bind mount of the same filesystem"
-        );
-        assert!(c.foreign(&st(8, Some(30))));
-        assert!(!c.foreign(&st(7, None)), "no mount id: device decides");
-        assert!(c.foreign(&st(9, None)));
+        assert!(!c.foreign(&st(7, 30)));
+        assert!(c.foreign(&st(7, 31)), "a bind mount of the same filesystem");
+        assert!(c.foreign(&st(8, 30)), "another device");
+        assert!(c.foreign(&st(8, 31)));
     }
 
     #[test]

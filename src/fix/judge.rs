@@ -49,6 +49,7 @@ impl Judge<'_, '_> {
     pub fn entry(&mut self, dir: BorrowedFd, name: &CStr, d_type: u8) -> Descend {
         self.counts.scanned += 1;
         if !self.sh.cfg.excludes.is_empty() && self.excluded(name) {
+            self.warn_if_movable(dir, name);
             self.skipped(name, Skip::Excluded);
             return None;
         }
@@ -228,6 +229,26 @@ impl Judge<'_, '_> {
         }
         self.counts.errors += 1;
         say!("{}", self.error_line(rel, call, e));
+    }
+
+    /// Warns when an excluded entry that the rule would hand over lies in a directory the target
+    /// user can write: the agent can rename it out of the exclusion, and a later sweep would then
+    /// hand it over (see [`super::scope`]). A mount point cannot be renamed, so it is safe.
+    fn warn_if_movable(&self, dir: BorrowedFd, name: &CStr) {
+        let cfg = self.sh.cfg;
+        let Ok(st) = fs::stat_at(dir, name) else {
+            return;
+        };
+        if cfg.foreign(&st) || !matches!(self.decide(&st), Action::Change { .. }) {
+            return;
+        }
+        if fs::stat_fd(dir).is_ok_and(|d| cfg.writer.can_write(d.uid, d.gid, d.mode)) {
+            say!(
+                "hermes-shim fix-ownership: WARNING: {} is excluded, but it lies in a directory uid {} can write: renamed, a later sweep would hand it over — keep root's data on a separate mount",
+                shown(&self.dir.join(os(name))),
+                cfg.writer.uid
+            );
+        }
     }
 
     fn excluded(&self, name: &CStr) -> bool {

@@ -17,6 +17,7 @@ mod frames;
 mod judge;
 mod queue;
 mod refusal;
+mod scope;
 mod verdict;
 mod walk;
 
@@ -129,6 +130,8 @@ struct Report {
     root: String,
     dry_run: bool,
     walk: &'static str,
+    /// Where mount ids came from: `statx`, `name_to_handle_at` or `fdinfo`.
+    mount_ids: &'static str,
     uid: u32,
     gid: u32,
     scanned: u64,
@@ -167,6 +170,7 @@ fn report(cfg: &config::Config, c: &Counts, elapsed_ms: u128, json: bool) {
             root: shown(&cfg.root),
             dry_run: cfg.dry_run,
             walk: cfg.walk.as_str(),
+            mount_ids: cfg.mount_ids.as_str(),
             uid: cfg.rule.target.0,
             gid: cfg.rule.target.1,
             scanned: c.scanned,

@@ -54,6 +54,18 @@ pub enum Refusal {
     },
     /// `--walk openat2` where openat2 cannot be used.
     NoOpenat2(Errno),
+    /// No way to learn mount ids here, so bind mounts of the root's filesystem would be entered.
+    NoMountIds {
+        root: PathBuf,
+        errno: Errno,
+    },
+    /// An ancestor of the root can be written by the target user, who could swap another
+    /// directory in under the root's name.
+    WritableAncestor {
+        root: PathBuf,
+        ancestor: PathBuf,
+        uid: u32,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -104,6 +116,21 @@ impl fmt::Display for Refusal {
             Refusal::NoOpenat2(errno) => write!(
                 f,
                 "openat2 is unavailable here ({errno}) — use --walk auto or --walk fallback"
+            ),
+            Refusal::NoMountIds { root, errno } => write!(
+                f,
+                "{}: cannot tell mounts apart here (no mount id from statx, name_to_handle_at or /proc/self/fdinfo: {errno}), so a bind mount inside it could be re-owned — mount /proc in the container",
+                shown(root)
+            ),
+            Refusal::WritableAncestor {
+                root,
+                ancestor,
+                uid,
+            } => write!(
+                f,
+                "{}: {} above it can be written by uid {uid}, who could rename another directory in under this name — sweep a directory whose parents only root can change (mount the data volume there)",
+                shown(root),
+                shown(ancestor)
             ),
         }
     }

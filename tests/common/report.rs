@@ -99,6 +99,7 @@ pub fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u3
         "root",
         "dry_run",
         "walk",
+        "mount_ids",
         "uid",
         "gid",
         "scanned",
@@ -120,6 +121,12 @@ pub fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u3
         (None, Value::String(s)) if WALKS.contains(&s.as_str()) => {}
         (None, j) => panic!("JSON walk is {j:?}, not one of {WALKS:?}\n{out}"),
     }
+    let ids = ["statx", "name_to_handle_at", "fdinfo"];
+    assert!(
+        matches!(&obj["mount_ids"], Value::String(s) if ids.contains(&s.as_str())),
+        "JSON mount_ids is {:?}, not one of {ids:?}\n{out}",
+        obj["mount_ids"]
+    );
     assert_eq!(
         json_u64(&obj, "uid", out),
         u64::from(target.0),
