@@ -545,6 +545,25 @@ check "HERMES_HOME missing: created, the user's, 0700; its parent root's, 0755; 
 out=$(dk run --rm -e HERMES_HOME=/etc/hermes "$IMAGE" sh -c 'test -e /etc/hermes && echo created || echo absent' 2>&1)
 check_contains "HERMES_HOME=/etc/hermes: refused, not created" absent "$out"
 
+echo "# scope the agent cannot rename"
+volume scope
+# A home below the volume root, and an excluded directory, both root's: made by a throwaway
+# container; hermes owns the volume's root, so it could rename either.
+dk run --rm --entrypoint sh -v "$TAG-scope:/d" "$IMAGE" -c "mkdir /d/.hermes /d/secrets &&
+    echo k >/d/.hermes/key && echo s >/d/secrets/key && chmod 0700 /d/.hermes /d/secrets &&
+    chown $HERMES_UID:$HERMES_UID /d" || not_ok "populate the scope volume"
+root_stat() { dk run --rm --entrypoint stat -v "$TAG-scope:/d" "$IMAGE" -c %U "$@" 2>&1; }
+out=$(dk run --rm -e HERMES_HOME=/opt/data/.hermes -v "$TAG-scope:/opt/data" "$IMAGE" true 2>&1)
+check_contains "HERMES_HOME=/opt/data/.hermes: refused, naming the directory hermes can write" \
+    "/opt/data/.hermes: /opt/data above it can be written by uid $HERMES_UID" "$out"
+check "HERMES_HOME=/opt/data/.hermes: its root-owned file left alone" root "$(root_stat /d/.hermes/key)"
+out=$(dk run --rm -e HERMES_SHIM_EXCLUDE=secrets -v "$TAG-scope:/opt/data" "$IMAGE" true 2>&1)
+check_contains "HERMES_SHIM_EXCLUDE=secrets in hermes's directory: a WARNING names it" \
+    "WARNING: /opt/data/secrets is excluded" "$out"
+check_contains "HERMES_SHIM_EXCLUDE warning: the remedy" "keep root's data on a separate mount" "$out"
+check "HERMES_SHIM_EXCLUDE=secrets: still root's" "root root" "$(root_stat /d/secrets /d/secrets/key | paste -sd ' ')"
+check "HERMES_SHIM_EXCLUDE=secrets: the rest repaired" "hermes" "$(root_stat /d/.hermes/key)"
+
 out=$(dk run --rm --user 1234 "$IMAGE" true 2>&1)
 rc=$?
 check "docker run --user 1234, HERMES_HOME not writable: exit 126" 126 "$rc"

@@ -13,7 +13,7 @@
 # peak RSS <= 16 MiB.
 #
 # It changes owners as root, so the tree exists only in a private mount namespace (unshare -m),
-# on a fresh tmpfs mounted there after every other mount of that namespace was made read-only:
+# on a fresh tmpfs mounted over /tmp there after every other mount of that namespace was made read-only:
 # whatever leaves the tree (a followed symlink, a wrong path) meets EROFS, never a host file, and
 # the tree is gone with the namespace. It is generated anew each run (its time is printed).
 #
@@ -95,9 +95,12 @@ in_namespace() { # MOUNTPOINT BINARY
     local mnt=$1 bin=$2
     # shellcheck disable=SC2119 # no file system type is kept writable here
     seal_mounts
-    mount -t tmpfs -o size=1g,mode=0700 hermes-shim-bench "$mnt"
-    [[ $(stat -f -c %T "$mnt") == tmpfs && $(findmnt -no OPTIONS --mountpoint "$mnt") == rw,* ]] \
-        || die "$mnt is not a writable tmpfs in the namespace"
+    # Over /tmp itself, which hides the host's /tmp here: the tree then has no ancestor another
+    # user can write (fix-ownership refuses such a root), and $mnt is made anew on it.
+    mount -t tmpfs -o size=1g,mode=0755 hermes-shim-bench /tmp
+    [[ $(stat -f -c %T /tmp) == tmpfs && $(findmnt -no OPTIONS --mountpoint /tmp) == rw,* ]] \
+        || die "/tmp is not a writable tmpfs in the namespace"
+    mkdir -m 0700 "$mnt"
     work=$mnt/work
     tree=$mnt/tree
     damage_list=$work/damage.list
@@ -217,7 +220,7 @@ main() {
     bin=$(docker/build-shim.sh) || die "docker/build-shim.sh failed"
     [[ -x $bin ]] || die "$bin missing after the build"
 
-    # The tmpfs's mount point: an empty directory of our own, removed (rmdir: only if empty) after.
+    # A name of our own for the tree's directory (made again on the namespace's /tmp), removed after.
     local mnt
     mnt=$(temp_dir /tmp hermes-shim-bench 0700) || die "cannot make a directory in /tmp"
     # shellcheck disable=SC2064  # expand now: $mnt is local
