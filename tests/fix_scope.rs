@@ -112,6 +112,57 @@ fn an_excluded_root_owned_entry_the_agent_could_rename_is_warned_of() {
     assert_eq!(owner(&fx.abs("secrets/key")), (0, 0), "{out}");
 }
 
+/// The ways an excluded entry can be moved out of its exclusion without its own directory being
+/// the agent's: a directory further up the agent can rename, an entry of another user holding
+/// root's files, and a dry run, which must warn as the real run (that hands the root over first)
+/// does. And the one way it cannot: no directory on its way is, or becomes, the agent's.
+#[test]
+fn an_exclude_is_warned_of_whenever_a_directory_on_its_way_is_the_agents() {
+    require!(root);
+    // (a) a/secrets, with `a` a stranger's (uid 1) in the agent's root: `mv a a2` frees it.
+    let mut fx = Fx::new("fo-scope-way");
+    fx.dir("a", 0o755, 1, 1).dir("a/secrets", 0o700, 0, 0);
+    let out = fo(fx.path(), "fallback", &["--exclude", "a/secrets"]);
+    assert_eq!(out.stderr_lines_with("WARNING").len(), 1, "(a)\n{out}");
+    assert!(out.stderr.contains("a/secrets is excluded"), "(a)\n{out}");
+    // (b) another user's directory (not changed itself) holding root's key.
+    let mut fx = Fx::new("fo-scope-other");
+    fx.dir("secrets", 0o755, 1, 1)
+        .file("secrets/key", 0o600, 0, 0);
+    let out = fo(fx.path(), "fallback", &["--exclude", "secrets"]);
+    assert_eq!(out.stderr_lines_with("WARNING").len(), 1, "(b)\n{out}");
+    assert_eq!(owner(&fx.abs("secrets/key")), (0, 0), "(b)\n{out}");
+    // (c) a dry run over a root-owned root, which the real run hands over before the exclude.
+    let mut fx = Fx::new("fo-scope-dry");
+    fx.dir("b", 0o755, 0, 0).dir("b/secrets", 0o700, 0, 0);
+    let out = fo(
+        fx.path(),
+        "fallback",
+        &["--exclude", "b/secrets", "--dry-run"],
+    );
+    assert_eq!(
+        out.stderr_lines_with("WARNING").len(),
+        1,
+        "(c) dry run\n{out}"
+    );
+    assert_eq!(
+        owner(fx.path()),
+        (0, 0),
+        "(c) a dry run changes nothing\n{out}"
+    );
+    // Control: a root the sweep leaves to a stranger, root's `secrets` in it: no way in.
+    let base = TempDir::new("fo-scope-none");
+    let root = base.path().join("r");
+    Fx::make_dir(&root, 0o755, 1, 1);
+    Fx::make_dir(&root.join("secrets"), 0o700, 0, 0);
+    let out = fo(&root, "fallback", &["--exclude", "secrets"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr_lines_with("WARNING").is_empty(),
+        "control\n{out}"
+    );
+}
+
 #[test]
 fn an_excluded_mount_point_cannot_be_renamed_and_is_not_warned_of() {
     require!(root, tools: ["unshare", "mount", "sh"]);

@@ -23,6 +23,8 @@ pub struct Config {
     pub dry_run: bool,
     pub verbose: bool,
     pub excludes: Vec<PathBuf>,
+    /// The root's device and inode (to know it again when climbing back to it).
+    pub root_ident: (u64, u64),
     /// The root's device and mount id: entries elsewhere are on another mount.
     pub root_dev: u64,
     pub root_mnt: u64,
@@ -74,6 +76,7 @@ impl Config {
             dry_run: true,
             verbose: false,
             excludes: vec![PathBuf::from("skip")],
+            root_ident: st.ident(),
             root_dev: st.dev,
             root_mnt: st.mnt_id,
             mount_ids,
@@ -126,6 +129,7 @@ impl Sweep {
                 dry_run: req.dry_run,
                 verbose: req.verbose,
                 excludes,
+                root_ident: root_st.ident(),
                 root_dev: root_st.dev,
                 root_mnt: root_st.mnt_id,
                 mount_ids,
@@ -316,6 +320,7 @@ mod tests {
             dry_run: false,
             verbose: false,
             excludes: vec![],
+            root_ident: (7, 2),
             root_dev: 7,
             root_mnt: 30,
             mount_ids: fs::MountIds::Statx,

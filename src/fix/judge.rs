@@ -231,24 +231,56 @@ impl Judge<'_, '_> {
         say!("{}", self.error_line(rel, call, e));
     }
 
-    /// Warns when an excluded entry that the rule would hand over lies in a directory the target
-    /// user can write: the agent can rename it out of the exclusion, and a later sweep would then
-    /// hand it over (see [`super::scope`]). A mount point cannot be renamed, so it is safe.
+    /// Warns when an excluded entry that is not the target user's could be moved out of its
+    /// exclusion by that user: it is no mount point (which cannot be renamed) and some directory
+    /// from the root down to it is, or after this sweep will be, writable by the target. A later
+    /// sweep would then hand over whatever is root's in it (see [`super::scope`]).
     fn warn_if_movable(&self, dir: BorrowedFd, name: &CStr) {
         let cfg = self.sh.cfg;
         let Ok(st) = fs::stat_at(dir, name) else {
             return;
         };
-        if cfg.foreign(&st) || !matches!(self.decide(&st), Action::Change { .. }) {
+        if cfg.foreign(&st) || st.uid == cfg.writer.uid || !self.way_writable(dir) {
             return;
         }
-        if fs::stat_fd(dir).is_ok_and(|d| cfg.writer.can_write(d.uid, d.gid, d.mode)) {
-            say!(
-                "hermes-shim fix-ownership: WARNING: {} is excluded, but it lies in a directory uid {} can write: renamed, a later sweep would hand it over — keep root's data on a separate mount",
-                shown(&self.dir.join(os(name))),
-                cfg.writer.uid
-            );
+        say!(
+            "hermes-shim fix-ownership: WARNING: {} is excluded, but uid {} can write a directory on its way and so rename it out of the exclusion; a later sweep would then hand over root's files in it — keep root's data on a separate mount",
+            shown(&self.dir.join(os(name))),
+            cfg.writer.uid
+        );
+    }
+
+    /// Whether the target user can write `dir` or a directory above it up to the root, with
+    /// owners as this sweep leaves them (a dry run says what the real run would). Climbs by `..`
+    /// from the fd; a directory that cannot be looked at, or a climb that never meets the root
+    /// (the agent moved the directory out meanwhile), counts as writable.
+    fn way_writable(&self, dir: BorrowedFd) -> bool {
+        let cfg = self.sh.cfg;
+        let mut up: Option<OwnedFd> = None;
+        for _ in 0..=super::frames::MAX_DEPTH {
+            let here = up.as_ref().map_or(dir, AsFd::as_fd);
+            let Ok(st) = fs::stat_fd(here) else {
+                return true;
+            };
+            let (uid, gid) = match self.decide(&st) {
+                Action::Change { uid, gid } => (uid.unwrap_or(st.uid), gid.unwrap_or(st.gid)),
+                _ => (st.uid, st.gid),
+            };
+            if cfg.writer.can_write(uid, gid, st.mode) {
+                return true;
+            }
+            if st.ident() == cfg.root_ident {
+                return false;
+            }
+            match fs::open_parent(here) {
+                // `/` is its own parent: the root was not on the way.
+                Ok(p) if fs::stat_fd(p.as_fd()).is_ok_and(|p| p.ident() != st.ident()) => {
+                    up = Some(p);
+                }
+                _ => return true,
+            }
         }
+        true
     }
 
     fn excluded(&self, name: &CStr) -> bool {
