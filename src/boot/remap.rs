@@ -17,7 +17,7 @@ use crate::etcfile::{self, Staged};
 use crate::policy::{Previous, PreviousError};
 use crate::settings::{Request, SettingError, Settings};
 use crate::sys;
-use crate::users::{self, GROUP, PASSWD, UserError, UserSpec};
+use crate::users::{self, GROUP, GidUse, PASSWD, UserError, UserSpec};
 
 /// The old ids of a remap whose sweep has not finished yet.
 const MARKER: &str = "/etc/hermes-shim-remap";
@@ -46,7 +46,7 @@ pub enum RemapError {
         uid: u32,
         owner: String,
     },
-    /// A gid of [`users::SYSTEM_GIDS`] asked for as the user's group (named by the group that
+    /// A gid [`users::gid_use`] refuses, asked for as the user's group (named by the group that
     /// has it here).
     SystemGid {
         gid: u32,
@@ -159,7 +159,8 @@ pub fn plan(
             owner: other.name.to_string(),
         });
     }
-    if new.1 != old.1 && users::SYSTEM_GIDS.contains(&new.1) {
+    // Gid 0 never gets here: the settings take ids from 1.
+    if new.1 != old.1 && users::gid_use(new.1) == GidUse::System {
         return Err(RemapError::SystemGid {
             gid: new.1,
             group: users::group_entries(group)
