@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::fix::{Out, T, fo_cmd, in_private_mntns, run_cmd};
 use common::fixture::{chattr, etc_dir, lstat, owner, victim};
-use common::report::summary;
+use common::report::{assert_refused, summary};
 use common::{TempDir, require};
 
 /// The passwd file of the tests' /etc: `hermtest` is uid 10000 with primary group 10001.
@@ -703,4 +703,169 @@ fn a_passwd_that_cannot_be_replaced_after_the_group_was_puts_the_group_back() {
         (T, 10001),
         "repaired anyway\n{out}"
     );
+}
+
+/// Runs `hermes-shim ARGS…` in a private mount namespace whose /etc is `etc` and /run a tmpfs
+/// of its own, with `env` set.
+fn applet_in(etc: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
+    let script = r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs tmpfs /run
+shift
+exec "$0" "$@""#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(etc).args(args).envs(env.iter().copied());
+    run_cmd(cmd, 30)
+}
+
+#[test]
+fn a_system_gid_never_reaches_the_drop_whichever_way_it_comes() {
+    require!(root, tools: ["unshare", "mount", "sh", "id"]);
+    // hermtest is an ordinary user (the control); sysmember has an ordinary gid of its own but
+    // /etc/group makes it a member of shadow; sysgid's passwd entry gives it gid 42 itself.
+    let passwd = format!(
+        "{PASSWD}sysmember:x:10002:10003::/nonexistent:/bin/sh\nsysgid:x:10004:42::/nonexistent:/bin/sh\n"
+    );
+    let group_text = "root:x:0:\nshadow:x:42:sysmember\nhermgrp:x:10001:\nsysgrp:x:10003:\n";
+    let etc = etc_dir("fo-boot-sysgid-etc", &passwd, group_text);
+    let home = TempDir::new("fo-boot-sysgid-home");
+    let rootfile = home.path().join("rootfile");
+    fs::write(&rootfile, "x").unwrap();
+    let home_str = home.path().to_str().unwrap();
+    let shadow = "gid 42, the system group 'shadow'";
+    for (spec, why) in [
+        (
+            "10000:42",
+            format!(
+                "user '10000:42' has {shadow}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+        ),
+        (
+            "sysgid",
+            format!(
+                "user 'sysgid' has {shadow}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+        ),
+        (
+            "sysmember",
+            format!(
+                "user 'sysmember' is a member of {shadow} (/etc/group), which grants far more than the user's own files; take it out of that group"
+            ),
+        ),
+    ] {
+        let env = [
+            ("HERMES_SHIM_USER", spec),
+            ("HERMES_HOME", home_str),
+            ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+        ];
+        // The shim (as `exec`, what a `docker exec … hermes` runs) and the entrypoint.
+        let shim = applet_in(etc.path(), &env, &["exec", "id"]);
+        assert_eq!(shim.code, Some(126), "{spec}: shim\n{shim}");
+        assert_eq!(
+            shim.stderr,
+            format!(
+                "hermes-shim: cannot drop to user '{spec}': {why} — run docker exec --user hermes …, or set HERMES_SHIM_USER to a user this container has\n"
+            ),
+            "{spec}: shim, one line"
+        );
+        assert!(!shim.stdout.contains("uid="), "{spec}: nothing ran\n{shim}");
+        let entry = applet_in(etc.path(), &env, &["entrypoint", "id"]);
+        assert_eq!(entry.code, Some(126), "{spec}: entrypoint\n{entry}");
+        assert!(
+            entry.stderr.contains(&format!("hermes-shim: cannot drop to user '{spec}': {why} — start the container with --user hermes")),
+            "{spec}: entrypoint\n{entry}"
+        );
+        assert!(
+            !entry.stdout.contains("uid="),
+            "{spec}: nothing ran\n{entry}"
+        );
+        // fix-ownership's --user, and boot's sweep (HERMES_SHIM_USER): refused, nothing changed.
+        let fo = applet_in(
+            etc.path(),
+            &env[1..],
+            &["fix-ownership", home_str, "--user", spec],
+        );
+        assert_eq!(
+            assert_refused(&fo),
+            format!(
+                "hermes-shim fix-ownership: {why} — pass --user NAME or UID:GID of the hermes user"
+            ),
+            "{spec}: fix-ownership"
+        );
+        let boot = applet_in(etc.path(), &env, &["boot"]);
+        assert_eq!(boot.code, Some(2), "{spec}: boot\n{boot}");
+        assert!(
+            boot.stderr
+                .starts_with(&format!("hermes-shim fix-ownership: {why} — ")),
+            "{spec}: boot\n{boot}"
+        );
+        assert_eq!(owner(&rootfile), (0, 0), "{spec}: nothing changed\n{boot}");
+        assert_eq!(
+            fs::read_to_string(etc.path().join("group")).unwrap(),
+            group_text
+        );
+    }
+    // HERMES_GID/PGID: the remap is refused, the accounts stay as they were.
+    for var in ["PGID", "HERMES_GID"] {
+        let env = [
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("HERMES_HOME", home_str),
+            (var, "42"),
+        ];
+        let boot = applet_in(etc.path(), &env, &["boot"]);
+        assert_eq!(boot.code, Some(2), "{var}\n{boot}");
+        assert!(
+            boot.stderr.starts_with("hermes-shim boot: gid 42 is the system group 'shadow', which grants far more than the user's own files — pick a gid of 100 or above; repairing root-owned files only\n"),
+            "{var}\n{boot}"
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("passwd")).unwrap(),
+            passwd
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("group")).unwrap(),
+            group_text
+        );
+    }
+    // The control: the same runs for an ordinary user drop and repair.
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("HERMES_HOME", home_str),
+        ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+    ];
+    let shim = applet_in(etc.path(), &env, &["exec", "id"]);
+    assert_eq!(shim.code, Some(0), "{shim}");
+    assert!(
+        shim.stdout
+            .contains("uid=10000(hermtest) gid=10001(hermgrp)"),
+        "{shim}"
+    );
+    // The refused remaps above still repaired root's files; root's again for the control.
+    lchown(&rootfile, Some(0), Some(0)).unwrap();
+    let boot = applet_in(etc.path(), &env, &["boot"]);
+    assert_eq!(boot.code, Some(0), "{boot}");
+    assert_eq!(owner(&rootfile), (T, 10001), "{boot}");
+}
+
+#[test]
+fn a_numeric_user_and_no_remap_is_no_refused_remap() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // Without a remap asked for or recorded, boot has no use for a user name.
+    let etc = etc_dir(
+        "fo-boot-numeric-etc",
+        PASSWD,
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
+    let home = TempDir::new("fo-boot-numeric-home");
+    fs::write(home.path().join("rootfile"), "x").unwrap();
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "10000:10001")],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("remap"), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
 }

@@ -266,8 +266,14 @@ fn read(path: &'static str) -> Result<String, RemapError> {
 
 /// The recorded remap, as far as it still describes the past (see [`still_pending`]).
 pub fn recorded(settings: &Settings) -> Result<Previous, RemapError> {
+    let pending = pending()?;
+    // Nothing recorded needs no user: a numeric HERMES_SHIM_USER with no remap asked for is
+    // no remap refused.
+    if pending == Previous::default() {
+        return Ok(pending);
+    }
     Ok(still_pending(
-        pending()?,
+        pending,
         &read(PASSWD)?,
         &read(GROUP)?,
         &user_name(settings)?,
