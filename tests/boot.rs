@@ -869,3 +869,126 @@ fn a_numeric_user_and_no_remap_is_no_refused_remap() {
     assert!(!out.stderr.contains("remap"), "{out}");
     assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
 }
+
+#[test]
+fn what_a_killed_start_left_in_etc_is_removed_by_the_next() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // A SIGKILL between staging and commit leaves NAME.hermes-shim-TAG beside the file. Nothing
+    // asks for a remap here, so nothing would stage those names again: the start itself must
+    // clear them, root's regular files only, and leave the accounts whole.
+    let group_text = "root:x:0:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-leftover-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-leftover-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let e = |name: &str| etc.path().join(name);
+    // What the remap stages: the new passwd (half written), the new group, the group's undo,
+    // the new remap record.
+    for (name, text) in [
+        (
+            "passwd.hermes-shim-new",
+            "root:x:0:0:root:/root:/bin/sh\nhermtest:x:2",
+        ),
+        ("group.hermes-shim-new", "root:x:0:\nhermgrp:x:2001:\n"),
+        ("group.hermes-shim-old", group_text),
+        ("hermes-shim-remap.hermes-shim-new", "10000:10001"),
+    ] {
+        fs::write(e(name), text).unwrap();
+    }
+    // At the other staged names, what staging never makes: a symlink (to a canary that must
+    // keep its owner), another user's file, a directory. Left alone, each named once.
+    let canary = TempDir::new("fo-boot-leftover-canary");
+    let canary_file = canary.path().join("canary");
+    fs::write(&canary_file, "x").unwrap();
+    std::os::unix::fs::symlink(&canary_file, e("passwd.hermes-shim-old")).unwrap();
+    fs::write(e("hermes-shim-remap.hermes-shim-old"), "10000:10001").unwrap();
+    lchown(e("hermes-shim-remap.hermes-shim-old"), Some(T), Some(T)).unwrap();
+    // Not a staged name: never touched.
+    fs::write(e("group-"), group_text).unwrap();
+
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "hermtest")],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    for name in [
+        "passwd.hermes-shim-new",
+        "group.hermes-shim-new",
+        "group.hermes-shim-old",
+        "hermes-shim-remap.hermes-shim-new",
+    ] {
+        assert!(!e(name).exists(), "{name} is removed\n{out}");
+        assert!(
+            out.stderr.contains(&format!(
+                "hermes-shim boot: removed /etc/{name}, left behind by a start that was cut short\n"
+            )),
+            "{name} is named\n{out}"
+        );
+    }
+    for (name, what) in [
+        ("passwd.hermes-shim-old", "a symlink"),
+        (
+            "hermes-shim-remap.hermes-shim-old",
+            "a file that is not root's",
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&format!("hermes-shim boot: WARNING: /etc/{name} is {what}, which this tool never stages; left alone")),
+            "{name}\n{out}"
+        );
+    }
+    assert!(
+        lstat(&e("passwd.hermes-shim-old")).file_type().is_symlink(),
+        "{out}"
+    );
+    assert_eq!(
+        owner(&e("hermes-shim-remap.hermes-shim-old")),
+        (T, T),
+        "{out}"
+    );
+    assert_eq!(owner(&canary_file), (0, 0), "{out}");
+    assert_eq!(fs::read_to_string(&canary_file).unwrap(), "x");
+    assert_eq!(fs::read_to_string(e("group-")).unwrap(), group_text);
+    // The accounts are whole: as they were, no remap record, the user's files as before.
+    assert_eq!(fs::read_to_string(e("passwd")).unwrap(), PASSWD);
+    assert_eq!(fs::read_to_string(e("group")).unwrap(), group_text);
+    assert!(!e("hermes-shim-remap").exists(), "{out}");
+    assert_eq!(owner(home.path()), (T, 10001), "{out}");
+
+    // A directory at a staged name is left alone too; and the next remap works as ever.
+    fs::remove_file(e("passwd.hermes-shim-old")).unwrap();
+    fs::remove_file(e("hermes-shim-remap.hermes-shim-old")).unwrap();
+    fs::create_dir(e("group.hermes-shim-old")).unwrap();
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(
+        out.code,
+        Some(2),
+        "the undo cannot be staged over a directory\n{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("WARNING: /etc/group.hermes-shim-old is a directory"),
+        "{out}"
+    );
+    assert_eq!(fs::read_to_string(e("passwd")).unwrap(), PASSWD, "{out}");
+    fs::remove_dir(e("group.hermes-shim-old")).unwrap();
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        fs::read_to_string(e("passwd")).unwrap(),
+        PASSWD.replace(":10000:10001:", ":2000:2001:")
+    );
+    let mut left: Vec<String> = fs::read_dir(etc.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["group", "group-", "passwd"], "{out}");
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::etcfile::{self, Staged};
+use crate::etcfile::{self, Leftover, Staged, Tag};
 use crate::policy::{Previous, PreviousError};
 use crate::settings::{Request, SettingError, Settings};
 use crate::sys;
@@ -237,7 +237,35 @@ fn set_marker(previous: Previous) -> std::io::Result<()> {
             _ => Ok(()),
         };
     }
-    Staged::new(Path::new(MARKER), &previous.spec(), "new")?.commit()
+    Staged::new(Path::new(MARKER), &previous.spec(), Tag::New)?.commit()
+}
+
+/// Removes what a start killed while staging a change to /etc left there, and says what it
+/// found (see [`etcfile::remove_leftovers`]): otherwise such a file stays for good, since only
+/// a later change of that very file would stage (and so clear) that name again.
+pub fn clear_leftovers(prefix: &str) {
+    for found in
+        etcfile::remove_leftovers(&[Path::new(PASSWD), Path::new(GROUP), Path::new(MARKER)])
+    {
+        match found {
+            Leftover::Removed(path) => say!(
+                "{prefix}: removed {}, left behind by a start that was cut short",
+                path.display()
+            ),
+            Leftover::Kept { path, what } => say!(
+                "{prefix}: WARNING: {} is {what}, which this tool never stages; left alone — remove it if nothing needs it",
+                path.display()
+            ),
+            Leftover::NoDir { dir, errno } => say!(
+                "{prefix}: cannot look for what a start cut short left in {}: {errno}",
+                dir.display()
+            ),
+            Leftover::Failed { path, errno } => say!(
+                "{prefix}: cannot remove {}, left behind by a start that was cut short: {errno}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Forgets the recorded remap: its sweep fixed everything.
@@ -310,17 +338,17 @@ pub fn remap(settings: &Settings) -> Result<Previous, RemapError> {
             return Err(why(path, FileError::MountPoint));
         }
     }
-    let stage = |path: &'static str, text: Option<&str>, tag: &str| {
+    let stage = |path: &'static str, text: Option<&str>, tag: Tag| {
         text.map(|t| Staged::new(Path::new(path), t, tag))
             .transpose()
             .map_err(io(path))
     };
-    let new_passwd = stage(PASSWD, plan.passwd.as_deref(), "new")?;
-    let new_group = stage(GROUP, plan.group.as_deref(), "new")?;
+    let new_passwd = stage(PASSWD, plan.passwd.as_deref(), Tag::New)?;
+    let new_group = stage(GROUP, plan.group.as_deref(), Tag::New)?;
     let undo_group = stage(
         GROUP,
         plan.group.as_ref().map(|_| group_text.as_str()),
-        "old",
+        Tag::Old,
     )?;
     // The marker first, then the group, then the user: a start cut short anywhere leaves a state
     // the next one completes (see `still_pending`).

@@ -15,7 +15,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::etcfile::Staged;
+use crate::etcfile::{Staged, Tag};
 use crate::sys;
 use crate::users::{self, GROUP, GidUse, PASSWD};
 
@@ -122,7 +122,7 @@ pub fn grant(prefix: &str, user: &str) {
             created,
             text,
         }) => {
-            let done = Staged::new(Path::new(GROUP), &text, "new").and_then(Staged::commit);
+            let done = Staged::new(Path::new(GROUP), &text, Tag::New).and_then(Staged::commit);
             match (done, created) {
                 (Ok(()), true) => say!(
                     "{prefix}: created group '{group}' (gid {gid}, the Docker socket's) with member '{user}'"
