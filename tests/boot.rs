@@ -805,28 +805,6 @@ fn a_system_gid_never_reaches_the_drop_whichever_way_it_comes() {
             group_text
         );
     }
-    // HERMES_GID/PGID: the remap is refused, the accounts stay as they were.
-    for var in ["PGID", "HERMES_GID"] {
-        let env = [
-            ("HERMES_SHIM_USER", "hermtest"),
-            ("HERMES_HOME", home_str),
-            (var, "42"),
-        ];
-        let boot = applet_in(etc.path(), &env, &["boot"]);
-        assert_eq!(boot.code, Some(2), "{var}\n{boot}");
-        assert!(
-            boot.stderr.starts_with("hermes-shim boot: gid 42 is the system group 'shadow', which grants far more than the user's own files — pick a gid of 100 or above; repairing root-owned files only\n"),
-            "{var}\n{boot}"
-        );
-        assert_eq!(
-            fs::read_to_string(etc.path().join("passwd")).unwrap(),
-            passwd
-        );
-        assert_eq!(
-            fs::read_to_string(etc.path().join("group")).unwrap(),
-            group_text
-        );
-    }
     // The control: the same runs for an ordinary user drop and repair.
     let env = [
         ("HERMES_SHIM_USER", "hermtest"),
@@ -840,8 +818,6 @@ fn a_system_gid_never_reaches_the_drop_whichever_way_it_comes() {
             .contains("uid=10000(hermtest) gid=10001(hermgrp)"),
         "{shim}"
     );
-    // The refused remaps above still repaired root's files; root's again for the control.
-    lchown(&rootfile, Some(0), Some(0)).unwrap();
     let boot = applet_in(etc.path(), &env, &["boot"]);
     assert_eq!(boot.code, Some(0), "{boot}");
     assert_eq!(owner(&rootfile), (T, 10001), "{boot}");
@@ -956,10 +932,47 @@ fn what_a_killed_start_left_in_etc_is_removed_by_the_next() {
     assert_eq!(fs::read_to_string(e("group")).unwrap(), group_text);
     assert!(!e("hermes-shim-remap").exists(), "{out}");
     assert_eq!(owner(home.path()), (T, 10001), "{out}");
+}
 
-    // A directory at a staged name is left alone too; and the next remap works as ever.
-    fs::remove_file(e("passwd.hermes-shim-old")).unwrap();
-    fs::remove_file(e("hermes-shim-remap.hermes-shim-old")).unwrap();
+#[test]
+fn a_system_gid_asked_for_by_pgid_is_refused_and_the_accounts_stay() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-pgid-sys-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-pgid-sys-home");
+    let home_str = home.path().to_str().unwrap();
+    for var in ["PGID", "HERMES_GID"] {
+        let env = [
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("HERMES_HOME", home_str),
+            (var, "42"),
+        ];
+        let boot = applet_in(etc.path(), &env, &["boot"]);
+        assert_eq!(boot.code, Some(2), "{var}\n{boot}");
+        assert!(
+            boot.stderr.starts_with("hermes-shim boot: gid 42 is the system group 'shadow', which grants far more than the user's own files — pick a gid of 100 or above; repairing root-owned files only\n"),
+            "{var}\n{boot}"
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("passwd")).unwrap(),
+            PASSWD
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("group")).unwrap(),
+            group_text
+        );
+    }
+}
+
+#[test]
+fn a_directory_at_a_staged_name_is_left_alone_and_the_remap_waits_for_it() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-leftover-dir-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-leftover-dir-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let e = |name: &str| etc.path().join(name);
+    fs::write(e("group-"), group_text).unwrap();
     fs::create_dir(e("group.hermes-shim-old")).unwrap();
     let env = [
         ("HERMES_SHIM_USER", "hermtest"),
