@@ -350,11 +350,19 @@ elif [ -n "${CI:-}" ]; then
 else
     echo "# SKIP the same-filesystem bind mount: neither $WORK nor $CACHE_DIR is on the filesystem of ${docker_root:-the Docker root}"
 fi
-# host_owner_ok NAME: the canary and its directory are still root's on the host.
+# host_canary DIR: a new root-owned directory DIR in the bind-mounted host directory, with a
+# canary in it, so that each repair below is judged on files of its own (created, never chowned).
+host_canary() {
+    [ -z "$OLDK_HOST" ] && return
+    mkdir -m 0755 "$OLDK_HOST/$1" &&
+        echo "root's, on the host" | install -m 0600 /dev/stdin "$OLDK_HOST/$1/canary"
+}
+# host_owner_ok NAME DIR: DIR (. for the bind mount's root) and its canary are still root's.
 host_owner_ok() {
     [ -z "$OLDK_HOST" ] && return
-    check "$1: the bind-mounted host directory is still root's" 0:0 "$(stat -c %u:%g "$OLDK_HOST")"
-    check "$1: the host's root-owned file in it is still root's" 0:0:600 "$(stat -c %u:%g:%a "$OLDK_HOST/canary")"
+    check "$1: the bind-mounted host directory $2 is still root's" 0:0 "$(stat -c %u:%g "$OLDK_HOST/$2")"
+    check "$1: the host's root-owned file $2/canary is still root's" 0:0:600 \
+        "$(stat -c %u:%g:%a "$OLDK_HOST/$2/canary")"
 }
 
 volume oldk
@@ -376,7 +384,7 @@ print(errno.errorcode[ctypes.get_errno()] if r < 0 else "answered")' 2>&1)"
 check "old kernel: the start-up repair ran" 1 "$(summaries "$OLDK" 1)"
 check "old kernel: the volume's root-made files are hermes's" "hermes:hermes hermes:hermes" \
     "$(docker exec "$OLDK" stat -c %U:%G /opt/data/sessions/s.json /opt/data/auth.json 2>&1 | paste -sd ' ')"
-host_owner_ok "old kernel, start-up repair"
+host_owner_ok "old kernel, start-up repair" .
 # The seed contract.
 check "old kernel: the main program runs as hermes" \
     "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
@@ -404,18 +412,20 @@ check "old kernel: root docker exec hermes --version: exit 0" 0 \
     "$(dk exec "$OLDK" hermes --version >/dev/null 2>&1; echo $?)"
 # The manual repair and the next start's, with new root damage each time.
 docker exec "$OLDK" sh -c ': >/opt/data/manual' 2>/dev/null
+host_canary manual
 out=$(dk exec "$OLDK" hermes-shim fix-ownership --json 2>/dev/null)
 check "old kernel: fix-ownership --json: exit 0" 0 \
     "$(dk exec "$OLDK" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
 check "old kernel: fix-ownership walks the fallback" fallback "$(printf '%s' "$out" | json_field walk 2>&1)"
 check "old kernel: fix-ownership healed the new damage" hermes:hermes "$(owner "$OLDK" /opt/data/manual)"
-host_owner_ok "old kernel, fix-ownership"
+host_owner_ok "old kernel, fix-ownership" manual
 docker exec "$OLDK" sh -c ': >/opt/data/restart' 2>/dev/null
+host_canary restart
 dk restart -t 1 "$OLDK" >/dev/null
 wait_main "$OLDK" || not_ok "old kernel: the container restarts"
 check "old kernel, after restart: the repair ran again" 2 "$(summaries "$OLDK" 2)"
 check "old kernel, after restart: the new damage is hermes's" hermes:hermes "$(owner "$OLDK" /opt/data/restart)"
-host_owner_ok "old kernel, after restart"
+host_owner_ok "old kernel, after restart" restart
 
 # The drop from a root docker exec, in a container whose own main program does not drop.
 start eperm --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" --entrypoint sleep -- infinity
