@@ -17,11 +17,41 @@ use crate::sys;
 /// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
 pub const DEFAULT_USER: &str = "hermes";
 
-/// Debian's static system groups (base-passwd): adm 4, tty 5, disk 6, kmem 15, shadow 42,
-/// utmp 43, staff 50 and the rest. Membership in one grants far more than any reason boot has
-/// to give a group (reading /etc/shadow, writing other users' terminals), so boot never gives
-/// the hermes user one of these gids, as a member or as its primary group.
-pub const SYSTEM_GIDS: std::ops::RangeInclusive<u32> = 1..=99;
+/// What the drop may make of a gid. Every way a gid reaches the drop is judged by
+/// [`gid_use`]: a `UID:GID` spec, a user's passwd and group entries, `HERMES_GID`/`PGID` at boot
+/// and the Docker socket's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GidUse {
+    /// An ordinary group: the user may have it.
+    Given,
+    /// Root's group: having it would keep half of root.
+    Root,
+    /// A system group: never given.
+    System,
+}
+
+/// The one gid rule. Debian's static system groups (base-passwd) are 1–99: adm 4, tty 5,
+/// disk 6, kmem 15, shadow 42, utmp 43, staff 50 and the rest. Membership in one grants far
+/// more than any reason the drop has to give a group (reading /etc/shadow, writing other
+/// users' terminals), so the user never gets one of them, as a member or as its primary group,
+/// whichever way the gid comes. A later rule may look at more than the number; it replaces
+/// this body, and every caller follows.
+pub fn gid_use(gid: u32) -> GidUse {
+    match gid {
+        0 => GidUse::Root,
+        1..=99 => GidUse::System,
+        _ => GidUse::Given,
+    }
+}
+
+/// How a refused system gid is named: by the group that has it in `group` (/etc/group text),
+/// if one does.
+pub fn system_gid_name(gid: u32, group: &str) -> String {
+    group_entries(group).find(|g| g.gid == gid).map_or_else(
+        || format!("gid {gid}, a system gid"),
+        |g| format!("gid {gid}, the system group '{}'", g.name),
+    )
+}
 
 /// Where the account databases live; tests bind-mount their own files over these.
 pub const PASSWD: &str = "/etc/passwd";
@@ -90,6 +120,13 @@ pub enum UserError {
     Unknown(String),
     Root(String),
     RootGroup(String),
+    /// A gid [`gid_use`] refuses as [`GidUse::System`], named as [`system_gid_name`] does; as
+    /// the user's own gid, or (`member`) through /etc/group.
+    SystemGroup {
+        spec: String,
+        gid: String,
+        member: bool,
+    },
     Read(&'static str, Errno),
 }
 
@@ -102,6 +139,22 @@ impl fmt::Display for UserError {
             UserError::RootGroup(s) => {
                 write!(f, "user '{s}' has gid 0, which would keep the root group")
             }
+            UserError::SystemGroup {
+                spec,
+                gid,
+                member: false,
+            } => write!(
+                f,
+                "user '{spec}' has {gid}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+            UserError::SystemGroup {
+                spec,
+                gid,
+                member: true,
+            } => write!(
+                f,
+                "user '{spec}' is a member of {gid} ({GROUP}), which grants far more than the user's own files; take it out of that group"
+            ),
             UserError::Read(file, e) => write!(f, "cannot read {file}: {e}"),
         }
     }
@@ -245,9 +298,6 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
     if uid == 0 {
         return Err(UserError::Root(spec.to_string()));
     }
-    if gid == 0 {
-        return Err(UserError::RootGroup(spec.to_string()));
-    }
     let mut groups = vec![gid];
     if let Some(e) = &entry {
         groups.extend(
@@ -258,8 +308,17 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
     }
     groups.sort_unstable();
     groups.dedup();
-    if groups.first() == Some(&0) {
+    // The user's own gid is named first, whatever the order of the rest.
+    let judged = std::iter::once(gid).chain(groups.iter().copied());
+    if judged.clone().any(|g| gid_use(g) == GidUse::Root) {
         return Err(UserError::RootGroup(spec.to_string()));
+    }
+    if let Some(g) = judged.clone().find(|g| gid_use(*g) == GidUse::System) {
+        return Err(UserError::SystemGroup {
+            spec: spec.to_string(),
+            gid: system_gid_name(g, group),
+            member: g != gid,
+        });
     }
     Ok(Target {
         name: entry.as_ref().map(|e| e.name.to_string()),
@@ -325,7 +384,7 @@ alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash
 root:x:0:
 hermes:x:10000:
 docker:x:990:alice,hermes
-staff:x:50: hermes , bob
+crew:x:150: hermes , bob
 bad:x:zz:hermes
 # wheel:x:10:hermes
 tooshort:x:11
@@ -399,7 +458,7 @@ users:x:100:alice
     fn group_skips_malformed_and_trims_members() {
         let groups: Vec<_> = group_entries(GROUP_TEXT).collect();
         let names: Vec<_> = groups.iter().map(|g| g.name).collect();
-        assert_eq!(names, ["root", "hermes", "docker", "staff", "users"]);
+        assert_eq!(names, ["root", "hermes", "docker", "crew", "users"]);
         assert_eq!(groups[3].members().collect::<Vec<_>>(), ["hermes", "bob"]);
         assert_eq!(groups[0].members().count(), 0);
     }
@@ -426,7 +485,7 @@ users:x:100:alice
     fn name_resolves_first_entry_with_groups() {
         let t = resolve_in(&UserSpec::Name("hermes".into()), PASSWD_TEXT, GROUP_TEXT).unwrap();
         assert_eq!((t.uid, t.gid), (10000, 10000));
-        assert_eq!(t.groups, [50, 990, 10000]);
+        assert_eq!(t.groups, [150, 990, 10000]);
         assert_eq!(t.home, PathBuf::from("/opt/data"));
         assert_eq!(t.name.as_deref(), Some("hermes"));
     }
@@ -449,13 +508,13 @@ users:x:100:alice
         let t = resolve_in(
             &UserSpec::Ids {
                 uid: 1000,
-                gid: Some(7),
+                gid: Some(700),
             },
             PASSWD_TEXT,
             GROUP_TEXT,
         )
         .unwrap();
-        assert_eq!((t.gid, t.groups), (7, vec![7, 100, 990]));
+        assert_eq!((t.gid, t.groups), (700, vec![100, 700, 990]));
     }
 
     #[test]
@@ -490,5 +549,82 @@ users:x:100:alice
         let wheel = format!("{GROUP_TEXT}root:x:0:alice\n");
         let in_root_group = resolve_in(&UserSpec::Name("alice".into()), PASSWD_TEXT, &wheel);
         assert_eq!(in_root_group, Err(UserError::RootGroup("alice".into())));
+    }
+
+    #[test]
+    fn the_gid_rule() {
+        for (gid, want) in [
+            (0, GidUse::Root),
+            (1, GidUse::System),
+            (5, GidUse::System),
+            (42, GidUse::System),
+            (50, GidUse::System),
+            (99, GidUse::System),
+            (100, GidUse::Given),
+            (990, GidUse::Given),
+            (10000, GidUse::Given),
+            (65534, GidUse::Given),
+            (u32::MAX - 1, GidUse::Given),
+        ] {
+            assert_eq!(gid_use(gid), want, "gid {gid}");
+        }
+    }
+
+    #[test]
+    fn a_system_gid_is_refused_however_it_comes() {
+        let group = format!("{GROUP_TEXT}shadow:x:42:\ntty:x:5:alice\n");
+        let passwd =
+            format!("{PASSWD_TEXT}sys:x:3001:42::/:/bin/sh\nnameless:x:3002:7::/:/bin/sh\n");
+        let r = |s: &str| resolve_in(&UserSpec::parse(s).unwrap(), &passwd, &group);
+        let own = |spec: &str, gid: &str| UserError::SystemGroup {
+            spec: spec.into(),
+            gid: gid.into(),
+            member: false,
+        };
+        // HERMES_SHIM_USER=UID:GID, with or without a passwd entry for the uid.
+        assert_eq!(
+            r("10000:42"),
+            Err(own("10000:42", "gid 42, the system group 'shadow'"))
+        );
+        assert_eq!(
+            r("4242:42"),
+            Err(own("4242:42", "gid 42, the system group 'shadow'"))
+        );
+        assert_eq!(r("4242:7"), Err(own("4242:7", "gid 7, a system gid")));
+        // A bare uid whose number is a system gid takes that number as its gid.
+        assert_eq!(r("42"), Err(own("42", "gid 42, the system group 'shadow'")));
+        // A named user (or its uid) whose passwd entry gives it one.
+        assert_eq!(
+            r("sys"),
+            Err(own("sys", "gid 42, the system group 'shadow'"))
+        );
+        assert_eq!(
+            r("3001"),
+            Err(own("3001", "gid 42, the system group 'shadow'"))
+        );
+        assert_eq!(r("nameless"), Err(own("nameless", "gid 7, a system gid")));
+        // A user /etc/group makes a member of one, even with an ordinary gid of its own.
+        let member = UserError::SystemGroup {
+            spec: "alice".into(),
+            gid: "gid 5, the system group 'tty'".into(),
+            member: true,
+        };
+        assert_eq!(r("alice"), Err(member.clone()));
+        assert_eq!(
+            r("1000:1000").unwrap_err().to_string(),
+            member.to_string().replace("'alice'", "'1000:1000'")
+        );
+        // Root's group still wins over a system one, and 100 and above are given.
+        assert_eq!(r("10000:0"), Err(UserError::RootGroup("10000:0".into())));
+        assert_eq!(r("10000:100").map(|t| t.gid), Ok(100));
+        assert_eq!(r("hermes").map(|t| t.groups), Ok(vec![150, 990, 10000]));
+        assert_eq!(
+            own("10000:42", "gid 42, the system group 'shadow'").to_string(),
+            "user '10000:42' has gid 42, the system group 'shadow', which grants far more than the user's own files; give it a gid of 100 or above"
+        );
+        assert_eq!(
+            member.to_string(),
+            "user 'alice' is a member of gid 5, the system group 'tty' (/etc/group), which grants far more than the user's own files; take it out of that group"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::fix::{Out, T, fo_cmd, in_private_mntns, run_cmd};
 use common::fixture::{chattr, etc_dir, lstat, owner, victim};
-use common::report::summary;
+use common::report::{assert_refused, summary};
 use common::{TempDir, require};
 
 /// The passwd file of the tests' /etc: `hermtest` is uid 10000 with primary group 10001.
@@ -703,4 +703,305 @@ fn a_passwd_that_cannot_be_replaced_after_the_group_was_puts_the_group_back() {
         (T, 10001),
         "repaired anyway\n{out}"
     );
+}
+
+/// Runs `hermes-shim ARGS…` in a private mount namespace whose /etc is `etc` and /run a tmpfs
+/// of its own, with `env` set.
+fn applet_in(etc: &Path, env: &[(&str, &str)], args: &[&str]) -> Out {
+    let script = r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs tmpfs /run
+shift
+exec "$0" "$@""#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(etc).args(args).envs(env.iter().copied());
+    run_cmd(cmd, 30)
+}
+
+#[test]
+fn a_system_gid_never_reaches_the_drop_whichever_way_it_comes() {
+    require!(root, tools: ["unshare", "mount", "sh", "id"]);
+    // hermtest is an ordinary user (the control); sysmember has an ordinary gid of its own but
+    // /etc/group makes it a member of shadow; sysgid's passwd entry gives it gid 42 itself.
+    let passwd = format!(
+        "{PASSWD}sysmember:x:10002:10003::/nonexistent:/bin/sh\nsysgid:x:10004:42::/nonexistent:/bin/sh\n"
+    );
+    let group_text = "root:x:0:\nshadow:x:42:sysmember\nhermgrp:x:10001:\nsysgrp:x:10003:\n";
+    let etc = etc_dir("fo-boot-sysgid-etc", &passwd, group_text);
+    let home = TempDir::new("fo-boot-sysgid-home");
+    let rootfile = home.path().join("rootfile");
+    fs::write(&rootfile, "x").unwrap();
+    let home_str = home.path().to_str().unwrap();
+    let shadow = "gid 42, the system group 'shadow'";
+    for (spec, why) in [
+        (
+            "10000:42",
+            format!(
+                "user '10000:42' has {shadow}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+        ),
+        (
+            "sysgid",
+            format!(
+                "user 'sysgid' has {shadow}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+        ),
+        (
+            "sysmember",
+            format!(
+                "user 'sysmember' is a member of {shadow} (/etc/group), which grants far more than the user's own files; take it out of that group"
+            ),
+        ),
+    ] {
+        let env = [
+            ("HERMES_SHIM_USER", spec),
+            ("HERMES_HOME", home_str),
+            ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+        ];
+        // The shim (as `exec`, what a `docker exec … hermes` runs) and the entrypoint.
+        let shim = applet_in(etc.path(), &env, &["exec", "id"]);
+        assert_eq!(shim.code, Some(126), "{spec}: shim\n{shim}");
+        assert_eq!(
+            shim.stderr,
+            format!(
+                "hermes-shim: cannot drop to user '{spec}': {why} — run docker exec --user hermes …, or set HERMES_SHIM_USER to a user this container has\n"
+            ),
+            "{spec}: shim, one line"
+        );
+        assert!(!shim.stdout.contains("uid="), "{spec}: nothing ran\n{shim}");
+        let entry = applet_in(etc.path(), &env, &["entrypoint", "id"]);
+        assert_eq!(entry.code, Some(126), "{spec}: entrypoint\n{entry}");
+        assert!(
+            entry.stderr.contains(&format!("hermes-shim: cannot drop to user '{spec}': {why} — start the container with --user hermes")),
+            "{spec}: entrypoint\n{entry}"
+        );
+        assert!(
+            !entry.stdout.contains("uid="),
+            "{spec}: nothing ran\n{entry}"
+        );
+        // fix-ownership's --user, and boot's sweep (HERMES_SHIM_USER): refused, nothing changed.
+        let fo = applet_in(
+            etc.path(),
+            &env[1..],
+            &["fix-ownership", home_str, "--user", spec],
+        );
+        assert_eq!(
+            assert_refused(&fo),
+            format!(
+                "hermes-shim fix-ownership: {why} — pass --user NAME or UID:GID of the hermes user"
+            ),
+            "{spec}: fix-ownership"
+        );
+        let boot = applet_in(etc.path(), &env, &["boot"]);
+        assert_eq!(boot.code, Some(2), "{spec}: boot\n{boot}");
+        assert!(
+            boot.stderr
+                .starts_with(&format!("hermes-shim fix-ownership: {why} — ")),
+            "{spec}: boot\n{boot}"
+        );
+        assert_eq!(owner(&rootfile), (0, 0), "{spec}: nothing changed\n{boot}");
+        assert_eq!(
+            fs::read_to_string(etc.path().join("group")).unwrap(),
+            group_text
+        );
+    }
+    // The control: the same runs for an ordinary user drop and repair.
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("HERMES_HOME", home_str),
+        ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+    ];
+    let shim = applet_in(etc.path(), &env, &["exec", "id"]);
+    assert_eq!(shim.code, Some(0), "{shim}");
+    assert!(
+        shim.stdout
+            .contains("uid=10000(hermtest) gid=10001(hermgrp)"),
+        "{shim}"
+    );
+    let boot = applet_in(etc.path(), &env, &["boot"]);
+    assert_eq!(boot.code, Some(0), "{boot}");
+    assert_eq!(owner(&rootfile), (T, 10001), "{boot}");
+}
+
+#[test]
+fn a_numeric_user_and_no_remap_is_no_refused_remap() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // Without a remap asked for or recorded, boot has no use for a user name.
+    let etc = etc_dir(
+        "fo-boot-numeric-etc",
+        PASSWD,
+        "root:x:0:\nhermgrp:x:10001:\n",
+    );
+    let home = TempDir::new("fo-boot-numeric-home");
+    fs::write(home.path().join("rootfile"), "x").unwrap();
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "10000:10001")],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("remap"), "{out}");
+    assert_eq!(owner(&home.path().join("rootfile")), (T, 10001), "{out}");
+}
+
+#[test]
+fn what_a_killed_start_left_in_etc_is_removed_by_the_next() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    // A SIGKILL between staging and commit leaves NAME.hermes-shim-TAG beside the file. Nothing
+    // asks for a remap here, so nothing would stage those names again: the start itself must
+    // clear them, root's regular files only, and leave the accounts whole.
+    let group_text = "root:x:0:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-leftover-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-leftover-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let e = |name: &str| etc.path().join(name);
+    // What the remap stages: the new passwd (half written), the new group, the group's undo,
+    // the new remap record.
+    for (name, text) in [
+        (
+            "passwd.hermes-shim-new",
+            "root:x:0:0:root:/root:/bin/sh\nhermtest:x:2",
+        ),
+        ("group.hermes-shim-new", "root:x:0:\nhermgrp:x:2001:\n"),
+        ("group.hermes-shim-old", group_text),
+        ("hermes-shim-remap.hermes-shim-new", "10000:10001"),
+    ] {
+        fs::write(e(name), text).unwrap();
+    }
+    // At the other staged names, what staging never makes: a symlink (to a canary that must
+    // keep its owner), another user's file, a directory. Left alone, each named once.
+    let canary = TempDir::new("fo-boot-leftover-canary");
+    let canary_file = canary.path().join("canary");
+    fs::write(&canary_file, "x").unwrap();
+    std::os::unix::fs::symlink(&canary_file, e("passwd.hermes-shim-old")).unwrap();
+    fs::write(e("hermes-shim-remap.hermes-shim-old"), "10000:10001").unwrap();
+    lchown(e("hermes-shim-remap.hermes-shim-old"), Some(T), Some(T)).unwrap();
+    // Not a staged name: never touched.
+    fs::write(e("group-"), group_text).unwrap();
+
+    let out = boot_in(
+        etc.path(),
+        home.path(),
+        &[("HERMES_SHIM_USER", "hermtest")],
+        "",
+        "",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    for name in [
+        "passwd.hermes-shim-new",
+        "group.hermes-shim-new",
+        "group.hermes-shim-old",
+        "hermes-shim-remap.hermes-shim-new",
+    ] {
+        assert!(!e(name).exists(), "{name} is removed\n{out}");
+        assert!(
+            out.stderr.contains(&format!(
+                "hermes-shim boot: removed /etc/{name}, left behind by a start that was cut short\n"
+            )),
+            "{name} is named\n{out}"
+        );
+    }
+    for (name, what) in [
+        ("passwd.hermes-shim-old", "a symlink"),
+        (
+            "hermes-shim-remap.hermes-shim-old",
+            "a file that is not root's",
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&format!("hermes-shim boot: WARNING: /etc/{name} is {what}, which this tool never stages; left alone")),
+            "{name}\n{out}"
+        );
+    }
+    assert!(
+        lstat(&e("passwd.hermes-shim-old")).file_type().is_symlink(),
+        "{out}"
+    );
+    assert_eq!(
+        owner(&e("hermes-shim-remap.hermes-shim-old")),
+        (T, T),
+        "{out}"
+    );
+    assert_eq!(owner(&canary_file), (0, 0), "{out}");
+    assert_eq!(fs::read_to_string(&canary_file).unwrap(), "x");
+    assert_eq!(fs::read_to_string(e("group-")).unwrap(), group_text);
+    // The accounts are whole: as they were, no remap record, the user's files as before.
+    assert_eq!(fs::read_to_string(e("passwd")).unwrap(), PASSWD);
+    assert_eq!(fs::read_to_string(e("group")).unwrap(), group_text);
+    assert!(!e("hermes-shim-remap").exists(), "{out}");
+    assert_eq!(owner(home.path()), (T, 10001), "{out}");
+}
+
+#[test]
+fn a_system_gid_asked_for_by_pgid_is_refused_and_the_accounts_stay() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\nshadow:x:42:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-pgid-sys-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-pgid-sys-home");
+    let home_str = home.path().to_str().unwrap();
+    for var in ["PGID", "HERMES_GID"] {
+        let env = [
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("HERMES_HOME", home_str),
+            (var, "42"),
+        ];
+        let boot = applet_in(etc.path(), &env, &["boot"]);
+        assert_eq!(boot.code, Some(2), "{var}\n{boot}");
+        assert!(
+            boot.stderr.starts_with("hermes-shim boot: gid 42 is the system group 'shadow', which grants far more than the user's own files — pick a gid of 100 or above; repairing root-owned files only\n"),
+            "{var}\n{boot}"
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("passwd")).unwrap(),
+            PASSWD
+        );
+        assert_eq!(
+            fs::read_to_string(etc.path().join("group")).unwrap(),
+            group_text
+        );
+    }
+}
+
+#[test]
+fn a_directory_at_a_staged_name_is_left_alone_and_the_remap_waits_for_it() {
+    require!(root, tools: ["unshare", "mount", "sh"]);
+    let group_text = "root:x:0:\nhermgrp:x:10001:\n";
+    let etc = etc_dir("fo-boot-leftover-dir-etc", PASSWD, group_text);
+    let home = TempDir::new("fo-boot-leftover-dir-home");
+    lchown(home.path(), Some(T), Some(10001)).unwrap();
+    let e = |name: &str| etc.path().join(name);
+    fs::write(e("group-"), group_text).unwrap();
+    fs::create_dir(e("group.hermes-shim-old")).unwrap();
+    let env = [
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("PUID", "2000"),
+        ("PGID", "2001"),
+    ];
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(
+        out.code,
+        Some(2),
+        "the undo cannot be staged over a directory\n{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("WARNING: /etc/group.hermes-shim-old is a directory"),
+        "{out}"
+    );
+    assert_eq!(fs::read_to_string(e("passwd")).unwrap(), PASSWD, "{out}");
+    fs::remove_dir(e("group.hermes-shim-old")).unwrap();
+    let out = boot_in(etc.path(), home.path(), &env, "", "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        fs::read_to_string(e("passwd")).unwrap(),
+        PASSWD.replace(":10000:10001:", ":2000:2001:")
+    );
+    let mut left: Vec<String> = fs::read_dir(etc.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["group", "group-", "passwd"], "{out}");
 }

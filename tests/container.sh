@@ -303,6 +303,159 @@ check "seccomp: healed" "" "$(docker exec "$S" find /opt/data ! -user hermes -pr
 check "seccomp: hermes reads everything" "" \
     "$(docker exec --user hermes "$S" find /opt/data ! -readable -print 2>&1)"
 
+echo "# old kernels: seccomp profiles answering ENOSYS for statx, openat2 and close_range, EPERM for close_range"
+# Linux 4.4 (Synology DSM 7) and 4.18 (RHEL 8) have no statx (so no STATX_MNT_ID), no openat2
+# and no close_range: ENOSYS for all three stands in for such a kernel. Docker 20.10.0-20.10.4's
+# default profile and profiles copied from it answer EPERM for close_range.
+cat >"$WORK/seccomp-old-kernel.json" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    { "names": ["statx", "openat2", "close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }
+  ]
+}
+EOF
+cat >"$WORK/seccomp-close-range-eperm.json" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    { "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }
+  ]
+}
+EOF
+# A host directory bind-mounted inside the volume from the volume's own filesystem: there the
+# device number cannot tell the two apart, only a mount identity can. Its root-owned file is the
+# canary: no repair may ever chown it. The directory is made (0755, its file 0600) in a temp tree
+# of this run on the filesystem of docker's volumes, and removed with rm --one-file-system.
+docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null)
+docker_dev=$(stat -c %d "$docker_root" 2>/dev/null)
+OLDK_HOST=""
+for parent in "$WORK" "$CACHE_DIR"; do
+    if [ -n "$docker_dev" ] && [ -d "$parent" ] && [ "$(stat -c %d "$parent")" = "$docker_dev" ]; then
+        OLDK_HOST=$(temp_dir "$parent" hermes-shim-ct-ws 0755) && break
+    fi
+done
+oldk_bind=()
+if [ -n "$OLDK_HOST" ]; then
+    case "$OLDK_HOST" in
+        "$WORK"/*) ;;
+        # Outside the work tree: removed at exit too, after cleanup's containers.
+        *) trap 'cleanup; rm -rf --one-file-system -- "$OLDK_HOST"' EXIT ;;
+    esac
+    echo "root's, on the host" | install -m 0600 /dev/stdin "$OLDK_HOST/canary"
+    oldk_bind=(-v "$OLDK_HOST:/opt/data/ws")
+    echo "# same-filesystem bind mount: $OLDK_HOST (device $docker_dev, as $docker_root)"
+elif [ -n "${CI:-}" ]; then
+    not_ok "a directory on the filesystem of $docker_root (tried $WORK and $CACHE_DIR) for the same-filesystem bind mount"
+else
+    echo "# SKIP the same-filesystem bind mount: neither $WORK nor $CACHE_DIR is on the filesystem of ${docker_root:-the Docker root}"
+fi
+# host_canary DIR: a new root-owned directory DIR in the bind-mounted host directory, with a
+# canary in it, so that each repair below is judged on files of its own (created, never chowned).
+host_canary() {
+    [ -z "$OLDK_HOST" ] && return
+    mkdir -m 0755 "$OLDK_HOST/$1" &&
+        echo "root's, on the host" | install -m 0600 /dev/stdin "$OLDK_HOST/$1/canary"
+}
+# host_owner_ok NAME DIR: DIR (. for the bind mount's root) and its canary are still root's.
+host_owner_ok() {
+    [ -z "$OLDK_HOST" ] && return
+    check "$1: the bind-mounted host directory $2 is still root's" 0:0 "$(stat -c %u:%g "$OLDK_HOST/$2")"
+    check "$1: the host's root-owned file $2/canary is still root's" 0:0:600 \
+        "$(stat -c %u:%g:%a "$OLDK_HOST/$2/canary")"
+}
+
+volume oldk
+OLDK="$TAG-oldk"
+# The volume as the image's user left it, plus files root made there (never on a host path).
+dk run --rm --entrypoint sh -v "$OLDK:/d" "$IMAGE" -c "mkdir -p /d/sessions && chown -R $HERMES_UID:$HERMES_UID /d &&
+    echo '{}' >/d/sessions/s.json && echo k >/d/auth.json && chmod 0600 /d/auth.json" ||
+    not_ok "populate the old-kernel volume"
+start oldk --security-opt "seccomp=$WORK/seccomp-old-kernel.json" "${FAKE[@]}" \
+    -v "$OLDK:/opt/data" "${oldk_bind[@]}" -- sleep infinity
+wait_main "$OLDK" || not_ok "old kernel: the container reaches its main program"
+check "old kernel: the profile is in force (statx answers ENOSYS)" ENOSYS \
+    "$(docker exec "$OLDK" /usr/bin/python3 -c '
+import ctypes, errno, platform
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": 332, "aarch64": 291}[platform.machine()]
+r = libc.syscall(nr, -100, b"/", 0, 0, ctypes.create_string_buffer(256))
+print(errno.errorcode[ctypes.get_errno()] if r < 0 else "answered")' 2>&1)"
+check "old kernel: the start-up repair ran" 1 "$(summaries "$OLDK" 1)"
+check "old kernel: the volume's root-made files are hermes's" "hermes:hermes hermes:hermes" \
+    "$(docker exec "$OLDK" stat -c %U:%G /opt/data/sessions/s.json /opt/data/auth.json 2>&1 | paste -sd ' ')"
+host_owner_ok "old kernel, start-up repair" .
+# The seed contract.
+check "old kernel: the main program runs as hermes" \
+    "Uid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID|Gid: $HERMES_UID $HERMES_UID $HERMES_UID $HERMES_UID" \
+    "$(main_status "$OLDK" "Uid|Gid")"
+dk exec "$OLDK" hermes config set model.default from-root >/dev/null 2>&1
+check "old kernel: root docker exec hermes config set: exit 0" 0 $?
+check "old kernel: root docker exec hermes config set: config.yaml hermes:hermes" hermes:hermes \
+    "$(owner "$OLDK" /opt/data/config.yaml)"
+check "old kernel: nothing in the volume owned by root" "" \
+    "$(docker exec "$OLDK" find /opt/data -path /opt/data/ws -prune -o \( -user 0 -o -group 0 \) -print 2>&1)"
+check "old kernel: docker exec --user hermes: find ! -readable prints nothing" "" \
+    "$(docker exec --user hermes "$OLDK" find /opt/data -path /opt/data/ws -prune -o ! -readable -print 2>&1)"
+# The drop, with and without a terminal.
+check "old kernel: root docker exec hermes drops to hermes" \
+    "uid=$HERMES_UID gid=$HERMES_UID home=/opt/data argv=x" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$OLDK" hermes x 2>&1)"
+check "old kernel: root docker exec hermes-shim exec id: uid, gid and groups hermes's" \
+    "uid=$HERMES_UID(hermes) gid=$HERMES_UID(hermes) groups=$HERMES_UID(hermes)" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin "$OLDK" hermes-shim exec id 2>&1)"
+# (script echoes its own stdin's end as ^@ somewhere in the output: the number is taken alone.)
+check "old kernel: docker exec -it hermes-shim exec id -u: hermes behind the relay" "$HERMES_UID" \
+    "$(script -qec "docker exec -it -e HERMES_SHIM_REAL_DIR=/usr/bin $OLDK hermes-shim exec id -u" /dev/null 2>&1 |
+        grep -oE '[0-9]+' | tail -n 1)"
+check "old kernel: root docker exec hermes --version: exit 0" 0 \
+    "$(dk exec "$OLDK" hermes --version >/dev/null 2>&1; echo $?)"
+# The manual repair and the next start's, with new root damage each time.
+docker exec "$OLDK" sh -c ': >/opt/data/manual' 2>/dev/null
+host_canary manual
+out=$(dk exec "$OLDK" hermes-shim fix-ownership --json 2>/dev/null)
+check "old kernel: fix-ownership --json: exit 0" 0 \
+    "$(dk exec "$OLDK" hermes-shim fix-ownership >/dev/null 2>&1; echo $?)"
+check "old kernel: fix-ownership walks the fallback" fallback "$(printf '%s' "$out" | json_field walk 2>&1)"
+check "old kernel: fix-ownership healed the new damage" hermes:hermes "$(owner "$OLDK" /opt/data/manual)"
+host_owner_ok "old kernel, fix-ownership" manual
+docker exec "$OLDK" sh -c ': >/opt/data/restart' 2>/dev/null
+host_canary restart
+dk restart -t 1 "$OLDK" >/dev/null
+wait_main "$OLDK" || not_ok "old kernel: the container restarts"
+check "old kernel, after restart: the repair ran again" 2 "$(summaries "$OLDK" 2)"
+check "old kernel, after restart: the new damage is hermes's" hermes:hermes "$(owner "$OLDK" /opt/data/restart)"
+host_owner_ok "old kernel, after restart" restart
+
+# The drop from a root docker exec, in a container whose own main program does not drop.
+start eperm --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" --entrypoint sleep -- infinity
+EP="$TAG-eperm"
+check "close_range EPERM: root docker exec hermes --version: exit 0" 0 \
+    "$(dk exec "$EP" hermes --version >/dev/null 2>&1; echo $?)"
+check "close_range EPERM: root docker exec hermes-shim exec id: hermes" \
+    "uid=$HERMES_UID(hermes) gid=$HERMES_UID(hermes) groups=$HERMES_UID(hermes)" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin "$EP" hermes-shim exec id 2>&1)"
+check "close_range EPERM: docker exec -it hermes-shim exec id -u: hermes behind the relay" "$HERMES_UID" \
+    "$(script -qec "docker exec -it -e HERMES_SHIM_REAL_DIR=/usr/bin $EP hermes-shim exec id -u" /dev/null 2>&1 |
+        grep -oE '[0-9]+' | tail -n 1)"
+# The main program, through the image's own entrypoint.
+# shellcheck disable=SC2016 # expanded in the container
+out=$(dk run --rm --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" "$IMAGE" \
+    sh -c 'echo "main: $(id -u):$(id -g)"' 2>&1)
+rc=$?
+check "close_range EPERM: the main program starts: exit 0" 0 "$rc"
+check_contains "close_range EPERM: the main program runs as hermes" "main: $HERMES_UID:$HERMES_UID" "$out"
+
+# The containers go first (the bind mount with them), then the host directory.
+dk rm -f -v "$OLDK" "$EP" >/dev/null 2>&1
+case "$OLDK_HOST" in
+    "" | "$WORK"/*) ;;
+    *)
+        rm -rf --one-file-system -- "$OLDK_HOST"
+        trap cleanup EXIT
+        ;;
+esac
+
 echo "# boot-time uid remap (HERMES_UID/PUID, HERMES_GID/PGID)"
 volume remap
 R="$TAG-remap"

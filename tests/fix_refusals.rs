@@ -315,3 +315,52 @@ fn refuses_unknown_user_and_uid_zero() {
         fx.check_untouched(&out);
     }
 }
+
+#[test]
+fn refuses_a_system_gid_as_it_refuses_gid_zero() {
+    require!(root);
+    // A system group's gid (1-99: tty, shadow, staff…) would hand the tree to that group; the
+    // gid rule refuses it here as for every other way a gid reaches the drop.
+    let fx = victim("fo-ref-sysgid");
+    for (user, env) in [
+        ("10000:42", false),
+        ("10000:5", false),
+        ("10000:99", false),
+        ("10000:42", true),
+    ] {
+        let mut cmd = if env {
+            let mut c = fo_cmd(&[fx.path()]);
+            c.env("HERMES_SHIM_USER", user);
+            c
+        } else {
+            fo_cmd(&[
+                fx.path().as_os_str(),
+                OsStr::new("--user"),
+                OsStr::new(user),
+            ])
+        };
+        cmd.arg("--dry-run");
+        let out = run_cmd(cmd, 30);
+        let line = assert_refused(&out);
+        let gid = user.split_once(':').unwrap().1;
+        assert!(
+            line.starts_with(&format!("{PREFIX}user '{user}' has gid {gid}, ")),
+            "{line}"
+        );
+        assert!(
+            line.contains("give it a gid of 100 or above — pass --user NAME or UID:GID"),
+            "{line}"
+        );
+        fx.check_untouched(&out);
+    }
+    // The first gid the rule gives: accepted (a dry run changes nothing either way).
+    let mut cmd = fo_cmd(&[
+        fx.path().as_os_str(),
+        OsStr::new("--user"),
+        OsStr::new("10000:100"),
+    ]);
+    cmd.arg("--dry-run");
+    let out = run_cmd(cmd, 30);
+    assert_eq!(out.code, Some(0), "{out}");
+    fx.check_untouched(&out);
+}

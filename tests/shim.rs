@@ -25,7 +25,8 @@ const DOCKER_GID: u32 = 990;
 const AUDIO_GID: u32 = 991;
 /// A second account, to show the target really is looked up by name.
 const ALICE_UID: u32 = 10001;
-const STAFF_GID: u32 = 50;
+/// Not Debian's staff (50): the drop never gives a system gid (`users::gid_use`).
+const STAFF_GID: u32 = 150;
 
 const REMEDY_USER: &str = "docker exec --user hermes";
 const REMEDY_NAME: &str = "set HERMES_SHIM_USER to a user this container has";

@@ -1,4 +1,5 @@
-//! The `boot` applet: the start-up repair, in this order: the uid/gid remap the upstream image
+//! The `boot` applet: the start-up repair, in this order: what a start killed halfway through
+//! a change to /etc left there ([`remap::clear_leftovers`]), the uid/gid remap the upstream image
 //! offers (`HERMES_UID`/`PUID`, `HERMES_GID`/`PGID`, see [`remap`]), the Docker socket's group
 //! ([`socket`]), a missing `$HERMES_HOME` ([`home`]), then the ownership sweep, which after a
 //! remap also moves the user's files from its old ids to the new ones. It records the start it
@@ -24,6 +25,7 @@ const PREFIX: &str = "hermes-shim boot";
 
 /// Runs the applet.
 pub fn run(settings: &Settings) -> Exit {
+    remap::clear_leftovers(PREFIX);
     let (previous, remap_refused) = match remap::remap(settings) {
         Ok(previous) => (previous, false),
         Err(e) => {

@@ -13,11 +13,11 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::etcfile::{self, Staged};
+use crate::etcfile::{self, Leftover, Staged, Tag};
 use crate::policy::{Previous, PreviousError};
 use crate::settings::{Request, SettingError, Settings};
 use crate::sys;
-use crate::users::{self, GROUP, PASSWD, UserError, UserSpec};
+use crate::users::{self, GROUP, GidUse, PASSWD, UserError, UserSpec};
 
 /// The old ids of a remap whose sweep has not finished yet.
 const MARKER: &str = "/etc/hermes-shim-remap";
@@ -46,7 +46,7 @@ pub enum RemapError {
         uid: u32,
         owner: String,
     },
-    /// A gid of [`users::SYSTEM_GIDS`] asked for as the user's group (named by the group that
+    /// A gid [`users::gid_use`] refuses, asked for as the user's group (named by the group that
     /// has it here).
     SystemGid {
         gid: u32,
@@ -159,7 +159,8 @@ pub fn plan(
             owner: other.name.to_string(),
         });
     }
-    if new.1 != old.1 && users::SYSTEM_GIDS.contains(&new.1) {
+    // Gid 0 never gets here: the settings take ids from 1.
+    if new.1 != old.1 && users::gid_use(new.1) == GidUse::System {
         return Err(RemapError::SystemGid {
             gid: new.1,
             group: users::group_entries(group)
@@ -236,7 +237,35 @@ fn set_marker(previous: Previous) -> std::io::Result<()> {
             _ => Ok(()),
         };
     }
-    Staged::new(Path::new(MARKER), &previous.spec(), "new")?.commit()
+    Staged::new(Path::new(MARKER), &previous.spec(), Tag::New)?.commit()
+}
+
+/// Removes what a start killed while staging a change to /etc left there, and says what it
+/// found (see [`etcfile::remove_leftovers`]): otherwise such a file stays for good, since only
+/// a later change of that very file would stage (and so clear) that name again.
+pub fn clear_leftovers(prefix: &str) {
+    for found in
+        etcfile::remove_leftovers(&[Path::new(PASSWD), Path::new(GROUP), Path::new(MARKER)])
+    {
+        match found {
+            Leftover::Removed(path) => say!(
+                "{prefix}: removed {}, left behind by a start that was cut short",
+                path.display()
+            ),
+            Leftover::Kept { path, what } => say!(
+                "{prefix}: WARNING: {} is {what}, which this tool never stages; left alone — remove it if nothing needs it",
+                path.display()
+            ),
+            Leftover::NoDir { dir, errno } => say!(
+                "{prefix}: cannot look for what a start cut short left in {}: {errno}",
+                dir.display()
+            ),
+            Leftover::Failed { path, errno } => say!(
+                "{prefix}: cannot remove {}, left behind by a start that was cut short: {errno}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Forgets the recorded remap: its sweep fixed everything.
@@ -265,8 +294,14 @@ fn read(path: &'static str) -> Result<String, RemapError> {
 
 /// The recorded remap, as far as it still describes the past (see [`still_pending`]).
 pub fn recorded(settings: &Settings) -> Result<Previous, RemapError> {
+    let pending = pending()?;
+    // Nothing recorded needs no user: a numeric HERMES_SHIM_USER with no remap asked for is
+    // no remap refused.
+    if pending == Previous::default() {
+        return Ok(pending);
+    }
     Ok(still_pending(
-        pending()?,
+        pending,
         &read(PASSWD)?,
         &read(GROUP)?,
         &user_name(settings)?,
@@ -303,17 +338,17 @@ pub fn remap(settings: &Settings) -> Result<Previous, RemapError> {
             return Err(why(path, FileError::MountPoint));
         }
     }
-    let stage = |path: &'static str, text: Option<&str>, tag: &str| {
+    let stage = |path: &'static str, text: Option<&str>, tag: Tag| {
         text.map(|t| Staged::new(Path::new(path), t, tag))
             .transpose()
             .map_err(io(path))
     };
-    let new_passwd = stage(PASSWD, plan.passwd.as_deref(), "new")?;
-    let new_group = stage(GROUP, plan.group.as_deref(), "new")?;
+    let new_passwd = stage(PASSWD, plan.passwd.as_deref(), Tag::New)?;
+    let new_group = stage(GROUP, plan.group.as_deref(), Tag::New)?;
     let undo_group = stage(
         GROUP,
         plan.group.as_ref().map(|_| group_text.as_str()),
-        "old",
+        Tag::Old,
     )?;
     // The marker first, then the group, then the user: a start cut short anywhere leaves a state
     // the next one completes (see `still_pending`).

@@ -15,9 +15,9 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::etcfile::Staged;
+use crate::etcfile::{Staged, Tag};
 use crate::sys;
-use crate::users::{self, GROUP, PASSWD};
+use crate::users::{self, GROUP, GidUse, PASSWD};
 
 /// Where the Docker socket is mounted (`/var/run` is a symlink to `/run` in Debian, but an
 /// image may make it a directory).
@@ -32,7 +32,7 @@ pub enum Plan {
     Nothing,
     /// Root's group: never given, only warned about.
     RootGroup,
-    /// A system gid ([`users::SYSTEM_GIDS`], named by the group that has it here): never given,
+    /// A system gid ([`users::gid_use`], named by the group that has it here): never given,
     /// only warned about.
     SystemGroup(Option<String>),
     /// /etc/group rewritten: the user joins `group` (created when `created`).
@@ -45,7 +45,7 @@ pub enum Plan {
 
 /// Plans the membership for the socket group `gid` (pure: /etc/passwd and /etc/group text in).
 pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, String> {
-    if gid == 0 {
+    if users::gid_use(gid) == GidUse::Root {
         return Ok(Plan::RootGroup);
     }
     let me = users::passwd_entries(passwd)
@@ -56,7 +56,7 @@ pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, Str
     {
         return Ok(Plan::Nothing);
     }
-    if users::SYSTEM_GIDS.contains(&gid) {
+    if users::gid_use(gid) == GidUse::System {
         let name = users::group_entries(group).find(|g| g.gid == gid);
         return Ok(Plan::SystemGroup(name.map(|g| g.name.to_string())));
     }
@@ -122,7 +122,7 @@ pub fn grant(prefix: &str, user: &str) {
             created,
             text,
         }) => {
-            let done = Staged::new(Path::new(GROUP), &text, "new").and_then(Staged::commit);
+            let done = Staged::new(Path::new(GROUP), &text, Tag::New).and_then(Staged::commit);
             match (done, created) {
                 (Ok(()), true) => say!(
                     "{prefix}: created group '{group}' (gid {gid}, the Docker socket's) with member '{user}'"

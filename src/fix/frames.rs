@@ -206,15 +206,23 @@ mod tests {
     }
 
     #[test]
+    fn the_cut_is_the_documented_one() {
+        // The README promises this number; a constant that drifts from it must fail here, not
+        // only in the slow root test that builds a chain past it.
+        assert_eq!(MAX_DEPTH, 16_384);
+    }
+
+    #[test]
     fn the_depth_cap_bites_exactly_past_max_depth() {
+        // Literal depths, so the test pins the cut itself and not whatever MAX_DEPTH says.
         let (fd, ident) = open(Path::new("/"));
         let mut f = Frames::default();
-        f.start(fd, ident, MAX_DEPTH - 1);
-        assert_eq!(f.child_depth(), MAX_DEPTH);
-        assert!(f.may_enter(), "a child at MAX_DEPTH is entered");
+        f.start(fd, ident, 16_383);
+        assert_eq!(f.child_depth(), 16_384);
+        assert!(f.may_enter(), "a child at depth 16,384 is entered");
         let (fd, ident) = open(Path::new("/"));
         f.push(fd, ident);
-        assert_eq!(f.child_depth(), MAX_DEPTH + 1);
+        assert_eq!(f.child_depth(), 16_385);
         assert!(!f.may_enter(), "one deeper is not");
     }
 }
