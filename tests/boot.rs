@@ -328,9 +328,10 @@ fn boot_creates_a_missing_home_but_never_through_a_symlink() {
 mount --bind "$1" /etc
 mount -t tmpfs tmpfs /run
 mount -t tmpfs -o mode=0755 tmpfs "$2"
-mkdir "$2/real"
+mkdir "$2/real" "$2/agents"
+chown 10000:10001 "$2/agents"
 ln -s "$2/real" "$2/link"
-for home in "$2/a/b/home" "$2/link/home" /etc/hermes; do
+for home in "$2/a/b/home" "$2/link/home" /etc/hermes "$2/agents/.hermes" "$2/agents/x/.hermes"; do
     rc=0
     HERMES_HOME="$home" "$0" boot 2>>"$2/err" || rc=$?
     echo "rc $home $rc"
@@ -338,6 +339,7 @@ done
 stat -c 'stat %n %u:%g %a' "$2/a" "$2/a/b" "$2/a/b/home"
 echo "real holds: $(ls -A "$2/real" | wc -l)"
 echo "etc/hermes: $(test -e /etc/hermes && echo exists || echo absent)"
+echo "agents holds: $(ls -A "$2/agents" | wc -l)"
 cat "$2/err" >&2
 "#;
     let mut cmd = in_private_mntns(script);
@@ -374,6 +376,18 @@ cat "$2/err" >&2
             "a path the sweep refuses stays refused",
         ),
         ("etc/hermes: absent".to_string(), "and is not created"),
+        (
+            format!("rc {d}/agents/.hermes 2"),
+            "below a directory the user can write: refused",
+        ),
+        (
+            format!("rc {d}/agents/x/.hermes 2"),
+            "a missing parent there too",
+        ),
+        (
+            "agents holds: 0".to_string(),
+            "nothing created where the agent could swap it",
+        ),
     ] {
         assert!(
             out.stdout.lines().any(|l| l == line),

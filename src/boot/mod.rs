@@ -76,8 +76,9 @@ fn verdict(swept: Exit, remap_refused: bool, settings: &Settings) -> Exit {
     }
 }
 
-/// Creates `$HERMES_HOME` when it does not exist and the sweep would accept it (see [`home`]);
-/// a path the sweep refuses is left to the sweep to refuse.
+/// Creates `$HERMES_HOME` when it does not exist and the sweep would accept it (see [`home`]):
+/// not a refused root, and no directory above it writable by the user. A path the sweep refuses
+/// is left to the sweep to refuse.
 fn create_home(settings: &Settings) {
     let root: PathBuf = settings.home.components().collect();
     let missing = matches!(
@@ -90,6 +91,15 @@ fn create_home(settings: &Settings) {
     let Ok(target) = shim::target(settings) else {
         return;
     };
+    let writer = fix::Writer {
+        uid: target.uid,
+        groups: target.groups.clone(),
+    };
+    // Below a directory the user can write, the agent could rename something else in under the
+    // new home's name while it is made; the sweep refuses such a home, and it is not made.
+    if fix::writable_ancestor(&root, &writer).is_some() {
+        return;
+    }
     match home::create(&root, target.uid, target.gid) {
         Ok(true) => say!(
             "{PREFIX}: created {} (owner {}:{}, mode 0700; missing parents root's, 0755)",

@@ -212,15 +212,17 @@ fn rule(
     ))
 }
 
-/// The nearest ancestor of `root` (an absolute path of plain components, just opened without
-/// meeting a symlink) in which `writer` could rename entries, and so replace the root by another
-/// directory between two sweeps. An ancestor that cannot be looked at counts as writable: the
-/// check must be able to say no.
-fn writable_ancestor(root: &Path, writer: &Writer) -> Option<PathBuf> {
+/// The nearest ancestor of `root` (an absolute path of plain components) in which `writer` could
+/// rename entries, and so replace the root by another directory between two sweeps. A missing
+/// ancestor is one boot would create, root's and 0755; one that cannot be looked at otherwise
+/// counts as writable: the check must be able to say no.
+pub fn writable_ancestor(root: &Path, writer: &Writer) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     root.ancestors().skip(1).find_map(|dir| {
-        let ok = std::fs::symlink_metadata(dir)
-            .is_ok_and(|m| !writer.can_write(m.uid(), m.gid(), m.mode()));
+        let ok = match std::fs::symlink_metadata(dir) {
+            Ok(m) => !writer.can_write(m.uid(), m.gid(), m.mode()),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
         (!ok).then(|| dir.to_path_buf())
     })
 }

@@ -35,6 +35,7 @@ use crate::users::{UserError, UserSpec};
 
 pub use config::{Sweep, protected};
 pub use refusal::Refusal;
+pub use scope::Writer;
 use walk::Counts;
 
 const PREFIX: &str = "hermes-shim fix-ownership";
@@ -88,6 +89,12 @@ impl Request {
             verbose: opts.verbose,
         }
     }
+}
+
+/// The directory above `root` that `writer` could write, if any: a sweep refuses such a root
+/// (the agent could swap another directory in under its name), so boot does not create it.
+pub fn writable_ancestor(root: &std::path::Path, writer: &Writer) -> Option<PathBuf> {
+    config::writable_ancestor(root, writer)
 }
 
 /// Runs the applet.

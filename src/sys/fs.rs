@@ -141,7 +141,7 @@ fn raw_statx(
     // SAFETY: statx returned success, so the buffer is initialised (it was zeroed anyway).
     let s = unsafe { buf.assume_init() };
     let st = Stat {
-        dev: (u64::from(s.stx_dev_major) << 32) | u64::from(s.stx_dev_minor),
+        dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),
         ino: s.stx_ino,
         kind: Kind::from_mode(u32::from(s.stx_mode)),
         uid: s.stx_uid,
@@ -156,8 +156,8 @@ fn raw_statx(
     ))
 }
 
-/// fstatat, for kernels and profiles without statx; it reports no mount id. The device is split
-/// as statx splits it, so both calls give the same number for the same device.
+/// fstatat, for kernels and profiles without statx; it reports no mount id. Its device number is
+/// the one statx's halves make with `makedev`, as std and every tool show it.
 fn fstatat(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<Stat, Errno> {
     let mut buf = MaybeUninit::<libc::stat64>::zeroed();
     // SAFETY: `name` is NUL-terminated and `buf` is a writable stat buffer the kernel fills.
@@ -166,7 +166,7 @@ fn fstatat(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<Stat, Err
     // SAFETY: fstatat returned success, so the buffer is initialised (it was zeroed anyway).
     let s = unsafe { buf.assume_init() };
     Ok(Stat {
-        dev: (u64::from(libc::major(s.st_dev)) << 32) | u64::from(libc::minor(s.st_dev)),
+        dev: s.st_dev,
         ino: s.st_ino,
         kind: Kind::from_mode(s.st_mode),
         uid: s.st_uid,
