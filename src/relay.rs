@@ -33,7 +33,7 @@ use crate::sys::pty::{self, ChildState, Raw, std_fd};
 /// Whether the caller is in a terminal session the program must not share: a terminal on 0,
 /// 1 or 2, or a controlling terminal.
 pub fn needed() -> bool {
-    (0..=2).any(pty::is_tty) || pty::has_controlling_terminal()
+    pty::in_terminal_session()
 }
 
 /// Runs `start` in a child on a fresh pty (in a session of its own), relaying until it ends;

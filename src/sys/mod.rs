@@ -49,9 +49,10 @@ pub trait Privileges {
     fn close_fds(&mut self) -> Result<(), Errno>;
     /// `PR_SET_NO_NEW_PRIVS`: nothing the program starts can gain privileges.
     fn no_new_privs(&mut self) -> Result<(), Errno>;
-    /// `PR_SET_NO_NEW_PRIVS` and the seccomp filter that keeps the program (and everything it
-    /// starts) from pushing input into a terminal ([`guard`]).
-    fn guard_terminal(&mut self) -> Result<(), Errno>;
+    /// `PR_SET_NO_NEW_PRIVS` and, where a probe shows it can be in force, the seccomp filter
+    /// that keeps the program (and everything it starts) from pushing input into a terminal
+    /// ([`guard`]); says which.
+    fn guard_terminal(&mut self) -> Result<guard::Guarded, Errno>;
 }
 
 /// The real calls.
@@ -123,8 +124,8 @@ impl Privileges for Linux {
     fn no_new_privs(&mut self) -> Result<(), Errno> {
         guard::no_new_privs()
     }
-    fn guard_terminal(&mut self) -> Result<(), Errno> {
-        guard::deny_terminal_injection()
+    fn guard_terminal(&mut self) -> Result<guard::Guarded, Errno> {
+        guard::deny_terminal_injection(&guard::HOST)
     }
 }
 
