@@ -574,9 +574,14 @@ print("WHOSE uid=%d stdin-is-roots=%s ctty=%s ctty-is-roots=%s filters=%s" % (
     os.getuid(), mine == sys.argv[1], ctty() != "none", ctty() == sys.argv[1],
     status.get("Seccomp_filters", "?").strip()), flush=True)
 EOF
+# Whether descriptors 3 and 7 reached the program (the shell keeps its script on another).
 install -m 0755 /dev/stdin "$WORK/term/fds" <<'EOF'
 #!/bin/sh
-ls "/proc/$$/fd" | paste -sd ' '
+said=
+for fd in 3 7; do
+    if [ -e "/proc/$$/fd/$fd" ]; then said="$said $fd:open"; else said="$said $fd:closed"; fi
+done
+echo $said
 EOF
 # Drives `docker exec -it CONTAINER sh` on a pty of its own, as a person at a terminal: types
 # each line, waiting a little after each, and prints the whole transcript.
@@ -655,7 +660,7 @@ check "close_range answered EPERM: the profile is in force (control)" "-1 1" \
     "$(docker exec "$CR" /usr/bin/python3 -c 'import ctypes; c = ctypes.CDLL(None, use_errno=True); print(c.syscall(436, 1000, 1001, 0), ctypes.get_errno())' 2>&1)"
 check_contains "close_range answered EPERM: a root docker exec hermes --version works" "Hermes Agent v0.19.0" \
     "$(dk exec "$CR" hermes --version 2>&1)"
-check "close_range answered EPERM: root's descriptors 3 and 7 are still closed for the program" "0 1 2" \
+check "close_range answered EPERM: root's descriptors 3 and 7 are still closed for the program" "3:closed 7:closed" \
     "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/term "$CR" sh -c 'exec 3</etc/hostname 7</etc/hostname; exec hermes-shim exec fds' 2>&1)"
 check "close_range answered EPERM: docker run IMAGE id -u drops" "$HERMES_UID" \
     "$(dk run --rm --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" "$IMAGE" id -u 2>/dev/null)"
