@@ -246,6 +246,9 @@ const REFUSED: i32 = 100;
 /// that the kernel reports a filter (`Seccomp: 2`) and that TIOCSTI was answered by the
 /// filter (EPERM) rather than by the kernel (EBADF). `no_new_privs` must be set already.
 pub fn probe(program: &[Insn]) -> Result<(), NotInForce> {
+    // An ignored SIGCHLD (it survives exec) would have the kernel reap the child unasked, and
+    // the wait below fail with ECHILD: the default disposition for the probe's life.
+    let sigchld = ChildSignal::default_for_now();
     let child = match super::process::fork().map_err(NotInForce::Unknown)? {
         super::process::Forked::Child => super::process::exit_now(probe_child(program)),
         super::process::Forked::Parent(pid) => pid,
@@ -259,6 +262,7 @@ pub fn probe(program: &[Insn]) -> Result<(), NotInForce> {
             Err(e) => return Err(NotInForce::Unknown(e)),
         }
     };
+    drop(sigchld);
     if libc::WIFSIGNALED(status) {
         return Err(NotInForce::Kills(libc::WTERMSIG(status)));
     }
@@ -267,6 +271,36 @@ pub fn probe(program: &[Insn]) -> Result<(), NotInForce> {
         IGNORED => Err(NotInForce::Ignored),
         e if e > REFUSED => Err(NotInForce::Refused(Errno::from_raw(e - REFUSED))),
         _ => Err(NotInForce::Unknown(Errno::UnknownErrno)),
+    }
+}
+
+/// SIGCHLD's disposition, set to the default until dropped, then put back.
+struct ChildSignal(Option<libc::sigaction>);
+
+impl ChildSignal {
+    fn default_for_now() -> ChildSignal {
+        // SAFETY: sigaction reads and writes only the structs we pass; SIG_DFL runs no code.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &raw mut old) != 0
+                || old.sa_sigaction != libc::SIG_IGN
+            {
+                return ChildSignal(None);
+            }
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGCHLD, &raw const dfl, std::ptr::null_mut());
+            ChildSignal(Some(old))
+        }
+    }
+}
+
+impl Drop for ChildSignal {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // SAFETY: puts back the disposition read above.
+            unsafe { libc::sigaction(libc::SIGCHLD, old, std::ptr::null_mut()) };
+        }
     }
 }
 
@@ -342,6 +376,21 @@ pub fn close_above_stderr() -> Result<(), Errno> {
         unsafe { libc::close(fd) };
     }
     Ok(())
+}
+
+/// Seccomp rules for other modules' tests, as an engine's profile would install them.
+#[cfg(test)]
+pub mod tests_support {
+    use super::{ALLOW, Insn, NR, jeq, ld, ret};
+
+    /// `ret` for syscall `nr`, everything else allowed.
+    pub fn answer(nr: u32, verdict: u32) -> Vec<Insn> {
+        vec![ld(NR), jeq(nr, 0, 1), ret(verdict), ret(ALLOW)]
+    }
+
+    pub fn install(program: &[Insn]) -> Result<(), nix::errno::Errno> {
+        super::install(program)
+    }
 }
 
 #[cfg(test)]
@@ -526,6 +575,24 @@ mod tests {
             match deny_terminal_injection(&HOST) {
                 Ok(Guarded::Filter) if in_force() => 0,
                 _ => 12,
+            }
+        });
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn the_probe_works_with_sigchld_ignored_and_leaves_it_so() {
+        let code = in_child(|| {
+            // SAFETY: ignoring a signal runs no code.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+            let _ = no_new_privs();
+            let held = probe(&filter(&HOST));
+            // SAFETY: reading the disposition only.
+            let now = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+            match (held, now == libc::SIG_IGN) {
+                (Ok(()), true) => 0,
+                (Ok(()), false) => 10,
+                (Err(_), _) => 11,
             }
         });
         assert_eq!(code, 0);
