@@ -563,15 +563,14 @@ mkdir -m 0755 "$WORK/term"
 install -m 0755 /dev/stdin "$WORK/term/whose-tty" <<'EOF'
 #!/usr/bin/python3
 import os, sys
-def ctty():
-    try:
-        return os.ttyname(os.open("/dev/tty", os.O_RDWR))
-    except OSError:
-        return "none"
-mine = os.ttyname(0) if os.isatty(0) else "none"
+roots = os.stat(sys.argv[1]).st_rdev
+# The controlling terminal's device (0: none), field 7 of /proc/self/stat.
+nr = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[4])
+ctty = os.makedev((nr >> 8) & 0xfff, (nr & 0xff) | ((nr >> 12) & 0xfff00)) if nr else 0
+stdin = os.fstat(0).st_rdev if os.isatty(0) else 0
 status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
 print("WHOSE uid=%d stdin-is-roots=%s ctty=%s ctty-is-roots=%s filters=%s" % (
-    os.getuid(), mine == sys.argv[1], ctty() != "none", ctty() == sys.argv[1],
+    os.getuid(), stdin == roots, nr != 0, ctty == roots,
     status.get("Seccomp_filters", "?").strip()), flush=True)
 EOF
 # Whether descriptors 3 and 7 reached the program (the shell keeps its script on another).
