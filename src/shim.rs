@@ -513,8 +513,7 @@ pub fn run_as_target(
         how.start(&Prepared::new(path, args, Some(&target)))
     };
     // The relay forks first: the parent stays root to relay, the child drops and becomes the
-    // monitor of the program in the new session.
-    // Which terminal the program has is judged after the relay's fork, in the new session.
+    // monitor of the program in the new session, where which terminal it has is judged.
     if how == Launch::Relay {
         relay::run(|| {
             let terminal = Terminal::of_session(how);
