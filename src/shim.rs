@@ -22,7 +22,7 @@ use crate::escape::shown;
 use crate::exit::Exit;
 use crate::relay;
 use crate::settings::{DEFAULT_REAL_DIR, Settings};
-use crate::sys::guard::{Guarded, NotInForce};
+use crate::sys::guard::NotInForce;
 use crate::sys::{self, Privileges};
 use crate::users::{self, Target, UserError};
 
@@ -165,6 +165,12 @@ pub fn drop_privileges<P: Privileges>(
 ) -> Result<Option<NotInForce>, DropError> {
     let fail = |step, failure| DropError { step, failure };
     let call = |step| move |e| fail(step, Failure::Call(e));
+    // The terminal filter is tried while this process is still root: the throwaway child is
+    // then root's too, out of the target user's reach (see guard::probe).
+    let filter = match terminal {
+        Terminal::None => None,
+        Terminal::Relayed | Terminal::Inherited => Some(p.probe_terminal()),
+    };
     p.set_groups(&t.groups).map_err(call(Step::SetGroups))?;
     p.set_gid(t.gid).map_err(call(Step::SetGid))?;
     p.set_uid(t.uid).map_err(call(Step::SetUid))?;
@@ -191,17 +197,19 @@ pub fn drop_privileges<P: Privileges>(
     // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`),
     // and the power to raise privileges again or to type into a terminal.
     p.close_fds().map_err(call(Step::CloseFds))?;
-    match terminal {
-        Terminal::None => p
+    match filter {
+        Some(Ok(f)) => p
+            .guard_terminal(&f)
+            .map_err(call(Step::GuardTerminal))
+            .map(|()| None),
+        Some(Err(why)) => p
+            .no_new_privs()
+            .map_err(call(Step::NoNewPrivs))
+            .map(|()| Some(why)),
+        None => p
             .no_new_privs()
             .map_err(call(Step::NoNewPrivs))
             .map(|()| None),
-        Terminal::Relayed | Terminal::Inherited => {
-            match p.guard_terminal().map_err(call(Step::GuardTerminal))? {
-                Guarded::Filter => Ok(None),
-                Guarded::Without(why) => Ok(Some(why)),
-            }
-        }
     }
 }
 
@@ -635,9 +643,13 @@ mod tests {
         fn no_new_privs(&mut self) -> Result<(), Errno> {
             self.step("no_new_privs")
         }
-        fn guard_terminal(&mut self) -> Result<Guarded, Errno> {
-            self.step("seccomp")?;
-            Ok(self.lost.map_or(Guarded::Filter, Guarded::Without))
+        type Filter = ();
+        fn probe_terminal(&mut self) -> Result<(), NotInForce> {
+            self.calls.push("probe");
+            self.lost.map_or(Ok(()), Err)
+        }
+        fn guard_terminal(&mut self, (): &()) -> Result<(), Errno> {
+            self.step("seccomp")
         }
     }
 
@@ -667,6 +679,7 @@ mod tests {
         assert_eq!(
             r.calls,
             [
+                "probe",
                 "setgroups",
                 "setresgid",
                 "setresuid",
@@ -693,7 +706,10 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(run_with(&mut r), (Exit::Ok, true), "{why:?}");
-            assert_eq!(r.calls.last(), Some(&"seccomp"));
+            // Tried first, as root; left out; no_new_privs all the same.
+            assert_eq!(r.calls.first(), Some(&"probe"));
+            assert_eq!(r.calls.last(), Some(&"no_new_privs"));
+            assert!(!r.calls.contains(&"seccomp"));
             let mut again = Recorder {
                 lost: Some(why),
                 ..Default::default()
@@ -742,11 +758,13 @@ mod tests {
         assert_eq!(code, Exit::Ok);
         assert_eq!(r.calls.last(), Some(&"no_new_privs"));
         assert!(!r.calls.contains(&"seccomp"));
+        assert!(!r.calls.contains(&"probe"), "no terminal, no probe");
     }
 
     #[test]
     fn failure_at_each_step_refuses_without_exec() {
-        const ALL: [&str; 6] = [
+        const ALL: [&str; 7] = [
+            "probe",
             "setgroups",
             "setresgid",
             "setresuid",
@@ -757,18 +775,18 @@ mod tests {
         // The step that fails, how many calls were made up to it ("current" is the
         // verification's read of the ids, after setresuid), and what the refusal says.
         for (fail, made, says) in [
-            ("setgroups", 1, "setgroups: EPERM: Operation not permitted"),
-            ("setresgid", 2, "setresgid: EPERM: Operation not permitted"),
-            ("setresuid", 3, "setresuid: EPERM: Operation not permitted"),
-            ("current", 3, "verifying the new ids: EIO: I/O error"),
+            ("setgroups", 2, "setgroups: EPERM: Operation not permitted"),
+            ("setresgid", 3, "setresgid: EPERM: Operation not permitted"),
+            ("setresuid", 4, "setresuid: EPERM: Operation not permitted"),
+            ("current", 4, "verifying the new ids: EIO: I/O error"),
             (
                 "close fds",
-                5,
+                6,
                 "closing inherited descriptors: EPERM: Operation not permitted",
             ),
             (
                 "seccomp",
-                6,
+                7,
                 "installing the seccomp filter against terminal injection: EPERM: Operation not permitted",
             ),
         ] {

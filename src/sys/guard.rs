@@ -16,8 +16,9 @@
 //! A filter that cannot judge the calls it sees must never reach the program: this binary's
 //! architecture under a translator that passes prctl through to a kernel of another one
 //! (Rosetta- or FEX-style) would be killed at its first call, and qemu-user answers success
-//! and installs nothing. So the filter is first tried in a throwaway child ([`probe`]), and
-//! installed only where it is shown in force there.
+//! and installs nothing. So the filter is first tried in a throwaway child ([`probe`], still
+//! root's, before the drop), and only a filter shown in force there ([`Proven`]) can be
+//! installed.
 
 use nix::errno::Errno;
 use nix::libc;
@@ -226,14 +227,9 @@ impl std::fmt::Display for NotInForce {
     }
 }
 
-/// What [`deny_terminal_injection`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guarded {
-    /// The filter is in force for this process and all it will start.
-    Filter,
-    /// Only `no_new_privs`: the filter could not be in force, and was not installed.
-    Without(NotInForce),
-}
+/// The terminal filter for one architecture, shown in force here by [`probe`]: the only form
+/// in which it can be installed, so that a filter that would kill the program never is.
+pub struct Proven(Vec<Insn>);
 
 /// How the probe's child reports back: its exit code (a signal speaks for itself).
 const HELD: i32 = 0;
@@ -241,16 +237,19 @@ const IGNORED: i32 = 1;
 /// Installing failed with errno `REFUSED + errno` (errno values stay below 155).
 const REFUSED: i32 = 100;
 
-/// Tries `program` in a throwaway child: installs it, makes two harmless calls it judges
-/// (`ioctl` on no descriptor at all, with an allowed request and with TIOCSTI), and checks
-/// that the kernel reports a filter (`Seccomp: 2`) and that TIOCSTI was answered by the
-/// filter (EPERM) rather than by the kernel (EBADF). `no_new_privs` must be set already.
-pub fn probe(program: &[Insn]) -> Result<(), NotInForce> {
+/// Tries the filter for `arch` in a throwaway child: sets `no_new_privs` there, installs the
+/// filter, makes two harmless calls it judges (`ioctl` on no descriptor at all, with an allowed
+/// request and with TIOCSTI), and checks that the kernel reports a filter (`Seccomp: 2`) and
+/// that TIOCSTI was answered by the filter (EPERM) rather than by the kernel (EBADF). Called
+/// before the drop, so that the child is root's: the target user can neither signal it (a
+/// killed probe would leave the filter out) nor trace it.
+pub fn probe(arch: &Arch) -> Result<Proven, NotInForce> {
+    let program = filter(arch);
     // An ignored SIGCHLD (it survives exec) would have the kernel reap the child unasked, and
     // the wait below fail with ECHILD: the default disposition for the probe's life.
     let sigchld = ChildSignal::default_for_now();
     let child = match super::process::fork().map_err(NotInForce::Unknown)? {
-        super::process::Forked::Child => super::process::exit_now(probe_child(program)),
+        super::process::Forked::Child => super::process::exit_now(probe_child(&program)),
         super::process::Forked::Parent(pid) => pid,
     };
     let status = loop {
@@ -267,7 +266,7 @@ pub fn probe(program: &[Insn]) -> Result<(), NotInForce> {
         return Err(NotInForce::Kills(libc::WTERMSIG(status)));
     }
     match libc::WEXITSTATUS(status) {
-        HELD => Ok(()),
+        HELD => Ok(Proven(program)),
         IGNORED => Err(NotInForce::Ignored),
         e if e > REFUSED => Err(NotInForce::Refused(Errno::from_raw(e - REFUSED))),
         _ => Err(NotInForce::Unknown(Errno::UnknownErrno)),
@@ -317,7 +316,7 @@ fn probe_child(program: &[Insn]) -> u8 {
         };
         libc::setrlimit(libc::RLIMIT_CORE, &raw const none);
     }
-    let code = match install(program) {
+    let code = match no_new_privs().and_then(|()| install(program)) {
         Err(e) => REFUSED + (e as i32).min(155),
         Ok(()) if in_force() => HELD,
         Ok(()) => IGNORED,
@@ -341,16 +340,11 @@ fn in_force() -> bool {
     allowed && denied && reported
 }
 
-/// Sets `PR_SET_NO_NEW_PRIVS` and, if the probe shows it in force here, installs the terminal
-/// filter for `arch` for this process and all it will start. Fails only when `no_new_privs`
-/// cannot be set or a filter that passed the probe cannot be installed.
-pub fn deny_terminal_injection(arch: &Arch) -> Result<Guarded, Errno> {
-    let program = filter(arch);
+/// Sets `PR_SET_NO_NEW_PRIVS` and installs the proven terminal filter, for this process and
+/// all it will start.
+pub fn deny_terminal_injection(filter: &Proven) -> Result<(), Errno> {
     no_new_privs()?;
-    if let Err(why) = probe(&program) {
-        return Ok(Guarded::Without(why));
-    }
-    install(&program).map(|()| Guarded::Filter)
+    install(&filter.0)
 }
 
 /// Closes every descriptor above 2: `close_range`(2), else one by one as /proc/self/fd lists
@@ -565,15 +559,15 @@ mod tests {
     #[test]
     fn the_probe_passes_the_hosts_filter_and_it_is_installed() {
         let code = in_child(|| {
-            if no_new_privs().is_err() || probe(&filter(&HOST)).is_err() {
+            let Ok(proven) = probe(&HOST) else {
                 return 10;
-            }
+            };
             // The probe installed nothing here.
             if in_force() {
                 return 11;
             }
-            match deny_terminal_injection(&HOST) {
-                Ok(Guarded::Filter) if in_force() => 0,
+            match deny_terminal_injection(&proven) {
+                Ok(()) if in_force() => 0,
                 _ => 12,
             }
         });
@@ -585,14 +579,13 @@ mod tests {
         let code = in_child(|| {
             // SAFETY: ignoring a signal runs no code.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-            let _ = no_new_privs();
-            let held = probe(&filter(&HOST));
-            // SAFETY: reading the disposition only.
+            let held = probe(&HOST).is_ok();
+            // SAFETY: reading the disposition (and setting the same again).
             let now = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
             match (held, now == libc::SIG_IGN) {
-                (Ok(()), true) => 0,
-                (Ok(()), false) => 10,
-                (Err(_), _) => 11,
+                (true, true) => 0,
+                (true, false) => 10,
+                (false, _) => 11,
             }
         });
         assert_eq!(code, 0);
@@ -613,9 +606,10 @@ mod tests {
             "control: the foreign filter does not kill"
         );
         let code = in_child(|| {
-            let got = deny_terminal_injection(&FOREIGN);
-            if got != Ok(Guarded::Without(NotInForce::Kills(libc::SIGSYS))) {
-                return 10;
+            match probe(&FOREIGN) {
+                Err(NotInForce::Kills(libc::SIGSYS)) => {}
+                Err(_) => return 10,
+                Ok(_) => return 11,
             }
             // Still running, and able to exec: nothing was installed.
             let e = super::super::exec(c"/bin/true", &[c"true".to_owned()], &[c"PATH=/bin"]);
@@ -640,8 +634,8 @@ mod tests {
             {
                 return 10;
             }
-            match deny_terminal_injection(&HOST) {
-                Ok(Guarded::Without(NotInForce::Ignored)) if !in_force() => 0,
+            match probe(&HOST) {
+                Err(NotInForce::Ignored) if !in_force() => 0,
                 _ => 11,
             }
         });
@@ -653,8 +647,8 @@ mod tests {
             if install(&refuse).is_err() {
                 return 10;
             }
-            match deny_terminal_injection(&HOST) {
-                Ok(Guarded::Without(NotInForce::Refused(Errno::EACCES))) => 0,
+            match probe(&HOST) {
+                Err(NotInForce::Refused(Errno::EACCES)) => 0,
                 _ => 11,
             }
         });

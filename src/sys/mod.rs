@@ -49,10 +49,13 @@ pub trait Privileges {
     fn close_fds(&mut self) -> Result<(), Errno>;
     /// `PR_SET_NO_NEW_PRIVS`: nothing the program starts can gain privileges.
     fn no_new_privs(&mut self) -> Result<(), Errno>;
-    /// `PR_SET_NO_NEW_PRIVS` and, where a probe shows it can be in force, the seccomp filter
-    /// that keeps the program (and everything it starts) from pushing input into a terminal
-    /// ([`guard`]); says which.
-    fn guard_terminal(&mut self) -> Result<guard::Guarded, Errno>;
+    /// The seccomp filter that keeps the program (and everything it starts) from pushing input
+    /// into a terminal ([`guard`]), once shown in force here.
+    type Filter;
+    /// Tries that filter in a throwaway child ([`guard::probe`]).
+    fn probe_terminal(&mut self) -> Result<Self::Filter, guard::NotInForce>;
+    /// `PR_SET_NO_NEW_PRIVS` and `filter`, for this process and all it will start.
+    fn guard_terminal(&mut self, filter: &Self::Filter) -> Result<(), Errno>;
 }
 
 /// The real calls.
@@ -128,8 +131,12 @@ impl Privileges for Linux {
     fn no_new_privs(&mut self) -> Result<(), Errno> {
         guard::no_new_privs()
     }
-    fn guard_terminal(&mut self) -> Result<guard::Guarded, Errno> {
-        guard::deny_terminal_injection(&guard::HOST)
+    type Filter = guard::Proven;
+    fn probe_terminal(&mut self) -> Result<guard::Proven, guard::NotInForce> {
+        guard::probe(&guard::HOST)
+    }
+    fn guard_terminal(&mut self, filter: &guard::Proven) -> Result<(), Errno> {
+        guard::deny_terminal_injection(filter)
     }
 }
 
