@@ -18,7 +18,7 @@ use crate::exit::Exit;
 use crate::settings::Settings;
 use crate::shim::{Launch, Prepared};
 use crate::sys::process;
-use crate::{record, shim, sys};
+use crate::{record, relay, shim, sys};
 
 /// What the container runs, from its arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,13 +85,11 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
             return e.exit();
         }
     };
-    let how = if process::is_pid1() {
-        Launch::Supervise
-    } else {
-        Launch::Exec
-    };
+    let pid1 = process::is_pid1();
     let (ruid, ..) = sys::caller_ids();
     if ruid != 0 {
+        // No drop, so nothing of root's to keep from the program: no relay.
+        let how = Launch::for_main(pid1, false);
         let hermes = shim::target(settings).ok().map(|t| t.uid);
         if let Some(why) = unusable_home(ruid, hermes, &settings.home) {
             say!("{why}");
@@ -111,6 +109,9 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
             say!("{why}");
         }
     }
+    // Run by hand from a root prompt (`docker exec -it c sh`, then the entrypoint), the
+    // program must not get root's terminal any more than through the shim.
+    let how = Launch::for_main(pid1, !pid1 && relay::needed());
     shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint, settings)
 }
 

@@ -9,7 +9,10 @@
 //! copies bytes between root's terminal and the pty's master until the program exits, then
 //! closes the master, so whatever still holds the program's terminal reads only EIO. With no
 //! terminal on 0, 1 or 2 but a controlling terminal still (`hermes </dev/null >log` typed at a
-//! root prompt), the program just gets a session of its own, without a terminal at all.
+//! root prompt), the program just gets a session of its own, without a terminal at all. The
+//! entrypoint typed at such a prompt (`docker exec -it c sh`, then `/opt/hermes/entrypoint.sh`)
+//! is relayed the same way; only as PID 1, the container's main program, does it keep the
+//! terminal it has, the container's console, which is the program's own.
 //!
 //! Root's terminal is in raw mode meanwhile: keys pass through untouched and the pty's own line
 //! discipline (with root's modes copied onto it) turns Ctrl-C into SIGINT, Ctrl-Z into SIGTSTP
@@ -33,7 +36,7 @@ use crate::sys::pty::{self, ChildState, Raw, std_fd};
 /// Whether the caller is in a terminal session the program must not share: a terminal on 0,
 /// 1 or 2, or a controlling terminal.
 pub fn needed() -> bool {
-    (0..=2).any(pty::is_tty) || pty::has_controlling_terminal()
+    pty::in_terminal_session()
 }
 
 /// Runs `start` in a child on a fresh pty (in a session of its own), relaying until it ends;

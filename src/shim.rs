@@ -22,6 +22,7 @@ use crate::escape::shown;
 use crate::exit::Exit;
 use crate::relay;
 use crate::settings::{DEFAULT_REAL_DIR, Settings};
+use crate::sys::guard::NotInForce;
 use crate::sys::{self, Privileges};
 use crate::users::{self, Target, UserError};
 
@@ -108,37 +109,68 @@ impl fmt::Display for DropError {
     }
 }
 
-/// Whether the program will have a terminal (then the seccomp filter of [`crate::sys::guard`]
-/// goes in too).
+/// Which terminal the program will have (with one, the seccomp filter of [`crate::sys::guard`]
+/// goes in too, where it can be in force).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Terminal {
+    /// None: no terminal on 0, 1 or 2 and no controlling terminal.
     None,
-    Some,
+    /// A pty of its own, behind the relay ([`crate::relay`]).
+    Relayed,
+    /// The terminal of the session it was started in: as PID 1, the container's console.
+    Inherited,
 }
 
 impl Terminal {
-    /// Whether any of 0, 1, 2 is a terminal now.
-    pub fn of_stdio() -> Terminal {
-        if (0..=2).any(sys::pty::is_tty) {
-            Terminal::Some
-        } else {
-            Terminal::None
+    /// The terminal a program started `how` will have, judged in this process's session: a
+    /// terminal on 0, 1 or 2, or a controlling terminal that /dev/tty would open even with all
+    /// three redirected. [`Launch::Exec`] is chosen only outside a terminal session, so it
+    /// costs no call on the shim's common path.
+    pub fn of_session(how: Launch) -> Terminal {
+        match how {
+            Launch::Exec => Terminal::None,
+            _ if !sys::pty::in_terminal_session() => Terminal::None,
+            Launch::Relay => Terminal::Relayed,
+            Launch::Supervise => Terminal::Inherited,
         }
     }
+}
+
+/// The one line that says the terminal filter is not in force, what that loses, and what still
+/// holds.
+pub fn filter_lost(terminal: Terminal, why: NotInForce) -> String {
+    let still = match terminal {
+        Terminal::Inherited => {
+            "its terminal is the one it was started on (the container's console), not a root session's"
+        }
+        Terminal::Relayed | Terminal::None => {
+            "the relay still keeps root's terminal from the program"
+        }
+    };
+    format!(
+        "hermes-shim: WARNING: the seccomp filter against terminal injection cannot be in force here ({why}); running without it: the program and what it starts can push input (TIOCSTI) into a terminal they hold; {still}"
+    )
 }
 
 /// Drops to `target`: supplementary groups, then gid, then uid (real, effective and saved),
 /// then verifies, then closes inherited descriptors and sets `no_new_privs` (with the terminal
 /// filter where the program will have a terminal). Groups and gid go first because they need
 /// privilege that the uid change takes away; the verification catches a kernel, seccomp filter
-/// or user namespace that reported success without doing the work.
+/// or user namespace that reported success without doing the work. Returns why the terminal
+/// filter is not in force, where the program has a terminal and the filter could not be.
 pub fn drop_privileges<P: Privileges>(
     p: &mut P,
     t: &Target,
     terminal: Terminal,
-) -> Result<(), DropError> {
+) -> Result<Option<NotInForce>, DropError> {
     let fail = |step, failure| DropError { step, failure };
     let call = |step| move |e| fail(step, Failure::Call(e));
+    // The terminal filter is tried while this process is still root: the throwaway child is
+    // then root's too, out of the target user's reach (see guard::probe).
+    let filter = match terminal {
+        Terminal::None => None,
+        Terminal::Relayed | Terminal::Inherited => Some(p.probe_terminal()),
+    };
     p.set_groups(&t.groups).map_err(call(Step::SetGroups))?;
     p.set_gid(t.gid).map_err(call(Step::SetGid))?;
     p.set_uid(t.uid).map_err(call(Step::SetUid))?;
@@ -165,9 +197,19 @@ pub fn drop_privileges<P: Privileges>(
     // What root's session holds must not reach the program: open files (`hermes 3</etc/shadow`),
     // and the power to raise privileges again or to type into a terminal.
     p.close_fds().map_err(call(Step::CloseFds))?;
-    match terminal {
-        Terminal::Some => p.guard_terminal().map_err(call(Step::GuardTerminal)),
-        Terminal::None => p.no_new_privs().map_err(call(Step::NoNewPrivs)),
+    match filter {
+        Some(Ok(f)) => p
+            .guard_terminal(&f)
+            .map_err(call(Step::GuardTerminal))
+            .map(|()| None),
+        Some(Err(why)) => p
+            .no_new_privs()
+            .map_err(call(Step::NoNewPrivs))
+            .map(|()| Some(why)),
+        None => p
+            .no_new_privs()
+            .map_err(call(Step::NoNewPrivs))
+            .map(|()| None),
     }
 }
 
@@ -180,7 +222,12 @@ pub fn drop_then<P: Privileges>(
     exec: impl FnOnce() -> Exit,
 ) -> Exit {
     match drop_privileges(p, t, terminal) {
-        Ok(()) => exec(),
+        Ok(lost) => {
+            if let Some(why) = lost {
+                say!("{}", filter_lost(terminal, why));
+            }
+            exec()
+        }
         Err(e) => refuse(&user_label(t), &e, caller),
     }
 }
@@ -390,6 +437,27 @@ pub enum Launch {
 }
 
 impl Launch {
+    /// How the shim starts a program: behind the relay from a terminal session (any terminal on
+    /// 0, 1 or 2, or a controlling terminal), else in place.
+    pub fn for_exec(terminal_session: bool) -> Launch {
+        if terminal_session {
+            Launch::Relay
+        } else {
+            Launch::Exec
+        }
+    }
+
+    /// How the entrypoint starts the container's main program: as PID 1 it stays the
+    /// program's init, and the terminal it has is the container's console, the program's own;
+    /// otherwise (under an init, or typed at a root prompt of `docker exec -it`) as the shim.
+    pub fn for_main(pid1: bool, terminal_session: bool) -> Launch {
+        if pid1 {
+            Launch::Supervise
+        } else {
+            Launch::for_exec(terminal_session)
+        }
+    }
+
     /// Starts `p` this way; returns only with an exit code.
     pub fn start(self, p: &Prepared) -> Exit {
         match self {
@@ -421,11 +489,7 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Se
         return Prepared::new(&path, args, None).exec();
     }
     // From a terminal session, the program gets a terminal of its own (see crate::relay).
-    let how = if relay::needed() {
-        Launch::Relay
-    } else {
-        Launch::Exec
-    };
+    let how = Launch::for_exec(relay::needed());
     run_as_target(&path, args, how, Caller::Shim, settings)
 }
 
@@ -457,16 +521,22 @@ pub fn run_as_target(
         how.start(&Prepared::new(path, args, Some(&target)))
     };
     // The relay forks first: the parent stays root to relay, the child drops and becomes the
-    // monitor of the program in the new session.
+    // monitor of the program in the new session, where which terminal it has is judged.
     if how == Launch::Relay {
         relay::run(|| {
-            let terminal = Terminal::of_stdio();
+            let terminal = Terminal::of_session(how);
             drop_then(&mut sys::Linux, &target, terminal, caller, || {
                 relay::monitor(exec)
             })
         })
     } else {
-        drop_then(&mut sys::Linux, &target, Terminal::of_stdio(), caller, exec)
+        drop_then(
+            &mut sys::Linux,
+            &target,
+            Terminal::of_session(how),
+            caller,
+            exec,
+        )
     }
 }
 
@@ -506,6 +576,7 @@ mod tests {
         fail: Option<&'static str>,
         lie: bool,
         reversible: bool,
+        lost: Option<NotInForce>,
         caps: u64,
         ids: Option<Ids>,
         groups: Vec<u32>,
@@ -572,7 +643,12 @@ mod tests {
         fn no_new_privs(&mut self) -> Result<(), Errno> {
             self.step("no_new_privs")
         }
-        fn guard_terminal(&mut self) -> Result<(), Errno> {
+        type Filter = ();
+        fn probe_terminal(&mut self) -> Result<(), NotInForce> {
+            self.calls.push("probe");
+            self.lost.map_or(Ok(()), Err)
+        }
+        fn guard_terminal(&mut self, (): &()) -> Result<(), Errno> {
             self.step("seccomp")
         }
     }
@@ -589,7 +665,7 @@ mod tests {
 
     fn run_with(r: &mut Recorder) -> (Exit, bool) {
         let mut exec_called = false;
-        let code = drop_then(r, &target(), Terminal::Some, Caller::Shim, || {
+        let code = drop_then(r, &target(), Terminal::Relayed, Caller::Shim, || {
             exec_called = true;
             Exit::Ok
         });
@@ -603,6 +679,7 @@ mod tests {
         assert_eq!(
             r.calls,
             [
+                "probe",
                 "setgroups",
                 "setresgid",
                 "setresuid",
@@ -618,17 +695,76 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_that_cannot_be_in_force_is_left_out_with_one_warning_and_the_program_runs() {
+        for why in [
+            NotInForce::Kills(libc_sigsys()),
+            NotInForce::Ignored,
+            NotInForce::Refused(Errno::EINVAL),
+        ] {
+            let mut r = Recorder {
+                lost: Some(why),
+                ..Default::default()
+            };
+            assert_eq!(run_with(&mut r), (Exit::Ok, true), "{why:?}");
+            // Tried first, as root; left out; no_new_privs all the same.
+            assert_eq!(r.calls.first(), Some(&"probe"));
+            assert_eq!(r.calls.last(), Some(&"no_new_privs"));
+            assert!(!r.calls.contains(&"seccomp"));
+            let mut again = Recorder {
+                lost: Some(why),
+                ..Default::default()
+            };
+            assert_eq!(
+                drop_privileges(&mut again, &target(), Terminal::Inherited),
+                Ok(Some(why))
+            );
+        }
+        let relayed = filter_lost(Terminal::Relayed, NotInForce::Ignored);
+        for needle in [
+            "WARNING",
+            "seccomp filter against terminal injection cannot be in force",
+            "judges nothing",
+            "TIOCSTI",
+            "the relay still keeps root's terminal from the program",
+        ] {
+            assert!(relayed.contains(needle), "{needle:?} in {relayed:?}");
+        }
+        assert_eq!(relayed.lines().count(), 1);
+        let console = filter_lost(Terminal::Inherited, NotInForce::Kills(libc_sigsys()));
+        assert!(console.contains("the container's console"), "{console}");
+        assert!(console.contains("signal 31"), "{console}");
+    }
+
+    fn libc_sigsys() -> i32 {
+        nix::libc::SIGSYS
+    }
+
+    #[test]
+    fn the_relay_for_every_terminal_session_but_pid_1s() {
+        assert_eq!(Launch::for_exec(true), Launch::Relay);
+        assert_eq!(Launch::for_exec(false), Launch::Exec);
+        assert_eq!(Launch::for_main(true, true), Launch::Supervise);
+        assert_eq!(Launch::for_main(true, false), Launch::Supervise);
+        assert_eq!(Launch::for_main(false, true), Launch::Relay);
+        assert_eq!(Launch::for_main(false, false), Launch::Exec);
+        // A program started in place has no terminal: it is chosen only outside a session.
+        assert_eq!(Terminal::of_session(Launch::Exec), Terminal::None);
+    }
+
+    #[test]
     fn the_terminal_filter_only_where_there_is_a_terminal() {
         let mut r = Recorder::default();
         let code = drop_then(&mut r, &target(), Terminal::None, Caller::Shim, || Exit::Ok);
         assert_eq!(code, Exit::Ok);
         assert_eq!(r.calls.last(), Some(&"no_new_privs"));
         assert!(!r.calls.contains(&"seccomp"));
+        assert!(!r.calls.contains(&"probe"), "no terminal, no probe");
     }
 
     #[test]
     fn failure_at_each_step_refuses_without_exec() {
-        const ALL: [&str; 6] = [
+        const ALL: [&str; 7] = [
+            "probe",
             "setgroups",
             "setresgid",
             "setresuid",
@@ -639,18 +775,18 @@ mod tests {
         // The step that fails, how many calls were made up to it ("current" is the
         // verification's read of the ids, after setresuid), and what the refusal says.
         for (fail, made, says) in [
-            ("setgroups", 1, "setgroups: EPERM: Operation not permitted"),
-            ("setresgid", 2, "setresgid: EPERM: Operation not permitted"),
-            ("setresuid", 3, "setresuid: EPERM: Operation not permitted"),
-            ("current", 3, "verifying the new ids: EIO: I/O error"),
+            ("setgroups", 2, "setgroups: EPERM: Operation not permitted"),
+            ("setresgid", 3, "setresgid: EPERM: Operation not permitted"),
+            ("setresuid", 4, "setresuid: EPERM: Operation not permitted"),
+            ("current", 4, "verifying the new ids: EIO: I/O error"),
             (
                 "close fds",
-                5,
+                6,
                 "closing inherited descriptors: EPERM: Operation not permitted",
             ),
             (
                 "seccomp",
-                6,
+                7,
                 "installing the seccomp filter against terminal injection: EPERM: Operation not permitted",
             ),
         ] {
@@ -665,7 +801,7 @@ mod tests {
                 fail: Some(fail),
                 ..Default::default()
             };
-            let err = drop_privileges(&mut again, &target(), Terminal::Some).unwrap_err();
+            let err = drop_privileges(&mut again, &target(), Terminal::Relayed).unwrap_err();
             assert_eq!(err.to_string(), says);
         }
     }
@@ -725,7 +861,7 @@ mod tests {
                 calls: Vec::new(),
                 ..r
             };
-            let err = drop_privileges(&mut again, &target(), Terminal::Some).unwrap_err();
+            let err = drop_privileges(&mut again, &target(), Terminal::Relayed).unwrap_err();
             assert_eq!(err.step, step, "{what}");
             assert!(err.to_string().starts_with(says), "{what}: {err}");
         }

@@ -724,4 +724,132 @@ check_contains "docker run --user 1234: one line says to start as root with HERM
     "uid 1234 cannot write HERMES_HOME /opt/data" "$out"
 check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=1234" "$out"
 
+# Terminal and seccomp (issue 17, items 2, 3 and 5): the entrypoint typed at a root prompt of
+# `docker exec -it`, a seccomp profile answering EPERM for close_range (Docker 20.10.0-20.10.4),
+# and one that keeps the terminal filter out. Self-contained: its own programs, profiles and
+# containers.
+echo "# terminal and seccomp: the entrypoint by hand, close_range EPERM, a filter that cannot be in force"
+mkdir -m 0755 "$WORK/term"
+# Which terminal the program has, against root's (argv[1], what `tty` said at root's prompt):
+# on 0, and as its controlling terminal; and its filters. One line.
+install -m 0755 /dev/stdin "$WORK/term/whose-tty" <<'EOF'
+#!/usr/bin/python3
+import os, sys
+roots = os.stat(sys.argv[1]).st_rdev
+# The controlling terminal's device (0: none), field 7 of /proc/self/stat.
+nr = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[4])
+ctty = os.makedev((nr >> 8) & 0xfff, (nr & 0xff) | ((nr >> 12) & 0xfff00)) if nr else 0
+stdin = os.fstat(0).st_rdev if os.isatty(0) else 0
+status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+print("WHOSE uid=%d stdin-is-roots=%s ctty=%s ctty-is-roots=%s filters=%s" % (
+    os.getuid(), stdin == roots, nr != 0, ctty == roots,
+    status.get("Seccomp_filters", "?").strip()), flush=True)
+EOF
+# Whether descriptors 3 and 7 reached the program (the shell keeps its script on another).
+install -m 0755 /dev/stdin "$WORK/term/fds" <<'EOF'
+#!/bin/sh
+said=
+for fd in 3 7; do
+    if [ -e "/proc/$$/fd/$fd" ]; then said="$said $fd:open"; else said="$said $fd:closed"; fi
+done
+echo $said
+EOF
+# Drives `docker exec -it CONTAINER sh` on a pty of its own, as a person at a terminal: types
+# each line, waiting a little after each, and prints the whole transcript.
+install -m 0755 /dev/stdin "$WORK/term/drive.py" <<'EOF'
+#!/usr/bin/python3
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("docker", ["docker", "exec", "-it", "-e", "HERMES_SHIM_REAL_DIR=/opt/term", sys.argv[1], "sh"])
+seen = bytearray()
+def drain(secs):
+    end = time.time() + secs
+    while time.time() < end:
+        if select.select([fd], [], [], max(0, end - time.time()))[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            seen.extend(data)
+drain(1.0)
+for line in sys.argv[2:]:
+    os.write(fd, line.encode() + b"\n")
+    drain(4.0)
+os.write(fd, b"exit\n")
+drain(1.0)
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace").replace("\r", ""))
+EOF
+cat >"$WORK/seccomp-close-range-eperm.json" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    { "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }
+  ]
+}
+EOF
+# prctl(PR_SET_SECCOMP, …) refused (22 is PR_SET_SECCOMP): the terminal filter cannot go in.
+cat >"$WORK/seccomp-no-filter.json" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    { "names": ["prctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+      "args": [ { "index": 0, "value": 22, "op": "SCMP_CMP_EQ" } ] }
+  ]
+}
+EOF
+TERM_DIR=(-v "$WORK/term:/opt/term:ro")
+whose() { grep -m1 '^WHOSE ' <<<"$1" | cut -d' ' -f2-; }
+
+start term "${TERM_DIR[@]}" -- sleep infinity
+TC="$TAG-term"
+wait_main "$TC" || not_ok "term container reaches its main program"
+# shellcheck disable=SC2016 # typed at the container's shell
+t=$("$WORK/term/drive.py" "$TC" \
+    '/opt/hermes/entrypoint.sh /opt/term/whose-tty "$(tty)"; echo "rc=$?"' \
+    'hermes-shim entrypoint /opt/term/whose-tty "$(tty)" </dev/null >/tmp/whose 2>/dev/null; cat /tmp/whose')
+check "entrypoint by hand at a docker exec -it prompt: the program has a terminal of its own, not root's (the relay)" \
+    "uid=$HERMES_UID stdin-is-roots=False ctty=True ctty-is-roots=False" \
+    "$(whose "$t" | cut -d' ' -f1-4)"
+check_contains "entrypoint by hand: its exit status comes back" "rc=0" "$t"
+check "entrypoint by hand, 0-2 redirected: no controlling terminal at all (root's cannot be opened by /dev/tty)" \
+    "uid=$HERMES_UID stdin-is-roots=False ctty=False ctty-is-roots=False" \
+    "$(grep '^WHOSE ' <<<"$t" | sed -n 2p | cut -d' ' -f2-5)"
+plain=$(docker exec "$TC" sed -n 's/^Seccomp_filters:[[:space:]]*//p' /proc/self/status)
+check "entrypoint by hand: the terminal filter is on (one more seccomp filter)" "filters=$((plain + 1))" \
+    "$(whose "$t" | cut -d' ' -f5)"
+check_lacks "entrypoint by hand: no filter warning where the filter can be in force" "cannot be in force" "$t"
+
+start cr "${TERM_DIR[@]}" --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" -- sleep infinity
+CR="$TAG-cr"
+if wait_main "$CR"; then ok "close_range answered EPERM: the main program starts (as hermes)"; else
+    not_ok "close_range answered EPERM: the main program starts (as hermes)"; fi
+check "close_range answered EPERM: the profile is in force (control)" "-1 1" \
+    "$(docker exec "$CR" /usr/bin/python3 -c 'import ctypes; c = ctypes.CDLL(None, use_errno=True); print(c.syscall(436, 1000, 1001, 0), ctypes.get_errno())' 2>&1)"
+check_contains "close_range answered EPERM: a root docker exec hermes --version works" "Hermes Agent v0.19.0" \
+    "$(dk exec "$CR" hermes --version 2>&1)"
+check "close_range answered EPERM: root's descriptors 3 and 7 are still closed for the program" "3:closed 7:closed" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/term "$CR" sh -c 'exec 3</etc/hostname 7</etc/hostname; exec hermes-shim exec fds' 2>&1)"
+check "close_range answered EPERM: docker run IMAGE id -u drops" "$HERMES_UID" \
+    "$(dk run --rm --security-opt "seccomp=$WORK/seccomp-close-range-eperm.json" "$IMAGE" id -u 2>/dev/null)"
+
+start nf "${TERM_DIR[@]}" --security-opt "seccomp=$WORK/seccomp-no-filter.json" -- sleep infinity
+NF="$TAG-nf"
+wait_main "$NF" || not_ok "no-filter container reaches its main program"
+# shellcheck disable=SC2016 # typed at the container's shell
+t=$("$WORK/term/drive.py" "$NF" 'hermes-shim exec whose-tty "$(tty)"; echo "rc=$?"')
+check "filter refused: the program still runs, behind the relay" \
+    "uid=$HERMES_UID stdin-is-roots=False ctty=True ctty-is-roots=False" "$(whose "$t" | cut -d' ' -f1-4)"
+check "filter refused: no filter of ours was installed" "filters=$(docker exec "$NF" sed -n 's/^Seccomp_filters:[[:space:]]*//p' /proc/self/status)" \
+    "$(whose "$t" | cut -d' ' -f5)"
+check "filter refused: said once, in one WARNING line" 1 "$(grep -c 'WARNING: the seccomp filter against terminal injection cannot be in force here (installing it failed: EPERM' <<<"$t")"
+check_contains "filter refused: the warning says the relay still keeps root's terminal" \
+    "the relay still keeps root's terminal from the program" "$t"
+check_contains "filter refused: exit 0" "rc=0" "$t"
+check_lacks "no terminal: no probe, no warning" "WARNING" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/term "$NF" hermes-shim exec fds 2>&1)"
+
 summary

@@ -1167,6 +1167,11 @@ inject("during")
 
 /// Runs the pty driver as root in the sandbox's namespace; returns the transcript.
 fn drive_pty(sb: &Sandbox, steps: &[String]) -> String {
+    drive_pty_with(sb, &[], steps)
+}
+
+/// [`drive_pty`] with more bind mounts in the namespace.
+fn drive_pty_with(sb: &Sandbox, mounts: &[(PathBuf, &str)], steps: &[String]) -> String {
     let driver = sb.path("driver.py");
     fs::write(&driver, PTY_DRIVER).unwrap();
     let transcript = sb.path("transcript");
@@ -1176,7 +1181,7 @@ fn drive_pty(sb: &Sandbox, steps: &[String]) -> String {
         transcript.clone().into_os_string(),
     ];
     argv.extend(steps.iter().map(OsString::from));
-    let o = sb.run(sb.command(&argv));
+    let o = sb.run(sb.command_with_mounts(mounts, &argv));
     assert_eq!(o.status.code(), Some(0), "pty driver: {}", o.stderr);
     String::from_utf8_lossy(&fs::read(&transcript).unwrap()).into_owned()
 }
@@ -1185,48 +1190,89 @@ fn legacy_tiocsti() -> bool {
     fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() == "1")
 }
 
+/// Types `line` (which starts the injector) at root's prompt on a fresh pty, then a command of
+/// root's while the injector's child lingers; reports what each attempt got.
+fn attack_roots_terminal(sb: &Sandbox, mounts: &[(PathBuf, &str)], line: &str) -> Attempt {
+    let out = sb.out();
+    sb.reset_out();
+    let typed = format!("echo typed-by-root > {}/root-typed", out.display());
+    let t = drive_pty_with(
+        sb,
+        mounts,
+        &[
+            format!("type:{line}"),
+            "wait:2".into(),
+            // Root's next command reads nothing, so what root types meanwhile waits in the
+            // terminal's queue: whoever reads that terminal now gets it first.
+            "type:sleep 2".into(),
+            "wait:0.3".into(),
+            format!("type:{typed}"),
+            "wait:3.5".into(),
+        ],
+    );
+    let read = |name: &str| fs::read_to_string(out.join(name)).ok();
+    Attempt {
+        during: read("during"),
+        after: read("after"),
+        stolen: read("stolen"),
+        pwned: [read("pwned-during"), read("pwned-after")],
+        root_typed: read("root-typed"),
+        transcript: t,
+    }
+}
+
+/// The program, its child and anything they start neither typed into root's terminal nor read
+/// what root typed there, and root's own command still ran.
+fn assert_roots_terminal_kept(a: &Attempt, what: &str) {
+    let t = &a.transcript;
+    assert_eq!(
+        a.during.as_deref(),
+        Some("EPERM"),
+        "{what}: during the run\n{t}"
+    );
+    assert_eq!(
+        a.after.as_deref(),
+        Some("EPERM"),
+        "{what}: lingering child\n{t}"
+    );
+    assert_eq!(
+        a.pwned,
+        [None, None],
+        "{what}: root ran the program's command\n{t}"
+    );
+    // The program had a terminal of its own (the relay's pty), closed when it exited: whatever
+    // the child does with it, root's typing never reaches it.
+    assert!(
+        !a.stolen.as_deref().unwrap_or("").contains("typed-by-root"),
+        "{what}: the child read root's typing\n{t}"
+    );
+    assert_eq!(
+        a.root_typed.as_deref(),
+        Some("typed-by-root\n"),
+        "{what}: root's own command still reached root's shell\n{t}"
+    );
+}
+
 #[test]
 fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
     require!(root, tools: ["python3"]);
     let sb = Sandbox::new("tiocsti");
     common::write_program(&sb.real_dir().join("inject"), INJECTOR, 0o755);
     let out = sb.out();
-    let run = |line: String| {
-        sb.reset_out();
-        let typed = format!("echo typed-by-root > {}/root-typed", out.display());
-        let t = drive_pty(
-            &sb,
-            &[
-                format!("type:{line}"),
-                "wait:2".into(),
-                // Root's next command reads nothing, so what root types meanwhile waits in the
-                // terminal's queue: whoever reads that terminal now gets it first.
-                "type:sleep 2".into(),
-                "wait:0.3".into(),
-                format!("type:{typed}"),
-                "wait:3.5".into(),
-            ],
-        );
-        let read = |name: &str| fs::read_to_string(out.join(name)).ok();
-        Attempt {
-            during: read("during"),
-            after: read("after"),
-            stolen: read("stolen"),
-            pwned: [read("pwned-during"), read("pwned-after")],
-            root_typed: read("root-typed"),
-            transcript: t,
-        }
-    };
 
     // The attack is real here: the same program run as uid 10000 by setpriv, with no guard,
     // gets root's shell to run its command (whenever the kernel still allows TIOCSTI at all)
     // and reads what root types next.
     if legacy_tiocsti() && common::part_has_tool("the unguarded control run", "setpriv") {
-        let control = run(format!(
-            "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
-            sb.real_dir().join("inject").display(),
-            out.display()
-        ));
+        let control = attack_roots_terminal(
+            &sb,
+            &[],
+            &format!(
+                "setpriv --reuid=10000 --regid=10000 --clear-groups {} {}",
+                sb.real_dir().join("inject").display(),
+                out.display()
+            ),
+        );
         let t = &control.transcript;
         assert_eq!(control.during.as_deref(), Some("injected"), "control: {t}");
         assert_eq!(
@@ -1243,22 +1289,37 @@ fn the_dropped_program_cannot_type_into_or_read_roots_terminal() {
         );
     }
 
-    let a = run(format!("{} {}", sb.link("inject").display(), out.display()));
-    let t = &a.transcript;
-    assert_eq!(a.during.as_deref(), Some("EPERM"), "during the run\n{t}");
-    assert_eq!(a.after.as_deref(), Some("EPERM"), "lingering child\n{t}");
-    assert_eq!(a.pwned, [None, None], "root ran the program's command\n{t}");
-    // The program had a terminal of its own (the relay's pty), closed when it exited: whatever
-    // the child does with it, root's typing never reaches it.
-    assert!(
-        !a.stolen.as_deref().unwrap_or("").contains("typed-by-root"),
-        "the child read root's typing\n{t}"
-    );
-    assert_eq!(
-        a.root_typed.as_deref(),
-        Some("typed-by-root\n"),
-        "root's own command still reached root's shell\n{t}"
-    );
+    let line = format!("{} {}", sb.link("inject").display(), out.display());
+    assert_roots_terminal_kept(&attack_roots_terminal(&sb, &[], &line), "the shim");
+}
+
+/// The entrypoint as root runs the start-up repair first: over the sandbox's home, with a /run
+/// of the test's own (for its record, and with no Docker socket of the host's in it).
+fn entrypoint_line(sb: &Sandbox, program: &str) -> String {
+    format!(
+        "env HERMES_HOME={} {} entrypoint {program}",
+        sb.home().display(),
+        common::bin().display()
+    )
+}
+
+fn own_run(sb: &Sandbox) -> Vec<(PathBuf, &'static str)> {
+    let run = sb.path("run");
+    let _ = fs::create_dir(&run);
+    vec![(run, "/run")]
+}
+
+#[test]
+fn the_entrypoint_typed_at_a_root_prompt_keeps_roots_terminal_from_the_program() {
+    require!(root, tools: ["python3"]);
+    // `docker exec -it c sh`, then `/opt/hermes/entrypoint.sh …` by hand: not PID 1, so the
+    // program gets a terminal of its own behind the relay, as through the shim.
+    let sb = Sandbox::new("entry-tiocsti");
+    let inject = sb.real_dir().join("inject");
+    common::write_program(&inject, INJECTOR, 0o755);
+    let line = entrypoint_line(&sb, &format!("{} {}", inject.display(), sb.out().display()));
+    let a = attack_roots_terminal(&sb, &own_run(&sb), &line);
+    assert_roots_terminal_kept(&a, "the entrypoint by hand");
 }
 
 /// Writes 5000 numbered lines in one go and exits at once: the last of them are still in the
@@ -1339,6 +1400,81 @@ fn redirected_from_a_root_prompt_the_program_has_no_controlling_terminal() {
         got.as_deref(),
         Some("ENXIO"),
         "a session of its own, no terminal\n{t}"
+    );
+}
+
+#[test]
+fn redirected_from_a_root_prompt_the_entrypoints_program_has_no_controlling_terminal() {
+    require!(root, tools: ["python3"]);
+    let sb = Sandbox::new("entry-ctty");
+    let probe = sb.real_dir().join("ctty");
+    common::write_program(&probe, CTTY_PROBE, 0o755);
+    let line = entrypoint_line(&sb, &format!("{} {}", probe.display(), sb.out().display()));
+    let t = drive_pty_with(
+        &sb,
+        &own_run(&sb),
+        &[
+            format!("type:{line} </dev/null >/dev/null 2>&1"),
+            "wait:3".into(),
+        ],
+    );
+    assert_eq!(
+        fs::read_to_string(sb.out().join("ctty")).ok().as_deref(),
+        Some("ENXIO"),
+        "a session of its own, no terminal\n{t}"
+    );
+}
+
+/// Pushes a command into its controlling terminal through /dev/tty (0, 1 and 2 are not
+/// terminals), and records the filter state and what TIOCSTI answered.
+const TTY_INJECTOR: &str = r#"#!/usr/bin/python3
+import errno, fcntl, os, sys, termios
+out = sys.argv[1]
+with open(out + "/seccomp", "w") as f:
+    f.write([l for l in open("/proc/self/status") if l.startswith("Seccomp:")][0].split()[1])
+try:
+    fd = os.open("/dev/tty", os.O_RDWR)
+    for b in ("id -u > %s/pwned\n" % out).encode():
+        fcntl.ioctl(fd, termios.TIOCSTI, bytes([b]))
+    result = "injected"
+except OSError as e:
+    result = errno.errorcode.get(e.errno, str(e.errno))
+with open(out + "/tiocsti", "w") as f:
+    f.write(result)
+"#;
+
+#[test]
+fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
+    require!(root, tools: ["python3", "unshare"]);
+    // PID 1 of a PID namespace that kept root's session (unshare forks no new session): the
+    // entrypoint stays the program's init and the terminal is the program's, yet with 0, 1 and
+    // 2 redirected the controlling terminal is still reachable by /dev/tty, so the filter must
+    // go in all the same.
+    let sb = Sandbox::new("entry-pid1");
+    let probe = sb.real_dir().join("tty-inject");
+    common::write_program(&probe, TTY_INJECTOR, 0o755);
+    let out = sb.out();
+    let line = format!(
+        "unshare --pid --fork --mount-proc {} </dev/null >/dev/null 2>&1; echo pid1-done=$?",
+        entrypoint_line(&sb, &format!("{} {}", probe.display(), out.display()))
+    );
+    let t = drive_pty_with(
+        &sb,
+        &own_run(&sb),
+        &[format!("type:{line}"), "wait:3".into()],
+    );
+    let read = |name: &str| fs::read_to_string(out.join(name)).ok();
+    assert!(t.contains("pid1-done=0"), "{t}");
+    assert_eq!(
+        read("seccomp").as_deref(),
+        Some("2"),
+        "the filter is in\n{t}"
+    );
+    assert_eq!(read("tiocsti").as_deref(), Some("EPERM"), "{t}");
+    assert_eq!(
+        read("pwned"),
+        None,
+        "root's shell ran the program's command\n{t}"
     );
 }
 

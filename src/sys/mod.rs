@@ -49,9 +49,13 @@ pub trait Privileges {
     fn close_fds(&mut self) -> Result<(), Errno>;
     /// `PR_SET_NO_NEW_PRIVS`: nothing the program starts can gain privileges.
     fn no_new_privs(&mut self) -> Result<(), Errno>;
-    /// `PR_SET_NO_NEW_PRIVS` and the seccomp filter that keeps the program (and everything it
-    /// starts) from pushing input into a terminal ([`guard`]).
-    fn guard_terminal(&mut self) -> Result<(), Errno>;
+    /// The seccomp filter that keeps the program (and everything it starts) from pushing input
+    /// into a terminal ([`guard`]), once shown in force here.
+    type Filter;
+    /// Tries that filter in a throwaway child ([`guard::probe`]).
+    fn probe_terminal(&mut self) -> Result<Self::Filter, guard::NotInForce>;
+    /// `PR_SET_NO_NEW_PRIVS` and `filter`, for this process and all it will start.
+    fn guard_terminal(&mut self, filter: &Self::Filter) -> Result<(), Errno>;
 }
 
 /// The real calls.
@@ -113,7 +117,11 @@ impl Privileges for Linux {
         // SAFETY: header and two data records are valid, writable and laid out as the kernel's.
         let rc =
             unsafe { nix::libc::syscall(nix::libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-        Errno::result(rc)?;
+        // A seccomp profile may answer for capget with any errno; the kernel reports the same
+        // sets in /proc, which the check then reads instead. With neither, the drop refuses.
+        if let Err(e) = Errno::result(rc) {
+            return capabilities_in_proc().ok_or(e);
+        }
         let set = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
         Ok(set(data[0].effective, data[1].effective) | set(data[0].permitted, data[1].permitted))
     }
@@ -123,9 +131,25 @@ impl Privileges for Linux {
     fn no_new_privs(&mut self) -> Result<(), Errno> {
         guard::no_new_privs()
     }
-    fn guard_terminal(&mut self) -> Result<(), Errno> {
-        guard::deny_terminal_injection()
+    type Filter = guard::Proven;
+    fn probe_terminal(&mut self) -> Result<guard::Proven, guard::NotInForce> {
+        guard::probe(&guard::HOST)
     }
+    fn guard_terminal(&mut self, filter: &guard::Proven) -> Result<(), Errno> {
+        guard::deny_terminal_injection(filter)
+    }
+}
+
+/// The effective and permitted sets, or-ed together, as /proc reports them for this thread.
+fn capabilities_in_proc() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let set = |key: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+        u64::from_str_radix(hex.trim(), 16).ok()
+    };
+    Some(set("CapEff")? | set("CapPrm")?)
 }
 
 /// Real and effective uid and gid of this process.
@@ -281,5 +305,49 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn capabilities_are_read_from_proc_when_capget_is_refused() {
+        if !crate::testing::root_or_skip("capabilities_are_read_from_proc_when_capget_is_refused") {
+            return;
+        }
+        // A forked child: the seccomp filter stays with it. A rule as a profile would install
+        // it: EPERM for capget, everything else allowed.
+        let nr = u32::try_from(nix::libc::SYS_capget).unwrap();
+        let rule = guard::tests_support::answer(nr, 0x0005_0000 | 1);
+        match process::fork().unwrap() {
+            process::Forked::Child => {
+                let installed =
+                    guard::no_new_privs().is_ok() && guard::tests_support::install(&rule).is_ok();
+                let mut header = [0x2008_0522u32, 0];
+                let mut data = [0u32; 6];
+                // SAFETY: a version-3 header and two records of three u32 each.
+                let refused = unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_capget,
+                        header.as_mut_ptr(),
+                        data.as_mut_ptr(),
+                    )
+                } == -1;
+                let code = match Linux.capabilities() {
+                    _ if !installed || !refused => 10,
+                    Ok(caps)
+                        if caps == thread_caps("CapEff") | thread_caps("CapPrm") && caps != 0 =>
+                    {
+                        0
+                    }
+                    _ => 11,
+                };
+                process::exit_now(code);
+            }
+            process::Forked::Parent(pid) => {
+                let mut status = 0;
+                // SAFETY: waitpid writes only the status we pass.
+                assert_eq!(unsafe { nix::libc::waitpid(pid, &raw mut status, 0) }, pid);
+                assert!(nix::libc::WIFEXITED(status), "{status:#x}");
+                assert_eq!(nix::libc::WEXITSTATUS(status), 0);
+            }
+        }
     }
 }

@@ -34,6 +34,12 @@ pub fn has_controlling_terminal() -> bool {
     .is_ok()
 }
 
+/// Whether this process is in a terminal session: a terminal on 0, 1 or 2, or a controlling
+/// terminal.
+pub fn in_terminal_session() -> bool {
+    (0..=2).any(is_tty) || has_controlling_terminal()
+}
+
 fn window(fd: BorrowedFd) -> Option<libc::winsize> {
     let mut ws = std::mem::MaybeUninit::<libc::winsize>::zeroed();
     // SAFETY: TIOCGWINSZ writes one winsize into the buffer we pass.
