@@ -110,10 +110,8 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
         }
     }
     // Run by hand from a root prompt (`docker exec -it c sh`, then the entrypoint), the
-    // program must not get root's terminal any more than through the shim. The container's
-    // console (`docker run -it`, under s6-overlay's /init) is the program's own, as for PID 1.
-    let relayed = !pid1 && relay::needed() && !sys::pty::on_console();
-    let how = Launch::for_main(pid1, relayed);
+    // program must not get root's terminal any more than through the shim.
+    let how = Launch::for_main(pid1, !pid1 && relay::needed());
     shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint, settings)
 }
 

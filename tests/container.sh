@@ -152,13 +152,6 @@ check "docker exec -it: the relay adds the terminal filter (one more seccomp fil
     "$(($(filters "$plain") + 1))" "$(filters "$tty")"
 check "docker exec -it: the exit status comes through the relay" 42 \
     "$(script -qec "docker exec -it $C hermes-shim exec python3 -c 'raise SystemExit(42)'" /dev/null >/dev/null 2>&1; echo $?)"
-# `docker run -it`: the container's console is the main program's own, under s6-overlay's /init
-# as when the entrypoint is PID 1: no relay, the console itself as its terminal, the filter on.
-console=$(script -qec "docker run --rm -it --label $LABEL $IMAGE sh -c 'stat -L -c %t:%T /dev/console /proc/self/fd/0 | paste -sd \" \"; grep ^Seccomp: /proc/self/status'" /dev/null 2>/dev/null | tr -d '\r')
-check "docker run -it: the main program's terminal is the container's console" same \
-    "$(grep -E '^[0-9a-f]+:[0-9a-f]+ [0-9a-f]+:[0-9a-f]+$' <<<"$console" |
-        awk '{ print ($1 == $2) ? "same" : "differs: " $0 }')"
-check_contains "docker run -it: the terminal filter is in force" "Seccomp:"$'\t'"2" "$console"
 check "docker exec starts in /opt/hermes, not in the agent's volume" /opt/hermes "$(docker exec "$C" pwd)"
 out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
 check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"

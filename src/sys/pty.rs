@@ -34,42 +34,6 @@ pub fn has_controlling_terminal() -> bool {
     .is_ok()
 }
 
-/// Whether this process's whole terminal session is the container's console (`/dev/console`,
-/// the terminal `docker run -t` gives the container): its controlling terminal and every
-/// terminal on 0, 1, 2 are that device. That terminal is the main program's own, under an init
-/// (s6-overlay's `/init`) as when it is PID 1 itself; a `docker exec -t` gets a fresh pty.
-pub fn on_console() -> bool {
-    let Ok(console) = nix::sys::stat::stat("/dev/console") else {
-        return false;
-    };
-    if console.st_mode & libc::S_IFMT != libc::S_IFCHR {
-        return false;
-    }
-    let on =
-        |fd: RawFd| nix::sys::stat::fstat(std_fd(fd)).is_ok_and(|s| s.st_rdev == console.st_rdev);
-    controlling_terminal() == Some(console.st_rdev) && (0..=2).filter(|fd| is_tty(*fd)).all(on)
-}
-
-/// The device number of the controlling terminal (`tty_nr` of /proc/self/stat), if any.
-fn controlling_terminal() -> Option<libc::dev_t> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    tty_nr(&stat)
-}
-
-/// `tty_nr`, the fifth field after the command name (which may hold spaces and parentheses, so
-/// the fields are counted from its last `)`), decoded from the kernel's encoding: minor bits
-/// 0-7, major bits 8-19, minor bits 8-19 at 20-31.
-fn tty_nr(stat: &str) -> Option<libc::dev_t> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let nr: u32 = rest
-        .split_ascii_whitespace()
-        .nth(4)?
-        .parse::<i32>()
-        .ok()?
-        .cast_unsigned();
-    (nr != 0).then(|| libc::makedev((nr >> 8) & 0xfff, (nr & 0xff) | ((nr >> 12) & 0xf_ff00)))
-}
-
 /// Whether this process is in a terminal session: a terminal on 0, 1 or 2, or a controlling
 /// terminal.
 pub fn in_terminal_session() -> bool {
@@ -294,25 +258,5 @@ pub fn give_foreground(tty: Option<RawFd>, pgrp: libc::pid_t) {
     if let Some(fd) = tty {
         // SAFETY: tcsetpgrp on a standard descriptor; a failure leaves things as they were.
         unsafe { libc::tcsetpgrp(fd, pgrp) };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_controlling_terminal_is_read_past_any_command_name() {
-        let line = |comm: &str, nr: i64| format!("42 ({comm}) S 1 42 42 {nr} 42 4194560 0 0");
-        // /dev/pts/0 (136, 0), and /dev/pts/300, whose minor needs the high bits.
-        assert_eq!(tty_nr(&line("sh", 34816)), Some(libc::makedev(136, 0)));
-        let high = (300 & 0xff) | (136 << 8) | ((300 & !0xff) << 12);
-        assert_eq!(tty_nr(&line("sh", high)), Some(libc::makedev(136, 300)));
-        assert_eq!(
-            tty_nr(&line("a) S 1 2 3 99 (b", 34816)),
-            Some(libc::makedev(136, 0))
-        );
-        assert_eq!(tty_nr(&line("sh", 0)), None, "no controlling terminal");
-        assert_eq!(tty_nr("garbage"), None);
     }
 }
