@@ -154,7 +154,8 @@ check "docker exec -it: the exit status comes through the relay" 42 \
     "$(script -qec "docker exec -it $C hermes-shim exec python3 -c 'raise SystemExit(42)'" /dev/null >/dev/null 2>&1; echo $?)"
 # `docker run -it`: the console is the container's, but root's own shell may be on it too
 # (`docker run -it --entrypoint bash`, `docker attach`), so the program gets it only as PID 1;
-# under s6-overlay's /init it runs behind the relay. Either way TIOCSTI is refused.
+# under s6-overlay's /init it runs behind the relay. Either way TIOCSTI is refused. (Lines are
+# matched inside, not at the start: `script` echoes a NUL as ^@ before the first.)
 console=$(script -qec "docker run --rm -it --label $LABEL $IMAGE python3 -c 'import fcntl, os, termios
 print(\"tty\", os.major(os.stat(\"/dev/console\").st_rdev) == os.major(os.fstat(0).st_rdev) and os.minor(os.stat(\"/dev/console\").st_rdev) == os.minor(os.fstat(0).st_rdev))
 try:
@@ -164,8 +165,9 @@ except OSError as e:
     print(\"sti\", e.errno)'" /dev/null 2>/dev/null | tr -d '\r')
 if [ "$FLAVOUR" = s6 ]; then on_console=False; else on_console=True; fi
 check "docker run -it: the main program is on the console only as PID 1" "tty $on_console" \
-    "$(grep '^tty ' <<<"$console")"
-check "docker run -it: TIOCSTI from the main program refused (EPERM)" "sti 1" "$(grep '^sti' <<<"$console")"
+    "$(grep -o 'tty [A-Za-z]*' <<<"$console")"
+check "docker run -it: TIOCSTI from the main program refused (EPERM)" "sti 1" \
+    "$(grep -o 'sti [a-z0-9]*' <<<"$console")"
 check "docker exec starts in /opt/hermes, not in the agent's volume" /opt/hermes "$(docker exec "$C" pwd)"
 out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
 check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"
