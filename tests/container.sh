@@ -724,6 +724,37 @@ check_contains "HERMES_SHIM_EXCLUDE warning: the remedy" "keep root's data on a 
 check "HERMES_SHIM_EXCLUDE=secrets: still root's" "root root" "$(root_stat /d/secrets /d/secrets/key | paste -sd ' ')"
 check "HERMES_SHIM_EXCLUDE=secrets: the rest repaired" "hermes" "$(root_stat /d/.hermes/key)"
 
+# Issue 19, items 3, 5 and 6: tini's name, an agent built from its sdist, docker stop's time.
+# Self-contained: its own containers and volume.
+echo "# issue 19: docker stop, the tini applet, the sdist-built agent"
+volume stop19
+# A main program that traps SIGTERM and needs about a second to finish: it must get that
+# second, and its exit code (7) must be the container's, under s6-overlay as without it.
+start stop19 -v "$TAG-stop19:/opt/data" -- sh -c \
+    'trap "sleep 1; echo finished >/opt/data/stopped; exit 7" TERM; while :; do sleep 0.1; done'
+wait_main "$TAG-stop19" || not_ok "stop19 container reaches its main program"
+t_stop=$(date +%s%N)
+code=$(stop_code "$TAG-stop19")
+echo "# docker stop of a program that takes 1 s to finish took $((($(date +%s%N) - t_stop) / 1000000)) ms"
+check "docker stop: the program trapping SIGTERM ends itself, its exit code the container's (not 137)" 7 "$code"
+check "docker stop: the program trapping SIGTERM finished its work on the volume" finished \
+    "$(dk run --rm --entrypoint cat -v "$TAG-stop19:/d" "$IMAGE" /d/stopped 2>&1)"
+# Nothing is left to wait for once the main program has ended: before issue 19 the s6 flavour
+# waited S6_KILL_GRACETIME (3 s) in full on every stop.
+start stop19b -- sleep infinity
+wait_main "$TAG-stop19b" || not_ok "stop19b container reaches its main program"
+t_stop=$(date +%s%N)
+code=$(stop_code "$TAG-stop19b")
+ms=$((($(date +%s%N) - t_stop) / 1000000))
+check "docker stop of sleep: SIGTERM, exit 143" 143 "$code"
+if [ "$ms" -lt 2500 ]; then ok "docker stop of sleep: under 2.5 s ($ms ms)"; else not_ok "docker stop of sleep took $ms ms (S6_KILL_GRACETIME waited in full?)"; fi
+if [ "$FLAVOUR" = s6 ]; then
+    # A terminal keeps the old path (s6 would give a signalled main program /dev/null as stdin):
+    # the program still gets SIGTERM, from the shutdown's broadcast, and its grace time.
+    out=$(dk run --rm -t "$IMAGE" sh -c 'readlink /proc/self/fd/0' 2>&1 | tr -d '\r')
+    check_contains "docker run -t under s6: the main program keeps the terminal as stdin" /dev/pts/ "$out"
+fi
+
 out=$(dk run --rm --user 1234 "$IMAGE" true 2>&1)
 rc=$?
 check "docker run --user 1234, HERMES_HOME not writable: exit 126" 126 "$rc"
