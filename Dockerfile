@@ -162,7 +162,10 @@ COPY --from=venv /opt/hermes/.venv /opt/hermes/.venv
 COPY --from=shim /out/hermes-shim /opt/hermes/bin/hermes-shim
 # Each console script of hermes-agent (hermes, hermes-agent, hermes-acp in 0.19.0) goes through
 # the shim first: a symlink per name, read from the distribution's entry_points.txt.
-RUN /opt/hermes/bin/hermes-shim install
+# /usr/bin/tini is the binary's tini applet, for guides and compose files written for upstream's
+# `tini -- …`; like tini it runs the program as the caller (`tini -- hermes` drops via the shim).
+RUN /opt/hermes/bin/hermes-shim install \
+    && ln -s /opt/hermes/bin/hermes-shim /usr/bin/tini
 COPY s6-overlay/ /etc/s6-overlay/
 COPY docker/entrypoint.sh /opt/hermes/entrypoint.sh
 VOLUME /opt/data

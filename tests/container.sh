@@ -755,6 +755,34 @@ if [ "$FLAVOUR" = s6 ]; then
     check_contains "docker run -t under s6: the main program keeps the terminal as stdin" /dev/pts/ "$out"
 fi
 
+# /usr/bin/tini, the tini applet: as the container's entrypoint (PID 1, root, as upstream's
+# guides use it) and as a program the entrypoint runs.
+tini_run() { dk run --rm --entrypoint /usr/bin/tini "$IMAGE" "$@" 2>&1; }
+tini_run -- sh -c 'exit 3' >/dev/null
+check "tini -- sh -c 'exit 3' as PID 1: exit 3" 3 "$?"
+tini_run -e 3 -- sh -c 'exit 3' >/dev/null
+check "tini -e 3 -- sh -c 'exit 3': exit 0" 0 "$?"
+out=$(tini_run -x -- true)
+rc=$?
+check "tini -x: exit 2" 2 "$rc"
+check_contains "tini -x: one line naming the option" "hermes-shim tini: unknown option -x" "$out"
+# shellcheck disable=SC2016 # expanded by the container's sh
+out=$(tini_run -w -- sh -c '(sleep 0.2 &); sleep 1; echo "pid1=$(cat /proc/1/comm) uid=$(id -u)";
+    grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l')
+check_contains "tini as PID 1: PID 1 is tini, the program runs as root (no drop, as tini)" "pid1=tini uid=0" "$out"
+check "tini as PID 1: the orphan reaped, no zombie left" 0 "$(tail -n 1 <<<"$out")"
+check_contains "tini -w as PID 1: a line for the zombie it reaped" "hermes-shim tini: reaped zombie process" "$out"
+check_lacks "tini as PID 1: no subreaper warning" WARNING "$out"
+start tini19 --entrypoint /usr/bin/tini -- -- sleep infinity
+wait_main "$TAG-tini19" || not_ok "tini19 container reaches its main program"
+check "docker stop of tini -- sleep: SIGTERM passed on, exit 143" 143 "$(stop_code "$TAG-tini19")"
+out=$(dk run --rm "$IMAGE" tini -- hermes --version 2>&1)
+rc=$?
+check "docker run IMAGE tini -- hermes --version (through the entrypoint): exit 0" 0 "$rc"
+check_contains "docker run IMAGE tini -- hermes --version: the agent's version" "Hermes Agent" "$out"
+check "tini -- hermes as root: hermes is the shim, so the program ran as hermes" hermes \
+    "$(dk run --rm --entrypoint /usr/bin/tini "$IMAGE" -- sh -c 'hermes config set model.default via-tini >/dev/null 2>&1; stat -c %U /opt/data/config.yaml')"
+
 out=$(dk run --rm --user 1234 "$IMAGE" true 2>&1)
 rc=$?
 check "docker run --user 1234, HERMES_HOME not writable: exit 126" 126 "$rc"
