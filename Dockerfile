@@ -7,6 +7,8 @@
 #   --build-arg BASE_IMAGE=<local Debian 13 (or 12) image with python3, python3-venv, xz-utils>
 #   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
+#   or VENV_FROM=venv-source               (hermes-agent built from dist/agent/: an sdist or a
+#                                           source tree; the rest from dist/wheelhouse/)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
 #   or, for the production flavour without GitHub:
 #   --build-arg S6_TARBALLS=s6-tarballs-context  (dist/s6/s6-overlay-{noarch,x86_64}.tar.xz from the
@@ -77,6 +79,22 @@ COPY dist/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/hermes/.venv \
     && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --no-index --find-links /wheels "hermes-agent==${HERMES_AGENT_VERSION}"
+
+# hermes-agent built from its source (VENV_FROM=venv-source): dist/agent/ in the context holds an
+# sdist (*.tar.gz) or a source tree, upstream's way now that PyPI's newest wheel is behind; its
+# dependencies and its build backend (setuptools) come from dist/wheelhouse/, as above.
+FROM runtime-base AS venv-source
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY dist/wheelhouse/ /wheels/
+COPY dist/agent/ /src/agent/
+RUN shopt -s nullglob \
+    && sdists=(/src/agent/*.tar.gz) \
+    && if [ "${#sdists[@]}" -eq 1 ]; then src="${sdists[0]}"; \
+       elif [ -f /src/agent/pyproject.toml ]; then src=/src/agent; \
+       else echo "dist/agent/ holds neither one sdist (*.tar.gz) nor a source tree (pyproject.toml)" >&2; exit 1; fi \
+    && python3 -m venv /opt/hermes/.venv \
+    && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        --no-index --find-links /wheels "$src"
 
 FROM ${VENV_FROM} AS venv
 

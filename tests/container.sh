@@ -755,6 +755,16 @@ if [ "$FLAVOUR" = s6 ]; then
     check_contains "docker run -t under s6: the main program keeps the terminal as stdin" /dev/pts/ "$out"
 fi
 
+# The agent as installed: with HERMES_SHIM_AGENT_SOURCE (docker/build-image.sh: `sdist`, or an
+# sdist's or a source tree's path) the image was built from source, which pip records as a direct
+# URL; from the wheelhouse it records none. The whole suite then runs on that agent.
+src=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cat /opt/hermes/.venv/lib/python3*/site-packages/hermes_agent-*.dist-info/direct_url.json 2>/dev/null || echo none')
+if [ -n "${HERMES_SHIM_AGENT_SOURCE:-}" ]; then
+    check_contains "hermes-agent built from its source in the build context (dist/agent/)" '"url": "file:///src/agent' "$src"
+else
+    check "hermes-agent installed from the wheelhouse (no direct URL)" none "$src"
+fi
+
 # /usr/bin/tini, the tini applet: as the container's entrypoint (PID 1, root, as upstream's
 # guides use it) and as a program the entrypoint runs.
 tini_run() { dk run --rm --entrypoint /usr/bin/tini "$IMAGE" "$@" 2>&1; }
