@@ -7,11 +7,16 @@
 //! N killed it). Like tini it changes no ids: run as root, the program runs as root. Only a
 //! program that is itself the shim drops (`tini -- hermes …`, /opt/hermes/bin/hermes).
 //!
-//! Where it differs from tini 0.19: a bad option exits 2 (tini: 1), as every usage error of
-//! this binary does; options end at the first argument that is not one, so `tini sh -c …` works
-//! without `--` (tini's getopt would take `-c` for its own); `-p` also takes a name without
-//! `SIG`; `-l` and `--version` name hermes-shim and its licence, not tini's; the `TINI_*`
-//! environment variables are not read.
+//! Where it differs from tini 0.19 (read against its tini.c): a bad option or a missing program
+//! exits 2 with one line (tini: usage text, 1), as every usage error of this binary does, and a
+//! failed `-p` or `-s` set-up exits 126 (tini: 1); options end at the first argument that is not
+//! one, so `tini sh -c …` works without `--` (glibc's getopt, which permutes, takes `-c` for
+//! tini's own); `-p` also takes a name without `SIG`, and `-e` only plain digits; `-v` lines go
+//! to stderr (tini prints its info lines on stdout, mixed into the program's); `-l` and
+//! `--version` name hermes-shim and its licence, not tini's; the `TINI_*` environment variables
+//! are not read, and `-R` (respawn, in tini's development tree, not in 0.19) is an unknown
+//! option; SIGTTIN and SIGTTOU are passed on like any other signal, as the entrypoint's
+//! supervisor does (tini ignores them).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
