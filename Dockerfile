@@ -170,6 +170,8 @@ ENV HERMES_HOME=/opt/data \
 # time the main program (the gateway) had to finish. docker/entrypoint.sh sets
 # S6_CMD_RECEIVE_SIGNALS=1 (when stdin is /dev/null): the gateway gets the stop signal first and
 # has docker stop's own timeout to finish; then 500 ms S6_KILL_GRACETIME only catches stragglers.
+# s6-rc services (upstream runs its gateway as one) are stopped before that wait, on their own
+# timeouts, so shortening it takes no time from them.
 # HERMES_GATEWAY_NO_SUPERVISE: the gateway is this image's main program (`docker run IMAGE gateway
 # run`); seeing s6-svscan as PID 1, hermes would otherwise hand it to an s6 service
 # `gateway-default` that the image does not register, and exit 1.
