@@ -7,6 +7,8 @@
 #   --build-arg BASE_IMAGE=<local Debian 13 (or 12) image with python3, python3-venv, xz-utils>
 #   --build-arg SHIM_FROM=host-binary      (dist/hermes-shim from the context, no Rust image)
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
+#   or VENV_FROM=venv-source               (hermes-agent built from dist/agent/: an sdist or a
+#                                           source tree; the rest from dist/wheelhouse/)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
 #   or, for the production flavour without GitHub:
 #   --build-arg S6_TARBALLS=s6-tarballs-context  (dist/s6/s6-overlay-{noarch,x86_64}.tar.xz from the
@@ -78,6 +80,22 @@ RUN python3 -m venv /opt/hermes/.venv \
     && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --no-index --find-links /wheels "hermes-agent==${HERMES_AGENT_VERSION}"
 
+# hermes-agent built from its source (VENV_FROM=venv-source): dist/agent/ in the context holds an
+# sdist (*.tar.gz) or a source tree, upstream's way now that PyPI's newest wheel is behind; its
+# dependencies and its build backend (setuptools) come from dist/wheelhouse/, as above.
+FROM runtime-base AS venv-source
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY dist/wheelhouse/ /wheels/
+COPY dist/agent/ /src/agent/
+RUN shopt -s nullglob \
+    && sdists=(/src/agent/*.tar.gz) \
+    && if [ "${#sdists[@]}" -eq 1 ]; then src="${sdists[0]}"; \
+       elif [ -f /src/agent/pyproject.toml ]; then src=/src/agent; \
+       else echo "dist/agent/ holds neither one sdist (*.tar.gz) nor a source tree (pyproject.toml)" >&2; exit 1; fi \
+    && python3 -m venv /opt/hermes/.venv \
+    && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        --no-index --find-links /wheels "$src"
+
 FROM ${VENV_FROM} AS venv
 
 # s6-overlay's two release tarballs (noarch, and the one for this architecture), as
@@ -147,6 +165,13 @@ ENV HERMES_HOME=/opt/data \
     S6_BEHAVIOUR_IF_STAGE2_FAILS=1 \
     S6_CMD_WAIT_FOR_SERVICES_MAXTIME=0 \
     HERMES_GATEWAY_NO_SUPERVISE=1
+# docker stop under s6-overlay: /init's shutdown waited S6_KILL_GRACETIME (3 s) in full on every
+# stop, though 0.2 s in nothing but s6 itself was left (measured), and that wait was also all the
+# time the main program (the gateway) had to finish. docker/entrypoint.sh sets
+# S6_CMD_RECEIVE_SIGNALS=1 (when stdin is /dev/null): the gateway gets the stop signal first and
+# has docker stop's own timeout to finish; then 500 ms S6_KILL_GRACETIME only catches stragglers.
+# s6-rc services (upstream runs its gateway as one) are stopped before that wait, on their own
+# timeouts, so shortening it takes no time from them.
 # HERMES_GATEWAY_NO_SUPERVISE: the gateway is this image's main program (`docker run IMAGE gateway
 # run`); seeing s6-svscan as PID 1, hermes would otherwise hand it to an s6 service
 # `gateway-default` that the image does not register, and exit 1.
@@ -157,7 +182,10 @@ COPY --from=venv /opt/hermes/.venv /opt/hermes/.venv
 COPY --from=shim /out/hermes-shim /opt/hermes/bin/hermes-shim
 # Each console script of hermes-agent (hermes, hermes-agent, hermes-acp in 0.19.0) goes through
 # the shim first: a symlink per name, read from the distribution's entry_points.txt.
-RUN /opt/hermes/bin/hermes-shim install
+# /usr/bin/tini is the binary's tini applet, for guides and compose files written for upstream's
+# `tini -- …`; like tini it runs the program as the caller (`tini -- hermes` drops via the shim).
+RUN /opt/hermes/bin/hermes-shim install \
+    && ln -s /opt/hermes/bin/hermes-shim /usr/bin/tini
 COPY s6-overlay/ /etc/s6-overlay/
 COPY docker/entrypoint.sh /opt/hermes/entrypoint.sh
 VOLUME /opt/data

@@ -9,6 +9,10 @@
 #                              s6-overlay-noarch.tar.xz and s6-overlay-x86_64.tar.xz, as published;
 #                              if it also holds a SHA256SUMS, those sums replace the release pins,
 #                              which is how a local build of s6-overlay passes the check)
+# HERMES_SHIM_AGENT_SOURCE builds hermes-agent from its source instead of PyPI's wheel
+# (VENV_FROM=venv-source): `sdist` (PyPI's sdist of HERMES_AGENT_VERSION, fetched once into the
+# cache), or the path of an sdist (*.tar.gz) or of a source tree; the wheelhouse then also holds
+# the build backend its pyproject.toml asks for.
 # Idempotent: docker's layer cache makes an unchanged rebuild take seconds.
 #   usage: docker/build-image.sh     (tag: $HERMES_SHIM_IMAGE, default hermes-shim:test or
 #                                     hermes-shim:test-s6, with -bookworm appended for Debian 12)
@@ -23,6 +27,44 @@ BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
 
 start=$(date +%s)
 args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-wheelhouse)
+agent_source="${HERMES_SHIM_AGENT_SOURCE:-}"
+build_requires=""
+if [ "$agent_source" = sdist ]; then
+    version="${HERMES_AGENT_VERSION:-0.19.0}"
+    sdist_dir="$CACHE_DIR/sdist-hermes-agent-$version"
+    if [ ! -f "$sdist_dir/.complete" ]; then
+        log "downloading the hermes-agent==$version sdist into $sdist_dir"
+        mkdir -p "$sdist_dir"
+        tools_venv
+        "$TOOLS_VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+            --no-binary :all: --dest "$sdist_dir" "hermes-agent==$version" >&2 ||
+            { log "pip download of the hermes-agent==$version sdist failed"; exit 1; }
+        touch "$sdist_dir/.complete"
+    fi
+    agent_source=$(find "$sdist_dir" -maxdepth 1 -name 'hermes_agent-*.tar.gz' | head -n 1)
+fi
+if [ -n "$agent_source" ]; then
+    if [ ! -e "$agent_source" ]; then
+        log "HERMES_SHIM_AGENT_SOURCE=$agent_source: no such sdist or source tree (give sdist, a *.tar.gz or a directory)"
+        exit 2
+    fi
+    # The build backend, from the source's own pyproject.toml (Debian's python3 has tomllib).
+    build_requires=$(/usr/bin/python3 - "$agent_source" <<'PYEOF'
+import os, sys, tarfile, tomllib
+src = sys.argv[1]
+if os.path.isdir(src):
+    with open(os.path.join(src, "pyproject.toml"), "rb") as f:
+        data = tomllib.load(f)
+else:
+    with tarfile.open(src) as t:
+        member = min((m for m in t.getmembers() if m.name.endswith("/pyproject.toml")),
+                     key=lambda m: m.name.count("/"))
+        data = tomllib.load(t.extractfile(member))
+print("\n".join(data.get("build-system", {}).get("requires", ["setuptools>=40.8.0"])))
+PYEOF
+    ) || { log "cannot read the build backend from $agent_source's pyproject.toml"; exit 2; }
+    args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-source)
+fi
 if [ "$FLAVOUR" = s6 ]; then
     tarballs="${HERMES_SHIM_S6_TARBALLS:-}"
     arch=$(uname -m)
@@ -50,7 +92,8 @@ else
 fi
 
 HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build-base.sh"
-wheelhouse=$(HERMES_SHIM_PYTHON="$PYTHON" "$REPO/docker/build-wheelhouse.sh")
+wheelhouse=$(HERMES_SHIM_PYTHON="$PYTHON" HERMES_SHIM_EXTRA_WHEELS="$build_requires" \
+    "$REPO/docker/build-wheelhouse.sh")
 
 binary=$("$REPO/docker/build-shim.sh")
 [ -x "$binary" ] || { log "no release binary at $binary"; exit 1; }
@@ -71,11 +114,17 @@ cp -a "$binary" "$CONTEXT/dist/hermes-shim"
     { log "$binary does not run on the host (hermes-shim --version failed); not building"; exit 1; }
 # Hard links: same filesystem as the cache, no 38 MB copy per build.
 cp -al "$wheelhouse" "$CONTEXT/dist/wheelhouse"
+mkdir "$CONTEXT/dist/agent"
+if [ -d "$agent_source" ]; then
+    cp -a "$agent_source/." "$CONTEXT/dist/agent/"
+elif [ -n "$agent_source" ]; then
+    cp "$agent_source" "$CONTEXT/dist/agent/"
+fi
 if [ "$FLAVOUR" = s6 ]; then
     mkdir "$CONTEXT/dist/s6"
     cp "$tarballs/s6-overlay-noarch.tar.xz" "$tarballs/s6-overlay-$arch.tar.xz" "$CONTEXT/dist/s6/"
 fi
 
-log "building $IMAGE (offline, flavour $FLAVOUR: base $BASE_TAG, host binary, local wheelhouse)"
+log "building $IMAGE (offline, flavour $FLAVOUR: base $BASE_TAG, host binary, local wheelhouse${agent_source:+, hermes-agent from $agent_source})"
 offline_build "$CONTEXT" --build-arg BASE_IMAGE="$BASE_TAG" "${args[@]}" -t "$IMAGE" || exit 1
 log "built $IMAGE in $(($(date +%s) - start)) s"

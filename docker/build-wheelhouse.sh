@@ -4,6 +4,8 @@
 #   HERMES_AGENT_VERSION  default 0.19.0
 #   HERMES_SHIM_PYTHON    the image's CPython, MAJOR.MINOR: 3.11 (Debian 12, the default) or
 #                         3.13 (Debian 13)
+#   HERMES_SHIM_EXTRA_WHEELS  more requirements, one per line (an sdist's build backend, e.g.
+#                         `setuptools>=77.0,<83`), in a wheelhouse of their own keyed by them
 # Skipped when the wheelhouse is complete (a marker written only after a successful download).
 set -euo pipefail
 
@@ -20,6 +22,12 @@ esac
 ABI="cp${PYTHON/./}"
 # Keyed by version and interpreter: compiled dependencies (pydantic-core, …) differ per ABI.
 WHEELHOUSE="$CACHE_DIR/wheelhouse-$VERSION-$ABI"
+extras=()
+if [ -n "${HERMES_SHIM_EXTRA_WHEELS:-}" ]; then
+    mapfile -t extras < <(printf '%s\n' "$HERMES_SHIM_EXTRA_WHEELS" | sed '/^[[:space:]]*$/d')
+    BASE_WHEELHOUSE="$WHEELHOUSE"
+    WHEELHOUSE="$WHEELHOUSE-extra-$(printf '%s\n' "${extras[@]}" | sha256sum | cut -c1-12)"
+fi
 
 if [ -f "$WHEELHOUSE/.complete" ]; then
     printf '%s\n' "$WHEELHOUSE"
@@ -37,13 +45,19 @@ tools_venv
 # wheelhouse under the final name.
 partial=$(temp_dir "$CACHE_DIR" "${WHEELHOUSE##*/}.partial" 0755) || die "cannot make a directory in $CACHE_DIR"
 trap 'rm -rf --one-file-system "$partial"' EXIT
+# With extras, start from the plain wheelhouse when it is complete (hard links): pip then fetches
+# only what it lacks.
+if [ "${#extras[@]}" -gt 0 ] && [ -f "$BASE_WHEELHOUSE/.complete" ]; then
+    cp -al "$BASE_WHEELHOUSE/." "$partial/"
+    rm -f "$partial/.complete"
+fi
 log "downloading hermes-agent==$VERSION wheels for CPython $PYTHON into $WHEELHOUSE"
 start=$(date +%s)
 "$TOOLS_VENV/bin/pip" download --quiet --disable-pip-version-check \
     --only-binary=:all: --python-version "$PYTHON" --implementation cp --abi "$ABI" \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux_2_28_x86_64 --platform linux_x86_64 \
-    --dest "$partial" "hermes-agent==$VERSION" >&2
+    --dest "$partial" "hermes-agent==$VERSION" "${extras[@]}" >&2
 touch "$partial/.complete"
 # rename(2) refuses a non-empty target: if another run finished first, keep its copy.
 if ! mv -T "$partial" "$WHEELHOUSE" 2>/dev/null && [ ! -f "$WHEELHOUSE/.complete" ]; then

@@ -24,7 +24,9 @@ Exit codes:
                         127 real program missing or not executable
   fix-ownership         0 all fixed; 1 some entry could not be fixed; 2 refused, nothing changed
   boot                  0 repaired (entries that could not be fixed are reported); 2 refused
-  install               0 links in place; 2 refused, nothing changed",
+  install               0 links in place; 2 refused, nothing changed
+  tini                  the program's own (128+N after signal N; 0 for a code given to -e);
+                        2 a bad option; 126 cannot run the program; 127 program not found",
         settings::help_text()
     )
 }
@@ -97,6 +99,13 @@ pub enum Command {
     /// The container's main program: repair ownership once, then run hermes (or ARGS) as hermes.
     Entrypoint {
         /// Nothing: `hermes`; a program on PATH: that program; anything else: `hermes ARGS`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// tini's command line (also as /usr/bin/tini): `tini [-s -g -v -w -p SIG -e CODE -l] -- PROGRAM
+    /// ARGS`; `tini -h` says what each option does. Runs PROGRAM as its init, as the caller.
+    Tini {
+        /// tini's options, then the program and its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },

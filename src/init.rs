@@ -7,17 +7,47 @@
 //! program into its own process group (the terminal's foreground, if there is one), passes every
 //! signal it gets on to it, reaps whatever ends, and exits with the program's status (128 + the
 //! signal when the program was killed). The supervisor has already dropped to the program's
-//! user, so nothing stays root for the life of the container.
+//! user, so nothing stays root for the life of the container. The `tini` applet
+//! ([`crate::tini`]) is the same supervisor with tini's options.
 
 use crate::exit::Exit;
 use crate::sys::process::{self, Ended, Forked};
+
+/// How the supervisor behaves: the entrypoint's way, or as `tini`'s flags ask ([`crate::tini`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervision {
+    /// The prefix of every line it says.
+    pub who: &'static str,
+    /// Signals go to the program's whole process group (`tini -g`), not the program alone.
+    pub group: bool,
+    /// One line for each orphan reaped (`tini -w`): a program that leaves zombies is worth a look.
+    pub warn_reap: bool,
+    /// 1 warnings only; 2 also the start and end of the program; 3 also each signal passed on.
+    pub verbosity: u8,
+}
+
+impl Supervision {
+    /// The entrypoint's: signals to the program, orphans reaped silently.
+    pub const ENTRYPOINT: Supervision = Supervision {
+        who: "hermes-shim entrypoint",
+        group: false,
+        warn_reap: false,
+        verbosity: 1,
+    };
+}
 
 /// Runs `start` (which execs the program, returning only on failure) in a child and supervises
 /// it; returns the exit code for the container. If the supervisor cannot be set up, `start`
 /// runs in this process instead, as before.
 pub fn supervise(start: impl FnOnce() -> Exit) -> Exit {
+    supervise_with(&Supervision::ENTRYPOINT, start)
+}
+
+/// [`supervise`], as `how` says.
+pub fn supervise_with(how: &Supervision, start: impl FnOnce() -> Exit) -> Exit {
+    let who = how.who;
     if let Err(e) = process::block_signals() {
-        say!("hermes-shim entrypoint: cannot block signals ({e}); running the program as PID 1");
+        say!("{who}: cannot block signals ({e}); running the program as PID 1");
         return start();
     }
     let child = match process::fork() {
@@ -27,24 +57,47 @@ pub fn supervise(start: impl FnOnce() -> Exit) -> Exit {
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
-            say!("hermes-shim entrypoint: cannot fork ({e}); running the program as PID 1");
+            say!("{who}: cannot fork ({e}); running the program as PID 1");
             return start();
         }
     };
+    if how.verbosity >= 2 {
+        say!("{who}: started the program as pid {child}");
+    }
+    // The child leads its own process group (own_terminal), so its group id is its pid.
+    let target = if how.group { -child } else { child };
     loop {
         let sig = match process::wait_signal() {
             Ok(sig) => sig,
             Err(e) => {
-                say!("hermes-shim entrypoint: waiting for signals failed ({e}); stopping");
+                say!("{who}: waiting for signals failed ({e}); stopping");
                 return Exit::Program(1);
             }
         };
         if sig == nix::libc::SIGCHLD {
-            if let Some(ended) = process::reap(child) {
+            let ended = process::reap(child, |pid| {
+                if how.warn_reap {
+                    say!("{who}: reaped zombie process {pid}");
+                }
+            });
+            if let Some(ended) = ended {
+                if how.verbosity >= 2 {
+                    match ended {
+                        Ended::Exited(code) => say!("{who}: the program ended: exit status {code}"),
+                        Ended::Killed(sig) => {
+                            say!("{who}: the program ended: killed by signal {sig}");
+                        }
+                    }
+                }
                 return Exit::Program(exit_code(ended));
             }
-        } else if let Err(e) = process::send(child, sig) {
-            say!("hermes-shim entrypoint: cannot pass signal {sig} on ({e})");
+        } else {
+            if how.verbosity >= 3 {
+                say!("{who}: passing signal {sig} on to {target}");
+            }
+            if let Err(e) = process::send(target, sig) {
+                say!("{who}: cannot pass signal {sig} on ({e})");
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! hermes-shim: one multi-call binary for the Hermes Agent image.
 //!
 //! Called as `hermes-shim`, it is a command with applets (`exec`, `fix-ownership`, `boot`,
-//! `install`, `entrypoint`); called under any other name (a symlink such as
+//! `install`, `entrypoint`, `tini`); called as `tini`, it is the `tini` applet (tini's
+//! options, for guides written for upstream's /usr/bin/tini); called under any other name (a symlink such as
 //! /opt/hermes/bin/hermes), it is the shim for the venv console script of that name. The
 //! environment is read once, into [`settings::Settings`], and handed to the applet.
 #![deny(unsafe_code)]
@@ -38,6 +39,7 @@ mod shim;
 mod sys;
 #[cfg(test)]
 mod testing;
+mod tini;
 mod users;
 
 use exit::Exit;
@@ -47,16 +49,20 @@ use std::path::Path;
 
 /// The name this binary answers to as a command rather than as a shim.
 const SELF_NAME: &str = "hermes-shim";
+/// The name under which it is the `tini` applet.
+const TINI_NAME: &str = "tini";
 
 /// What argv[0] asks for: the applet command, or the shim for a console script.
 #[derive(Debug, PartialEq, Eq)]
 enum Dispatch<'a> {
     Command,
+    Tini,
     Shim(&'a OsStr),
 }
 
 fn dispatch(argv0: &OsStr) -> Dispatch<'_> {
     match Path::new(argv0).file_name() {
+        Some(name) if name == TINI_NAME => Dispatch::Tini,
         Some(name) if name != SELF_NAME => Dispatch::Shim(name),
         _ => Dispatch::Command,
     }
@@ -84,6 +90,9 @@ fn run() -> Exit {
     let settings = Settings::from_env();
     match dispatch(&argv0) {
         Dispatch::Shim(name) => shim::run(name, &args[1..], me, &settings),
+        Dispatch::Tini => tini::run(&args[1..]),
+        // tini's options are its own, parsed by hand like `exec`'s arguments.
+        Dispatch::Command if args.get(1).is_some_and(|a| a == TINI_NAME) => tini::run(&args[2..]),
         // `exec NAME ARGS…` is parsed by hand: clap would claim `--help`, `-h` or a first `--`
         // among ARGS, and the shim promises the program its arguments untouched.
         Dispatch::Command if is_exec(&args) => shim::run(&args[2], &args[3..], me, &settings),
@@ -97,6 +106,7 @@ fn run() -> Exit {
                 dry_run,
             } => install::run(venv, &distribution, dry_run, &settings),
             cli::Command::Entrypoint { args } => entrypoint::run(&args, me, &settings),
+            cli::Command::Tini { args } => tini::run(&args),
         },
     }
 }
@@ -118,6 +128,9 @@ mod tests {
             ("/opt/hermes/bin/hermes", shim("hermes")),
             ("/opt/hermes/bin/hermes-agent", shim("hermes-agent")),
             ("hermes-acp", shim("hermes-acp")),
+            ("tini", Dispatch::Tini),
+            ("/usr/bin/tini", Dispatch::Tini),
+            ("tini-static", shim("tini-static")),
             ("/x/hermes-shim.old", shim("hermes-shim.old")),
         ];
         for (argv0, want) in table {

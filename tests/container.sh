@@ -733,6 +733,75 @@ check_contains "HERMES_SHIM_EXCLUDE warning: the remedy" "keep root's data on a 
 check "HERMES_SHIM_EXCLUDE=secrets: still root's" "root root" "$(root_stat /d/secrets /d/secrets/key | paste -sd ' ')"
 check "HERMES_SHIM_EXCLUDE=secrets: the rest repaired" "hermes" "$(root_stat /d/.hermes/key)"
 
+# Issue 19, items 3, 5 and 6: tini's name, an agent built from its sdist, docker stop's time.
+# Self-contained: its own containers and volume.
+echo "# issue 19: docker stop, the tini applet, the sdist-built agent"
+volume stop19
+# A main program that traps SIGTERM and needs about a second to finish: it must get that
+# second, and its exit code (7) must be the container's, under s6-overlay as without it.
+start stop19 -v "$TAG-stop19:/opt/data" -- sh -c \
+    'trap "sleep 1; echo finished >/opt/data/stopped; exit 7" TERM; while :; do sleep 0.1; done'
+wait_main "$TAG-stop19" || not_ok "stop19 container reaches its main program"
+t_stop=$(date +%s%N)
+code=$(stop_code "$TAG-stop19")
+echo "# docker stop of a program that takes 1 s to finish took $((($(date +%s%N) - t_stop) / 1000000)) ms"
+check "docker stop: the program trapping SIGTERM ends itself, its exit code the container's (not 137)" 7 "$code"
+check "docker stop: the program trapping SIGTERM finished its work on the volume" finished \
+    "$(dk run --rm --entrypoint cat -v "$TAG-stop19:/d" "$IMAGE" /d/stopped 2>&1)"
+# Nothing is left to wait for once the main program has ended: before issue 19 the s6 flavour
+# waited S6_KILL_GRACETIME (3 s) in full on every stop.
+start stop19b -- sleep infinity
+wait_main "$TAG-stop19b" || not_ok "stop19b container reaches its main program"
+t_stop=$(date +%s%N)
+code=$(stop_code "$TAG-stop19b")
+ms=$((($(date +%s%N) - t_stop) / 1000000))
+check "docker stop of sleep: SIGTERM, exit 143" 143 "$code"
+if [ "$ms" -lt 2500 ]; then ok "docker stop of sleep: under 2.5 s ($ms ms)"; else not_ok "docker stop of sleep took $ms ms (S6_KILL_GRACETIME waited in full?)"; fi
+if [ "$FLAVOUR" = s6 ]; then
+    # A terminal keeps the old path (s6 would give a signalled main program /dev/null as stdin):
+    # the program still gets SIGTERM, from the shutdown's broadcast, and its grace time.
+    out=$(dk run --rm -t "$IMAGE" sh -c 'readlink /proc/self/fd/0' 2>&1 | tr -d '\r')
+    check_contains "docker run -t under s6: the main program keeps the terminal as stdin" /dev/pts/ "$out"
+fi
+
+# The agent as installed: with HERMES_SHIM_AGENT_SOURCE (docker/build-image.sh: `sdist`, or an
+# sdist's or a source tree's path) the image was built from source, which pip records as a direct
+# URL; from the wheelhouse it records none. The whole suite then runs on that agent.
+src=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cat /opt/hermes/.venv/lib/python3*/site-packages/hermes_agent-*.dist-info/direct_url.json 2>/dev/null || echo none')
+if [ -n "${HERMES_SHIM_AGENT_SOURCE:-}" ]; then
+    check_contains "hermes-agent built from its source in the build context (dist/agent/)" '"url": "file:///src/agent' "$src"
+else
+    check "hermes-agent installed from the wheelhouse (no direct URL)" none "$src"
+fi
+
+# /usr/bin/tini, the tini applet: as the container's entrypoint (PID 1, root, as upstream's
+# guides use it) and as a program the entrypoint runs.
+tini_run() { dk run --rm --entrypoint /usr/bin/tini "$IMAGE" "$@" 2>&1; }
+tini_run -- sh -c 'exit 3' >/dev/null
+check "tini -- sh -c 'exit 3' as PID 1: exit 3" 3 "$?"
+tini_run -e 3 -- sh -c 'exit 3' >/dev/null
+check "tini -e 3 -- sh -c 'exit 3': exit 0" 0 "$?"
+out=$(tini_run -x -- true)
+rc=$?
+check "tini -x: exit 2" 2 "$rc"
+check_contains "tini -x: one line naming the option" "hermes-shim tini: unknown option -x" "$out"
+# shellcheck disable=SC2016 # expanded by the container's sh
+out=$(tini_run -w -- sh -c '(sleep 0.2 &); sleep 1; echo "pid1=$(cat /proc/1/comm) uid=$(id -u)";
+    grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l')
+check_contains "tini as PID 1: PID 1 is tini, the program runs as root (no drop, as tini)" "pid1=tini uid=0" "$out"
+check "tini as PID 1: the orphan reaped, no zombie left" 0 "$(tail -n 1 <<<"$out")"
+check_contains "tini -w as PID 1: a line for the zombie it reaped" "hermes-shim tini: reaped zombie process" "$out"
+check_lacks "tini as PID 1: no subreaper warning" WARNING "$out"
+start tini19 --entrypoint /usr/bin/tini -- -- sleep infinity
+wait_main "$TAG-tini19" || not_ok "tini19 container reaches its main program"
+check "docker stop of tini -- sleep: SIGTERM passed on, exit 143" 143 "$(stop_code "$TAG-tini19")"
+out=$(dk run --rm "$IMAGE" tini -- hermes --version 2>&1)
+rc=$?
+check "docker run IMAGE tini -- hermes --version (through the entrypoint): exit 0" 0 "$rc"
+check_contains "docker run IMAGE tini -- hermes --version: the agent's version" "Hermes Agent" "$out"
+check "tini -- hermes as root: hermes is the shim, so the program ran as hermes" hermes \
+    "$(dk run --rm --entrypoint /usr/bin/tini "$IMAGE" -- sh -c 'hermes config set model.default via-tini >/dev/null 2>&1; stat -c %U /opt/data/config.yaml')"
+
 out=$(dk run --rm --user 1234 "$IMAGE" true 2>&1)
 rc=$?
 check "docker run --user 1234, HERMES_HOME not writable: exit 126" 126 "$rc"

@@ -106,7 +106,8 @@ pub enum Ended {
 }
 
 /// Reaps every child that has ended, without waiting; returns how `main` ended if it was one.
-pub fn reap(main: libc::pid_t) -> Option<Ended> {
+/// Every other pid reaped (an orphan the init inherited) is handed to `other`.
+pub fn reap(main: libc::pid_t, mut other: impl FnMut(libc::pid_t)) -> Option<Ended> {
     let mut found = None;
     loop {
         let mut status: c_int = 0;
@@ -123,6 +124,8 @@ pub fn reap(main: libc::pid_t) -> Option<Ended> {
             } else {
                 None
             };
+        } else {
+            other(pid);
         }
     }
 }
