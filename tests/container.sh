@@ -755,8 +755,10 @@ wait_main "$TAG-stop19b" || not_ok "stop19b container reaches its main program"
 t_stop=$(date +%s%N)
 code=$(stop_code "$TAG-stop19b")
 ms=$((($(date +%s%N) - t_stop) / 1000000))
-check "docker stop of sleep: SIGTERM, exit 143" 143 "$code"
-if [ "$ms" -lt 2500 ]; then ok "docker stop of sleep: under 2.5 s ($ms ms)"; else not_ok "docker stop of sleep took $ms ms (S6_KILL_GRACETIME waited in full?)"; fi
+# The time is shown, not judged (speed is for benchmarks): the exit code tells the paths apart,
+# since s6's shutdown broadcast after the grace time left the container exit 0 before.
+echo "# docker stop of sleep took $ms ms"
+check "docker stop of sleep: SIGTERM reached the main program first, exit 143" 143 "$code"
 if [ "$FLAVOUR" = s6 ]; then
     # A terminal keeps the old path (s6 would give a signalled main program /dev/null as stdin):
     # the program still gets SIGTERM, from the shutdown's broadcast, and its grace time.
