@@ -60,6 +60,11 @@ step hadolint hadolint Dockerfile tests/upstream/Dockerfile
 step container-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/container.sh
 step container-s6 env HERMES_SHIM_FLAVOUR=s6 tests/container.sh
 step container-no-s6-debian12 env HERMES_SHIM_FLAVOUR=no-s6 HERMES_SHIM_SUITE=bookworm tests/container.sh
+# Both flavours again with hermes-agent built from PyPI's 0.19.0 sdist (VENV_FROM=venv-source).
+step container-no-s6-sdist env HERMES_SHIM_FLAVOUR=no-s6 HERMES_SHIM_AGENT_SOURCE=sdist \
+    HERMES_SHIM_IMAGE=hermes-shim:test-sdist tests/container.sh
+step container-s6-sdist env HERMES_SHIM_FLAVOUR=s6 HERMES_SHIM_AGENT_SOURCE=sdist \
+    HERMES_SHIM_IMAGE=hermes-shim:test-s6-sdist tests/container.sh
 step upstream tests/upstream.sh
 # The same images under Podman (rootful: the container suite's table again; rootless) and the
 # Kubernetes manifests under `podman kube play`; tests/setup-podman.sh is their host setup.
