@@ -506,7 +506,7 @@ pub fn run_as_target(
     caller: Caller,
     settings: &Settings,
 ) -> Exit {
-    let target = match target(settings) {
+    let mut target = match target(settings) {
         Ok(t) => t,
         Err(e) => {
             let spec = settings.user.as_ref().map_or_else(
@@ -516,6 +516,7 @@ pub fn run_as_target(
             return refuse(&spec, &e, caller);
         }
     };
+    keep_container_groups(&mut target);
     let exec = || {
         leave_unreachable_cwd(&target);
         how.start(&Prepared::new(path, args, Some(&target)))
@@ -538,6 +539,28 @@ pub fn run_as_target(
             exec,
         )
     }
+}
+
+/// Adds the container's supplementary groups (`--group-add`, see
+/// [`users::container_groups`]) to the target's, read while this process is still root. A
+/// refused one is left behind with one line. When the ids cannot be read, none are added: the
+/// drop's own verification reads them again and refuses if the kernel will not answer.
+fn keep_container_groups(t: &mut Target) {
+    let Ok(gids) = sys::gids() else {
+        return;
+    };
+    let Ok(held) = sys::supplementary_groups() else {
+        return;
+    };
+    let found = users::container_groups(sys::real_uid(), gids, &held);
+    for g in &found.refused {
+        say!(
+            "hermes-shim: the container's supplementary {} is not kept for user '{}': it grants far more than the user's own files — leave it out of --group-add (group_add, supplementalGroups)",
+            users::system_gid_name_here(*g),
+            user_label(t)
+        );
+    }
+    t.add_groups(&found.kept);
 }
 
 /// After the drop: a working directory the user could not reach by its path (root in

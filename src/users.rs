@@ -53,6 +53,58 @@ pub fn system_gid_name(gid: u32, group: &str) -> String {
     )
 }
 
+/// The container's supplementary groups, as a root caller holds them, split by [`gid_use`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerGroups {
+    /// Kept through the drop, beside the user's own groups.
+    pub kept: Vec<u32>,
+    /// Refused system gids: each left behind with one line.
+    pub refused: Vec<u32>,
+}
+
+/// Which of the groups a root caller holds are the container's, and which of those the user
+/// may keep. `--group-add`, compose's `group_add` and Kubernetes' `supplementalGroups` reach
+/// the container's processes only as supplementary groups of its PID 1 and of every
+/// `docker exec` (the runtime sets them at each start); the drop rebuilds the user's groups from
+/// /etc/group, so without this they would be lost.
+///
+/// They count as the container's only while the caller's real, effective and saved gids are
+/// all 0, as the runtime starts a root process: a root shell that ran `newgrp` or `sg` (or a
+/// program that changed its group) is no longer in that start state, and its groups are not
+/// passed on. Group 0 is never kept and never named (root's sessions list it as their own);
+/// a gid [`gid_use`] refuses is refused with one line by the caller, not fatally.
+pub fn container_groups(
+    caller_uid: u32,
+    caller_gids: (u32, u32, u32),
+    held: &[u32],
+) -> ContainerGroups {
+    let mut out = ContainerGroups::default();
+    if caller_uid != 0 || caller_gids != (0, 0, 0) {
+        return out;
+    }
+    for &g in held {
+        match gid_use(g) {
+            GidUse::Root => {}
+            GidUse::System => out.refused.push(g),
+            GidUse::Given => out.kept.push(g),
+        }
+    }
+    for v in [&mut out.kept, &mut out.refused] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    out
+}
+
+impl Target {
+    /// Adds `kept` (see [`container_groups`]) to the user's groups, sorted and unique.
+    pub fn add_groups(&mut self, kept: &[u32]) {
+        self.groups.extend_from_slice(kept);
+        self.groups.sort_unstable();
+        self.groups.dedup();
+    }
+}
+
 /// Where the account databases live; tests bind-mount their own files over these.
 pub const PASSWD: &str = "/etc/passwd";
 pub const GROUP: &str = "/etc/group";
@@ -346,6 +398,11 @@ pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
     resolve_in(spec, &passwd, &group)
 }
 
+/// How a refused gid is named in this container: by the group /etc/group gives it, if any.
+pub fn system_gid_name_here(gid: u32) -> String {
+    system_gid_name(gid, &read(GROUP).unwrap_or_default())
+}
+
 /// The name of the user that has `uid` in /etc/passwd, if any.
 pub fn user_with_uid(uid: u32) -> Result<Option<String>, UserError> {
     Ok(passwd_entries(&read(PASSWD)?)
@@ -626,5 +683,36 @@ users:x:100:alice
             member.to_string(),
             "user 'alice' is a member of gid 5, the system group 'tty' (/etc/group), which grants far more than the user's own files; take it out of that group"
         );
+    }
+
+    #[test]
+    fn the_containers_groups_are_a_root_callers_at_its_start_state_only() {
+        let held = [4242, 0, 42, 990, 5, 4242, 100];
+        let kept = ContainerGroups {
+            kept: vec![100, 990, 4242],
+            refused: vec![5, 42],
+        };
+        assert_eq!(container_groups(0, (0, 0, 0), &held), kept);
+        // Not root, or a root shell after newgrp/sg (any of its gids changed): nothing taken.
+        for (uid, gids) in [
+            (10000, (0, 0, 0)),
+            (0, (42, 42, 42)),
+            (0, (0, 150, 0)),
+            (0, (0, 0, 150)),
+            (0, (150, 0, 0)),
+        ] {
+            assert_eq!(
+                container_groups(uid, gids, &held),
+                ContainerGroups::default(),
+                "uid {uid}, gids {gids:?}"
+            );
+        }
+        assert_eq!(
+            container_groups(0, (0, 0, 0), &[0]),
+            ContainerGroups::default()
+        );
+        let mut t = resolve_in(&UserSpec::Name("hermes".into()), PASSWD_TEXT, GROUP_TEXT).unwrap();
+        t.add_groups(&kept.kept);
+        assert_eq!(t.groups, [100, 150, 990, 4242, 10000]);
     }
 }

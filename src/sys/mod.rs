@@ -170,6 +170,17 @@ pub fn real_uid() -> u32 {
     unistd::getuid().as_raw()
 }
 
+/// The real, effective and saved gid of this process (getresgid).
+pub fn gids() -> Result<(u32, u32, u32), Errno> {
+    let g = unistd::getresgid()?;
+    Ok((g.real.as_raw(), g.effective.as_raw(), g.saved.as_raw()))
+}
+
+/// The supplementary groups this process holds, in the kernel's order.
+pub fn supplementary_groups() -> Result<Vec<u32>, Errno> {
+    groups()
+}
+
 /// The supplementary groups. (nix's getgroups first reads `/proc/sys/kernel/ngroups_max`
 /// through sysconf, three more syscalls on the shim's path; the count from the kernel will do.)
 fn groups() -> Result<Vec<u32>, Errno> {
