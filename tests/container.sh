@@ -735,6 +735,25 @@ check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=123
 # `docker exec -it`, a seccomp profile answering EPERM for close_range (Docker 20.10.0-20.10.4),
 # and one that keeps the terminal filter out. Self-contained: its own programs, profiles and
 # containers.
+echo "# issue 19: --group-add kept through the drop"
+# `docker run --group-add` (compose's group_add, Kubernetes' supplementalGroups): 4242 is an
+# ordinary gid, kept for the main program and a root docker exec; 42 (shadow, /etc/shadow's
+# group) is left behind with one line, and the program still runs.
+start ga --group-add 4242 --group-add 42 "${FAKE[@]}" -- sleep infinity
+GA="$TAG-ga"
+wait_main "$GA" || not_ok "--group-add container reaches its main program"
+has_gids() { printf '%s' "$1" | tr -cs '0-9' '\n' | grep -xE '4242|42' | sort -n | paste -sd ' '; }
+check "--group-add 4242 and 42: the main program has 4242, not 42" 4242 \
+    "$(has_gids "$(main_status "$GA" Groups)")"
+ga_groups=$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$GA" hermes-shim exec groups 2>"$WORK/ga.err")
+check "--group-add 4242 and 42: a root docker exec hermes has 4242, not 42" 4242 "$(has_gids "$ga_groups")"
+check "--group-add 42: the exec says once that it is not kept" 1 \
+    "$(grep -c "the container's supplementary gid 42, the system group 'shadow' is not kept for user 'hermes'" "$WORK/ga.err")"
+check_contains "--group-add 42: the start says so too" \
+    "the container's supplementary gid 42, the system group 'shadow' is not kept" "$(docker logs "$GA" 2>&1)"
+check "no --group-add: a root docker exec hermes has the user's own groups only" "10000" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes-shim exec groups 2>&1)"
+
 echo "# terminal and seccomp: the entrypoint by hand, close_range EPERM, a filter that cannot be in force"
 mkdir -m 0755 "$WORK/term"
 # Which terminal the program has, against root's (argv[1], what `tty` said at root's prompt):
