@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+mod recorded;
+
 use crate::escape::shown;
 use crate::exit::Exit;
 use crate::relay;
@@ -409,6 +411,14 @@ impl Prepared {
         }
     }
 
+    /// Adds the variables s6-overlay recorded at start-up that this environment lacks (see
+    /// [`recorded`]).
+    fn with_recorded(mut self, listing: &crate::sys::envdir::Listing) -> Prepared {
+        let add = recorded::missing(&sys::environ(), &listing.files);
+        self.envp.extend(add.into_iter().map(Cow::Owned));
+        self
+    }
+
     /// Execs the program as the current user; returns only when exec failed.
     pub fn exec(&self) -> Exit {
         if let Err(e) = sys::reset_signals() {
@@ -517,9 +527,11 @@ pub fn run_as_target(
         }
     };
     keep_container_groups(&mut target);
+    // Read while still root: the directory need not be readable by the user.
+    let started_with = recorded::read(Path::new(recorded::DIR));
     let exec = || {
         leave_unreachable_cwd(&target);
-        how.start(&Prepared::new(path, args, Some(&target)))
+        how.start(&Prepared::new(path, args, Some(&target)).with_recorded(&started_with))
     };
     // The relay forks first: the parent stays root to relay, the child drops and becomes the
     // monitor of the program in the new session, where which terminal it has is judged.

@@ -5,6 +5,7 @@
 //! Id changes sit behind [`Privileges`] so the drop sequence can be tested with a recording
 //! double while root integration tests prove the real calls.
 
+pub mod envdir;
 pub mod fs;
 pub mod guard;
 pub mod process;
