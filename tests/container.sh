@@ -735,11 +735,17 @@ check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=123
 # `docker exec -it`, a seccomp profile answering EPERM for close_range (Docker 20.10.0-20.10.4),
 # and one that keeps the terminal filter out. Self-contained: its own programs, profiles and
 # containers.
-echo "# issue 19: --group-add kept through the drop"
+echo "# issue 19: --group-add kept through the drop, the start-up environment for docker exec"
 # `docker run --group-add` (compose's group_add, Kubernetes' supplementalGroups): 4242 is an
 # ordinary gid, kept for the main program and a root docker exec; 42 (shadow, /etc/shadow's
-# group) is left behind with one line, and the program still runs.
-start ga --group-add 4242 --group-add 42 "${FAKE[@]}" -- sleep infinity
+# group) is left behind with one line, and the program still runs. Under s6-overlay, a
+# start-up script records a variable the engine never had (as upstream's does for the browser).
+mkdir -m 0755 "$WORK/continit"
+install -m 0755 /dev/stdin "$WORK/continit/99-record" <<'INIT'
+#!/bin/sh
+printf /opt/browser-from-startup > /run/s6/container_environment/HERMES_TEST_BROWSER
+INIT
+start ga --group-add 4242 --group-add 42 "${FAKE[@]}" -v "$WORK/continit:/etc/cont-init.d:ro" -- sleep infinity
 GA="$TAG-ga"
 wait_main "$GA" || not_ok "--group-add container reaches its main program"
 has_gids() { printf '%s' "$1" | tr -cs '0-9' '\n' | grep -xE '4242|42' | sort -n | paste -sd ' '; }
@@ -753,6 +759,17 @@ check_contains "--group-add 42: the start says so too" \
     "the container's supplementary gid 42, the system group 'shadow' is not kept" "$(docker logs "$GA" 2>&1)"
 check "no --group-add: a root docker exec hermes has the user's own groups only" "10000" \
     "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes-shim exec groups 2>&1)"
+if [ "$FLAVOUR" = s6 ]; then
+    ga_env=$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin "$GA" hermes-shim exec env 2>&1)
+    check "s6: a root docker exec hermes gets the variable a start-up script recorded" \
+        "HERMES_TEST_BROWSER=/opt/browser-from-startup" "$(grep '^HERMES_TEST_BROWSER=' <<<"$ga_env")"
+    check "s6: ... and not the recorded HOME, PWD or USER (the drop's own, the recorder's)" \
+        "HOME=/opt/data USER=hermes" "$(grep -E '^(HOME|PWD|USER)=' <<<"$ga_env" | sort | paste -sd ' ')"
+    check "s6: docker exec -e wins over the recorded value" "HERMES_TEST_BROWSER=mine" \
+        "$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin -e HERMES_TEST_BROWSER=mine "$GA" hermes-shim exec env 2>&1 | grep '^HERMES_TEST_BROWSER=')"
+    check_contains "s6: the venv's python3, through the shim, sees it too" "/opt/browser-from-startup" \
+        "$(dk exec "$GA" hermes-shim exec python3 -c 'import os; print(os.environ.get("HERMES_TEST_BROWSER"))' 2>&1)"
+fi
 
 echo "# terminal and seccomp: the entrypoint by hand, close_range EPERM, a filter that cannot be in force"
 mkdir -m 0755 "$WORK/term"

@@ -22,8 +22,12 @@ use crate::sys::fs::Stat;
 /// Where s6-overlay keeps the container's environment.
 pub const DIR: &str = "/run/s6/container_environment";
 
-/// The variables the drop sets itself for the target user: a recorded one never replaces them.
-const THE_DROPS_OWN: [&[u8]; 3] = [b"HOME", b"USER", b"LOGNAME"];
+/// Never taken from the record: what the drop sets itself for the target user, and what
+/// describes the process that made the record rather than this one (its working directory,
+/// a shell's depth and last command).
+const NOT_RECORDED: [&[u8]; 7] = [
+    b"HOME", b"USER", b"LOGNAME", b"PWD", b"OLDPWD", b"SHLVL", b"_",
+];
 
 /// Whether a directory with this status may be read: root's, and writable by nobody else
 /// (group write only for root's group).
@@ -56,7 +60,7 @@ pub fn value_of(content: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The `NAME=value` strings of `files` to add to an environment `own`: valid names, regular
-/// files of root's, not set in `own`, not one the drop sets itself. Sorted by name, so the
+/// files of root's, not set in `own`, not one of [`NOT_RECORDED`]. Sorted by name, so the
 /// program sees the same order every time.
 pub fn missing(own: &[&CStr], files: &[File]) -> Vec<CString> {
     let set = |name: &[u8]| {
@@ -68,7 +72,7 @@ pub fn missing(own: &[&CStr], files: &[File]) -> Vec<CString> {
     let mut add: Vec<CString> = files
         .iter()
         .filter(|f| f.uid == 0 && is_var_name(&f.name))
-        .filter(|f| !THE_DROPS_OWN.contains(&f.name.as_slice()) && !set(&f.name))
+        .filter(|f| !NOT_RECORDED.contains(&f.name.as_slice()) && !set(&f.name))
         .filter_map(|f| {
             let value = value_of(f.content.as_deref()?)?;
             CString::new([&f.name[..], b"=", &value].concat()).ok()
@@ -205,6 +209,10 @@ mod tests {
             file("HOME", 0, Some("/root")),
             file("USER", 0, Some("root")),
             file("LOGNAME", 0, Some("root")),
+            file("PWD", 0, Some("/")),
+            file("OLDPWD", 0, Some("/")),
+            file("SHLVL", 0, Some("1")),
+            file("_", 0, Some("/init")),
             file("EMPTY", 0, Some("")),
             file("NOTROOTS", 10000, Some("x")),
             file("A-B", 0, Some("x")),
