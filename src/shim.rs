@@ -505,7 +505,8 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Se
 
 /// The target user of `settings`, resolved in this container's /etc/passwd and /etc/group.
 pub fn target(settings: &Settings) -> Result<Target, UserError> {
-    users::resolve(settings.user.as_ref().map_err(Clone::clone)?)
+    let low = users::LowGids::of_container(Some(&settings.home));
+    users::resolve_with(settings.user.as_ref().map_err(Clone::clone)?, &low)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
@@ -526,7 +527,10 @@ pub fn run_as_target(
             return refuse(&spec, &e, caller);
         }
     };
-    keep_container_groups(&mut target);
+    keep_container_groups(
+        &mut target,
+        &users::LowGids::of_container(Some(&settings.home)),
+    );
     // Read while still root: the directory need not be readable by the user.
     let started_with = recorded::read(Path::new(recorded::DIR));
     let exec = || {
@@ -557,18 +561,18 @@ pub fn run_as_target(
 /// [`users::container_groups`]) to the target's, read while this process is still root. A
 /// refused one is left behind with one line. When the ids cannot be read, none are added: the
 /// drop's own verification reads them again and refuses if the kernel will not answer.
-fn keep_container_groups(t: &mut Target) {
+fn keep_container_groups(t: &mut Target, low: &users::LowGids) {
     let Ok(gids) = sys::gids() else {
         return;
     };
     let Ok(held) = sys::supplementary_groups() else {
         return;
     };
-    let found = users::container_groups(sys::real_uid(), gids, &held);
+    let found = users::container_groups(sys::real_uid(), gids, &held, low);
     for g in &found.refused {
         say!(
             "hermes-shim: the container's supplementary {} is not kept for user '{}': it grants far more than the user's own files — leave it out of --group-add (group_add, supplementalGroups)",
-            users::system_gid_name_here(*g),
+            users::system_gid_name_here(*g, low),
             user_label(t)
         );
     }

@@ -7,6 +7,7 @@
 
 pub mod envdir;
 pub mod fs;
+pub mod gidscan;
 pub mod guard;
 pub mod process;
 pub mod pty;
