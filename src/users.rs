@@ -474,6 +474,16 @@ pub fn with_field(text: &str, span: &Range<usize>, index: usize, value: &str) ->
     [&text[..span.start], &fields.join(":"), &text[span.end..]].concat()
 }
 
+/// `text` with each `(index, value)` of `values` set in the line at `span`, in one edit.
+pub fn with_fields(text: &str, span: &Range<usize>, values: &[(usize, String)]) -> String {
+    let line = &text[span.clone()];
+    let mut fields: Vec<&str> = line.split(':').collect();
+    for (index, value) in values {
+        fields[*index] = value;
+    }
+    [&text[..span.start], &fields.join(":"), &text[span.end..]].concat()
+}
+
 /// `text` with `line` added at the end (after a line ending, if the text lacks its last one).
 pub fn with_line(text: &str, line: &str) -> String {
     let mut out = String::with_capacity(text.len() + line.len() + 2);

@@ -190,9 +190,10 @@ pub fn plan(
             group_text = Some(users::with_field(group, &g.span, 2, &new.1.to_string()));
         }
     }
-    let passwd_text = fields.iter().fold(passwd.to_string(), |text, (index, id)| {
-        users::with_field(&text, &me.span, *index, &id.to_string())
-    });
+    // Both fields in one edit: the line's span is the original text's, and a uid with fewer
+    // digits than the old one would leave it pointing past the edited line.
+    let values: Vec<(usize, String)> = fields.iter().map(|(i, id)| (*i, id.to_string())).collect();
+    let passwd_text = users::with_fields(passwd, &me.span, &values);
     Ok(Some(Plan {
         old,
         new,
@@ -549,6 +550,18 @@ mod tests {
         assert!(p(None, Some(99)).is_err());
         // A gid below 100 that grants nothing here is given (a Mac's staff, 20).
         assert_eq!(p(None, Some(20)).unwrap().unwrap().new, (10000, 20));
+    }
+
+    #[test]
+    fn a_shorter_uid_and_a_new_gid_on_the_last_line() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
+        let p = plan(passwd, GROUP_TEXT, "hermes", req(Some(501), Some(20)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.passwd.unwrap(),
+            "root:x:0:0:root:/root:/bin/sh\nhermes:x:501:20::/opt/data:/bin/sh\n"
+        );
     }
 
     #[test]
