@@ -1,12 +1,13 @@
 //! The Docker socket's group, at boot.
 //!
 //! Operators bind-mount the host's Docker socket so the agent can use Docker. The socket's group
-//! is the host's `docker` gid, which the container's /etc/group does not know; the drop rebuilds
-//! the user's groups from /etc/group (as s6-setuidgid and initgroups do), so a `--group-add`
-//! given to the container does not survive it. So at boot the hermes user is made a member of
-//! a group with the socket's gid: the existing one, or `hostdocker`, created with that gid. Then
-//! the main program and every `docker exec … hermes` carry it. Group 0 is never given: the shim
-//! refuses targets in root's group by design, so a root-group socket only gets a warning.
+//! is the host's `docker` gid, which the container's /etc/group does not know, and operators
+//! rarely pass it with `--group-add` as well (which the drop keeps, see
+//! [`crate::users::container_groups`]). So at boot the hermes user is made a member of a group
+//! with the socket's gid: the existing one, or `hostdocker`, created with that gid. Then the
+//! main program and every `docker exec … hermes` carry it. Group 0 is never given: the shim
+//! refuses targets in root's group by design, so a root-group socket only gets a warning; nor
+//! is a gid below 100 that grants something here ([`crate::users::gid_use`]).
 //!
 //! Note what it means: whoever can use the host's Docker socket controls the host's Docker,
 //! and through it the host. Mounting the socket is the operator's decision; this only makes it
