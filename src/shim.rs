@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+mod recorded;
+
 use crate::escape::shown;
 use crate::exit::Exit;
 use crate::relay;
@@ -409,6 +411,14 @@ impl Prepared {
         }
     }
 
+    /// Adds the variables s6-overlay recorded at start-up that this environment lacks (see
+    /// [`recorded`]).
+    fn with_recorded(mut self, listing: &crate::sys::envdir::Listing) -> Prepared {
+        let add = recorded::missing(&sys::environ(), &listing.files);
+        self.envp.extend(add.into_iter().map(Cow::Owned));
+        self
+    }
+
     /// Execs the program as the current user; returns only when exec failed.
     pub fn exec(&self) -> Exit {
         if let Err(e) = sys::reset_signals() {
@@ -495,7 +505,8 @@ pub fn run(name: &OsStr, args: &[OsString], me: Option<&Metadata>, settings: &Se
 
 /// The target user of `settings`, resolved in this container's /etc/passwd and /etc/group.
 pub fn target(settings: &Settings) -> Result<Target, UserError> {
-    users::resolve(settings.user.as_ref().map_err(Clone::clone)?)
+    let low = users::LowGids::of_container(Some(&settings.home));
+    users::resolve_with(settings.user.as_ref().map_err(Clone::clone)?, &low)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
@@ -506,7 +517,7 @@ pub fn run_as_target(
     caller: Caller,
     settings: &Settings,
 ) -> Exit {
-    let target = match target(settings) {
+    let mut target = match target(settings) {
         Ok(t) => t,
         Err(e) => {
             let spec = settings.user.as_ref().map_or_else(
@@ -516,9 +527,15 @@ pub fn run_as_target(
             return refuse(&spec, &e, caller);
         }
     };
+    keep_container_groups(
+        &mut target,
+        &users::LowGids::of_container(Some(&settings.home)),
+    );
+    // Read while still root: the directory need not be readable by the user.
+    let started_with = recorded::read(Path::new(recorded::DIR));
     let exec = || {
         leave_unreachable_cwd(&target);
-        how.start(&Prepared::new(path, args, Some(&target)))
+        how.start(&Prepared::new(path, args, Some(&target)).with_recorded(&started_with))
     };
     // The relay forks first: the parent stays root to relay, the child drops and becomes the
     // monitor of the program in the new session, where which terminal it has is judged.
@@ -538,6 +555,28 @@ pub fn run_as_target(
             exec,
         )
     }
+}
+
+/// Adds the container's supplementary groups (`--group-add`, see
+/// [`users::container_groups`]) to the target's, read while this process is still root. A
+/// refused one is left behind with one line. When the ids cannot be read, none are added: the
+/// drop's own verification reads them again and refuses if the kernel will not answer.
+fn keep_container_groups(t: &mut Target, low: &users::LowGids) {
+    let Ok(gids) = sys::gids() else {
+        return;
+    };
+    let Ok(held) = sys::supplementary_groups() else {
+        return;
+    };
+    let found = users::container_groups(sys::real_uid(), gids, &held, low);
+    for g in &found.refused {
+        say!(
+            "hermes-shim: the container's supplementary {} is not kept for user '{}': it grants far more than the user's own files — leave it out of --group-add (group_add, supplementalGroups)",
+            users::system_gid_name_here(*g, low),
+            user_label(t)
+        );
+    }
+    t.add_groups(&found.kept);
 }
 
 /// After the drop: a working directory the user could not reach by its path (root in

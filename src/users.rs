@@ -6,6 +6,8 @@
 //! comments, blank lines, NIS `+`/`-` lines and malformed lines are ignored, and the first of
 //! duplicate entries wins (that is what `getpwnam` returns).
 
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -18,39 +20,255 @@ use crate::sys;
 pub const DEFAULT_USER: &str = "hermes";
 
 /// What the drop may make of a gid. Every way a gid reaches the drop is judged by
-/// [`gid_use`]: a `UID:GID` spec, a user's passwd and group entries, `HERMES_GID`/`PGID` at boot
-/// and the Docker socket's group.
+/// [`gid_use`]: a `UID:GID` spec, a user's passwd and group entries, `HERMES_GID`/`PGID` at boot,
+/// the Docker socket's group and the container's supplementary groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GidUse {
     /// An ordinary group: the user may have it.
     Given,
     /// Root's group: having it would keep half of root.
     Root,
-    /// A system group: never given.
+    /// A system gid that grants something here (or could not be shown not to): never given.
     System,
 }
 
-/// The one gid rule. Debian's static system groups (base-passwd) are 1–99: adm 4, tty 5,
-/// disk 6, kmem 15, shadow 42, utmp 43, staff 50 and the rest. Membership in one grants far
-/// more than any reason the drop has to give a group (reading /etc/shadow, writing other
-/// users' terminals), so the user never gets one of them, as a member or as its primary group,
-/// whichever way the gid comes. A later rule may look at more than the number; it replaces
-/// this body, and every caller follows.
-pub fn gid_use(gid: u32) -> GidUse {
+/// What this container shows of the gids from 1 to 99: which of them grant access to something
+/// beyond the user's own files, each with one place that shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// The walk looked at everything: these gids grant something (gid → where).
+    Found(BTreeMap<u32, Grant>),
+    /// The walk could not finish (why): no gid below 100 can be shown to grant nothing.
+    Unknown(String),
+}
+
+/// One thing a gid grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// It owns this inode, with group access.
+    Owns(PathBuf),
+    /// A devpts mounted here gives every new terminal this group (`gid=` of the mount).
+    Terminals(String),
+}
+
+/// The gids below 100 that grant something, from what the walk found (`found`, see
+/// [`sys::gidscan::walk`]) and the devpts mounts' `gid=` options (`terminals`, see
+/// [`devpts_gids`]). A gid grants when it owns an inode other than a symlink with any group
+/// permission bit (r, w or x), or is a devpts mount's terminal group: a container's /dev/pts is
+/// its own, but its terminals are exactly root's `docker exec -it` sessions, which a member of
+/// that group could write into. A group without permission bits opens nothing. For each gid the
+/// shortest path is kept (then the first by name), so the message names the same file each time.
+pub fn grants(found: &[sys::gidscan::Found], terminals: &[(u32, String)]) -> BTreeMap<u32, Grant> {
+    let mut out: BTreeMap<u32, Grant> = BTreeMap::new();
+    for (gid, at) in terminals {
+        out.insert(*gid, Grant::Terminals(at.clone()));
+    }
+    for f in found {
+        if f.mode & 0o070 == 0 || f.kind == sys::fs::Kind::Symlink || !(1..100).contains(&f.gid) {
+            continue;
+        }
+        let better = match out.get(&f.gid) {
+            None => true,
+            Some(Grant::Terminals(_)) => false,
+            Some(Grant::Owns(p)) => {
+                let key = |p: &Path| (p.as_os_str().len(), p.to_path_buf());
+                key(&f.path) < key(p)
+            }
+        };
+        if better {
+            out.insert(f.gid, Grant::Owns(f.path.clone()));
+        }
+    }
+    out
+}
+
+/// The terminal group of every devpts mount in /proc/self/mountinfo text, with its mount point.
+pub fn devpts_gids(mountinfo: &str) -> Vec<(u32, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let mut fs = fs.split(' ');
+            (fs.next()? == "devpts").then_some(())?;
+            let options = fs.nth(1)?;
+            let gid = options
+                .split(',')
+                .find_map(|o| o.strip_prefix("gid="))?
+                .parse()
+                .ok()?;
+            Some((gid, mount.split(' ').nth(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// The mounts the walk counts as the container's own: its root filesystem and what the runtime
+/// mounts for it under /dev, /run and /tmp. Not /proc and /sys (their owners and groups
+/// describe processes and kernel objects, not files), and no volume or bind mount: those hold
+/// the operator's data, which a PGID is often chosen to reach, and this cannot judge them.
+pub const OWN_MOUNTS: [&str; 7] = [
+    "/",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/run",
+    "/tmp",
+];
+
+/// Looks at the running container (see [`grants`]), never inside `home`.
+pub fn scan_container(home: Option<&Path>) -> Evidence {
+    let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(t) => t,
+        Err(e) => {
+            return Evidence::Unknown(format!(
+                "cannot read /proc/self/mountinfo: {}",
+                sys::errno_of(&e)
+            ));
+        }
+    };
+    let paths: Vec<&Path> = OWN_MOUNTS.iter().map(Path::new).collect();
+    let skip = home.and_then(sys::gidscan::dir_ident);
+    match sys::gidscan::mounts_of(&paths).and_then(|m| sys::gidscan::walk(&m, skip)) {
+        Ok(found) => Evidence::Found(grants(&found, &devpts_gids(&mountinfo))),
+        Err(e) => Evidence::Unknown(format!("the walk stopped: {e}")),
+    }
+}
+
+/// The evidence for gids below 100, looked for once and only when a gid below 100 is judged.
+pub struct LowGids {
+    evidence: OnceCell<Evidence>,
+    home: Option<PathBuf>,
+}
+
+impl LowGids {
+    /// This container's, never looking inside `home` (`HERMES_HOME`: the user's own files).
+    pub fn of_container(home: Option<&Path>) -> LowGids {
+        LowGids {
+            evidence: OnceCell::new(),
+            home: home.map(Path::to_path_buf),
+        }
+    }
+
+    /// Evidence already at hand (unit tests).
+    #[cfg(test)]
+    pub fn known(evidence: Evidence) -> LowGids {
+        LowGids {
+            evidence: OnceCell::from(evidence),
+            home: None,
+        }
+    }
+
+    fn evidence(&self) -> &Evidence {
+        self.evidence
+            .get_or_init(|| scan_container(self.home.as_deref()))
+    }
+
+    /// Why `gid` is refused, for the message: what it grants, or why that is unknown.
+    pub fn why(&self, gid: u32) -> String {
+        match self.evidence() {
+            Evidence::Found(m) => match m.get(&gid) {
+                Some(Grant::Owns(p)) => format!("owner of {} with group access", p.display()),
+                Some(Grant::Terminals(at)) => format!("the group of every terminal in {at}"),
+                None => "grants nothing here".to_string(),
+            },
+            Evidence::Unknown(why) => format!("what it grants here is unknown: {why}"),
+        }
+    }
+}
+
+/// The one gid rule. Root's group is never given. A gid from 1 to 99 (Debian's static system
+/// groups: adm 4, tty 5, shadow 42, utmp 43, …) is refused when it grants something beyond the
+/// user's own files in this container ([`grants`]): reading /etc/shadow, writing root's
+/// terminals. One that grants nothing (dialout 20, which a Mac's `id -g` gives as staff) is
+/// given, as any gid of 100 and above is. Only a gid below 100 costs the walk.
+pub fn gid_use(gid: u32, low: &LowGids) -> GidUse {
     match gid {
         0 => GidUse::Root,
-        1..=99 => GidUse::System,
+        1..=99 => match low.evidence() {
+            Evidence::Found(m) if !m.contains_key(&gid) => GidUse::Given,
+            _ => GidUse::System,
+        },
         _ => GidUse::Given,
     }
 }
 
+/// Evidence for unit tests: tty (5) gives every terminal, adm (4) owns a log, shadow (42)
+/// /etc/shadow, staff (50) /usr/local, an unnamed 7 a file, and 99 something; dialout (20) and
+/// every other gid below 100 own nothing.
+#[cfg(test)]
+pub fn test_low() -> LowGids {
+    let owns = |p: &str| Grant::Owns(PathBuf::from(p));
+    LowGids::known(Evidence::Found(BTreeMap::from([
+        (4, owns("/var/log/apt/term.log")),
+        (5, Grant::Terminals("/dev/pts".into())),
+        (7, owns("/srv/seven")),
+        (42, owns("/etc/shadow")),
+        (50, owns("/usr/local")),
+        (99, owns("/srv/ninety-nine")),
+    ])))
+}
+
 /// How a refused system gid is named: by the group that has it in `group` (/etc/group text),
-/// if one does.
-pub fn system_gid_name(gid: u32, group: &str) -> String {
+/// if one does, and what it grants here.
+pub fn system_gid_name(gid: u32, group: &str, low: &LowGids) -> String {
+    let why = low.why(gid);
     group_entries(group).find(|g| g.gid == gid).map_or_else(
-        || format!("gid {gid}, a system gid"),
-        |g| format!("gid {gid}, the system group '{}'", g.name),
+        || format!("gid {gid}, a system gid ({why})"),
+        |g| format!("gid {gid}, the system group '{}' ({why})", g.name),
     )
+}
+
+/// The container's supplementary groups, as a root caller holds them, split by [`gid_use`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerGroups {
+    /// Kept through the drop, beside the user's own groups.
+    pub kept: Vec<u32>,
+    /// Refused system gids: each left behind with one line.
+    pub refused: Vec<u32>,
+}
+
+/// Which of the groups a root caller holds are the container's, and which of those the user
+/// may keep. `--group-add`, compose's `group_add` and Kubernetes' `supplementalGroups` reach
+/// the container's processes only as supplementary groups of its PID 1 and of every
+/// `docker exec` (the runtime sets them at each start); the drop rebuilds the user's groups from
+/// /etc/group, so without this they would be lost.
+///
+/// They count as the container's only while the caller's real, effective and saved gids are
+/// all 0, as the runtime starts a root process: a root shell that ran `newgrp` or `sg` (or a
+/// program that changed its group) is no longer in that start state, and its groups are not
+/// passed on. Group 0 is never kept and never named (root's sessions list it as their own);
+/// a gid [`gid_use`] refuses is refused with one line by the caller, not fatally.
+pub fn container_groups(
+    caller_uid: u32,
+    caller_gids: (u32, u32, u32),
+    held: &[u32],
+    low: &LowGids,
+) -> ContainerGroups {
+    let mut out = ContainerGroups::default();
+    if caller_uid != 0 || caller_gids != (0, 0, 0) {
+        return out;
+    }
+    for &g in held {
+        match gid_use(g, low) {
+            GidUse::Root => {}
+            GidUse::System => out.refused.push(g),
+            GidUse::Given => out.kept.push(g),
+        }
+    }
+    for v in [&mut out.kept, &mut out.refused] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    out
+}
+
+impl Target {
+    /// Adds `kept` (see [`container_groups`]) to the user's groups, sorted and unique.
+    pub fn add_groups(&mut self, kept: &[u32]) {
+        self.groups.extend_from_slice(kept);
+        self.groups.sort_unstable();
+        self.groups.dedup();
+    }
 }
 
 /// Where the account databases live; tests bind-mount their own files over these.
@@ -153,7 +371,7 @@ impl fmt::Display for UserError {
                 member: true,
             } => write!(
                 f,
-                "user '{spec}' is a member of {gid} ({GROUP}), which grants far more than the user's own files; take it out of that group"
+                "user '{spec}' is a member (in {GROUP}) of {gid}, which grants far more than the user's own files; take it out of that group"
             ),
             UserError::Read(file, e) => write!(f, "cannot read {file}: {e}"),
         }
@@ -256,6 +474,16 @@ pub fn with_field(text: &str, span: &Range<usize>, index: usize, value: &str) ->
     [&text[..span.start], &fields.join(":"), &text[span.end..]].concat()
 }
 
+/// `text` with each `(index, value)` of `values` set in the line at `span`, in one edit.
+pub fn with_fields(text: &str, span: &Range<usize>, values: &[(usize, String)]) -> String {
+    let line = &text[span.clone()];
+    let mut fields: Vec<&str> = line.split(':').collect();
+    for (index, value) in values {
+        fields[*index] = value;
+    }
+    [&text[..span.start], &fields.join(":"), &text[span.end..]].concat()
+}
+
 /// `text` with `line` added at the end (after a line ending, if the text lacks its last one).
 pub fn with_line(text: &str, line: &str) -> String {
     let mut out = String::with_capacity(text.len() + line.len() + 2);
@@ -282,7 +510,12 @@ pub struct Target {
 }
 
 /// Resolves `spec` against passwd and group text. Pure, so the whole table is unit-tested.
-pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, UserError> {
+pub fn resolve_in(
+    spec: &UserSpec,
+    passwd: &str,
+    group: &str,
+    low: &LowGids,
+) -> Result<Target, UserError> {
     // The first match wins, as with getpwnam.
     let entry = passwd_entries(passwd).find(|u| match spec {
         UserSpec::Name(n) => u.name == n,
@@ -310,13 +543,13 @@ pub fn resolve_in(spec: &UserSpec, passwd: &str, group: &str) -> Result<Target, 
     groups.dedup();
     // The user's own gid is named first, whatever the order of the rest.
     let judged = std::iter::once(gid).chain(groups.iter().copied());
-    if judged.clone().any(|g| gid_use(g) == GidUse::Root) {
+    if judged.clone().any(|g| gid_use(g, low) == GidUse::Root) {
         return Err(UserError::RootGroup(spec.to_string()));
     }
-    if let Some(g) = judged.clone().find(|g| gid_use(*g) == GidUse::System) {
+    if let Some(g) = judged.clone().find(|g| gid_use(*g, low) == GidUse::System) {
         return Err(UserError::SystemGroup {
             spec: spec.to_string(),
-            gid: system_gid_name(g, group),
+            gid: system_gid_name(g, group, low),
             member: g != gid,
         });
     }
@@ -338,12 +571,23 @@ fn read(path: &'static str) -> Result<String, UserError> {
         .map_err(|e| UserError::Read(path, sys::errno_of(&e)))
 }
 
-/// Resolves `spec` against the running system's /etc/passwd and /etc/group.
+/// Resolves `spec` against the running system's /etc/passwd and /etc/group, judging gids below
+/// 100 by what this container shows (see [`gid_use`]).
 pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
+    resolve_with(spec, &LowGids::of_container(None))
+}
+
+/// As [`resolve`], with the evidence `low` (which knows what to leave out: `HERMES_HOME`).
+pub fn resolve_with(spec: &UserSpec, low: &LowGids) -> Result<Target, UserError> {
     let passwd = read(PASSWD)?;
     // A missing /etc/group only costs supplementary groups; passwd is what decides.
     let group = read(GROUP).unwrap_or_default();
-    resolve_in(spec, &passwd, &group)
+    resolve_in(spec, &passwd, &group, low)
+}
+
+/// How a refused gid is named in this container: by the group /etc/group gives it, if any.
+pub fn system_gid_name_here(gid: u32, low: &LowGids) -> String {
+    system_gid_name(gid, &read(GROUP).unwrap_or_default(), low)
 }
 
 /// The name of the user that has `uid` in /etc/passwd, if any.
@@ -483,7 +727,13 @@ users:x:100:alice
 
     #[test]
     fn name_resolves_first_entry_with_groups() {
-        let t = resolve_in(&UserSpec::Name("hermes".into()), PASSWD_TEXT, GROUP_TEXT).unwrap();
+        let t = resolve_in(
+            &UserSpec::Name("hermes".into()),
+            PASSWD_TEXT,
+            GROUP_TEXT,
+            &test_low(),
+        )
+        .unwrap();
         assert_eq!((t.uid, t.gid), (10000, 10000));
         assert_eq!(t.groups, [150, 990, 10000]);
         assert_eq!(t.home, PathBuf::from("/opt/data"));
@@ -499,6 +749,7 @@ users:x:100:alice
             },
             PASSWD_TEXT,
             GROUP_TEXT,
+            &test_low(),
         )
         .unwrap();
         assert_eq!(
@@ -512,6 +763,7 @@ users:x:100:alice
             },
             PASSWD_TEXT,
             GROUP_TEXT,
+            &test_low(),
         )
         .unwrap();
         assert_eq!((t.gid, t.groups), (700, vec![100, 700, 990]));
@@ -526,6 +778,7 @@ users:x:100:alice
             },
             PASSWD_TEXT,
             GROUP_TEXT,
+            &test_low(),
         )
         .unwrap();
         assert_eq!(
@@ -537,7 +790,14 @@ users:x:100:alice
 
     #[test]
     fn refusals() {
-        let r = |s: &str| resolve_in(&UserSpec::parse(s).unwrap(), PASSWD_TEXT, GROUP_TEXT);
+        let r = |s: &str| {
+            resolve_in(
+                &UserSpec::parse(s).unwrap(),
+                PASSWD_TEXT,
+                GROUP_TEXT,
+                &test_low(),
+            )
+        };
         assert_eq!(r("nosuch"), Err(UserError::Unknown("nosuch".into())));
         assert_eq!(r("broken"), Err(UserError::Unknown("broken".into())));
         assert_eq!(r("root"), Err(UserError::Root("root".into())));
@@ -547,7 +807,12 @@ users:x:100:alice
         assert_eq!(r("nogroup0"), Err(UserError::RootGroup("nogroup0".into())));
         assert_eq!(r("10000:0"), Err(UserError::RootGroup("10000:0".into())));
         let wheel = format!("{GROUP_TEXT}root:x:0:alice\n");
-        let in_root_group = resolve_in(&UserSpec::Name("alice".into()), PASSWD_TEXT, &wheel);
+        let in_root_group = resolve_in(
+            &UserSpec::Name("alice".into()),
+            PASSWD_TEXT,
+            &wheel,
+            &test_low(),
+        );
         assert_eq!(in_root_group, Err(UserError::RootGroup("alice".into())));
     }
 
@@ -555,7 +820,9 @@ users:x:100:alice
     fn the_gid_rule() {
         for (gid, want) in [
             (0, GidUse::Root),
-            (1, GidUse::System),
+            (1, GidUse::Given),
+            (20, GidUse::Given),
+            (4, GidUse::System),
             (5, GidUse::System),
             (42, GidUse::System),
             (50, GidUse::System),
@@ -566,8 +833,23 @@ users:x:100:alice
             (65534, GidUse::Given),
             (u32::MAX - 1, GidUse::Given),
         ] {
-            assert_eq!(gid_use(gid), want, "gid {gid}");
+            assert_eq!(gid_use(gid, &test_low()), want, "gid {gid}");
         }
+        // Without the whole walk, no gid below 100 is shown to grant nothing.
+        let unknown = LowGids::known(Evidence::Unknown("the walk stopped".into()));
+        for (gid, want) in [
+            (0, GidUse::Root),
+            (1, GidUse::System),
+            (20, GidUse::System),
+            (99, GidUse::System),
+            (100, GidUse::Given),
+        ] {
+            assert_eq!(gid_use(gid, &unknown), want, "gid {gid}, unknown");
+        }
+        assert_eq!(
+            unknown.why(20),
+            "what it grants here is unknown: the walk stopped"
+        );
     }
 
     #[test]
@@ -575,7 +857,7 @@ users:x:100:alice
         let group = format!("{GROUP_TEXT}shadow:x:42:\ntty:x:5:alice\n");
         let passwd =
             format!("{PASSWD_TEXT}sys:x:3001:42::/:/bin/sh\nnameless:x:3002:7::/:/bin/sh\n");
-        let r = |s: &str| resolve_in(&UserSpec::parse(s).unwrap(), &passwd, &group);
+        let r = |s: &str| resolve_in(&UserSpec::parse(s).unwrap(), &passwd, &group, &test_low());
         let own = |spec: &str, gid: &str| UserError::SystemGroup {
             spec: spec.into(),
             gid: gid.into(),
@@ -584,29 +866,59 @@ users:x:100:alice
         // HERMES_SHIM_USER=UID:GID, with or without a passwd entry for the uid.
         assert_eq!(
             r("10000:42"),
-            Err(own("10000:42", "gid 42, the system group 'shadow'"))
+            Err(own(
+                "10000:42",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            ))
         );
         assert_eq!(
             r("4242:42"),
-            Err(own("4242:42", "gid 42, the system group 'shadow'"))
+            Err(own(
+                "4242:42",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            ))
         );
-        assert_eq!(r("4242:7"), Err(own("4242:7", "gid 7, a system gid")));
+        assert_eq!(
+            r("4242:7"),
+            Err(own(
+                "4242:7",
+                "gid 7, a system gid (owner of /srv/seven with group access)"
+            ))
+        );
         // A bare uid whose number is a system gid takes that number as its gid.
-        assert_eq!(r("42"), Err(own("42", "gid 42, the system group 'shadow'")));
+        assert_eq!(
+            r("42"),
+            Err(own(
+                "42",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            ))
+        );
         // A named user (or its uid) whose passwd entry gives it one.
         assert_eq!(
             r("sys"),
-            Err(own("sys", "gid 42, the system group 'shadow'"))
+            Err(own(
+                "sys",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            ))
         );
         assert_eq!(
             r("3001"),
-            Err(own("3001", "gid 42, the system group 'shadow'"))
+            Err(own(
+                "3001",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            ))
         );
-        assert_eq!(r("nameless"), Err(own("nameless", "gid 7, a system gid")));
+        assert_eq!(
+            r("nameless"),
+            Err(own(
+                "nameless",
+                "gid 7, a system gid (owner of /srv/seven with group access)"
+            ))
+        );
         // A user /etc/group makes a member of one, even with an ordinary gid of its own.
         let member = UserError::SystemGroup {
             spec: "alice".into(),
-            gid: "gid 5, the system group 'tty'".into(),
+            gid: "gid 5, the system group 'tty' (the group of every terminal in /dev/pts)".into(),
             member: true,
         };
         assert_eq!(r("alice"), Err(member.clone()));
@@ -619,12 +931,114 @@ users:x:100:alice
         assert_eq!(r("10000:100").map(|t| t.gid), Ok(100));
         assert_eq!(r("hermes").map(|t| t.groups), Ok(vec![150, 990, 10000]));
         assert_eq!(
-            own("10000:42", "gid 42, the system group 'shadow'").to_string(),
-            "user '10000:42' has gid 42, the system group 'shadow', which grants far more than the user's own files; give it a gid of 100 or above"
+            own(
+                "10000:42",
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)"
+            )
+            .to_string(),
+            "user '10000:42' has gid 42, the system group 'shadow' (owner of /etc/shadow with group access), which grants far more than the user's own files; give it a gid of 100 or above"
         );
         assert_eq!(
             member.to_string(),
-            "user 'alice' is a member of gid 5, the system group 'tty' (/etc/group), which grants far more than the user's own files; take it out of that group"
+            "user 'alice' is a member (in /etc/group) of gid 5, the system group 'tty' (the group of every terminal in /dev/pts), which grants far more than the user's own files; take it out of that group"
+        );
+    }
+
+    #[test]
+    fn the_containers_groups_are_a_root_callers_at_its_start_state_only() {
+        let held = [4242, 0, 42, 990, 5, 4242, 100];
+        let kept = ContainerGroups {
+            kept: vec![100, 990, 4242],
+            refused: vec![5, 42],
+        };
+        assert_eq!(container_groups(0, (0, 0, 0), &held, &test_low()), kept);
+        // Not root, or a root shell after newgrp/sg (any of its gids changed): nothing taken.
+        for (uid, gids) in [
+            (10000, (0, 0, 0)),
+            (0, (42, 42, 42)),
+            (0, (0, 150, 0)),
+            (0, (0, 0, 150)),
+            (0, (150, 0, 0)),
+        ] {
+            assert_eq!(
+                container_groups(uid, gids, &held, &test_low()),
+                ContainerGroups::default(),
+                "uid {uid}, gids {gids:?}"
+            );
+        }
+        assert_eq!(
+            container_groups(0, (0, 0, 0), &[0], &test_low()),
+            ContainerGroups::default()
+        );
+        let mut t = resolve_in(
+            &UserSpec::Name("hermes".into()),
+            PASSWD_TEXT,
+            GROUP_TEXT,
+            &test_low(),
+        )
+        .unwrap();
+        t.add_groups(&kept.kept);
+        assert_eq!(t.groups, [100, 150, 990, 4242, 10000]);
+    }
+
+    fn found(gid: u32, mode: u32, kind: sys::fs::Kind, path: &str) -> sys::gidscan::Found {
+        sys::gidscan::Found {
+            gid,
+            mode,
+            kind,
+            path: PathBuf::from(path),
+        }
+    }
+
+    #[test]
+    fn a_gid_grants_by_group_bits_on_what_it_owns_or_by_terminals() {
+        use sys::fs::Kind::{CharDevice, Dir, File, Symlink};
+        let walked = [
+            found(42, 0o640, File, "/usr/share/deep/shadow-copy"),
+            found(42, 0o640, File, "/etc/shadow"),
+            found(42, 0o640, File, "/etc/shadoz"),
+            found(8, 0o2775, Dir, "/var/mail"),
+            found(21, 0o600, File, "/srv/owner-only"),
+            found(22, 0o777, Symlink, "/srv/link"),
+            found(23, 0o010, File, "/srv/group-exec"),
+            found(24, 0o020, CharDevice, "/dev/thing"),
+            found(5, 0o620, CharDevice, "/dev/pts/0"),
+            found(0, 0o777, File, "/root-group"),
+            found(100, 0o777, File, "/users"),
+        ];
+        let terminals = [(5, "/dev/pts".to_string())];
+        let owns = |p: &str| Grant::Owns(PathBuf::from(p));
+        assert_eq!(
+            grants(&walked, &terminals),
+            BTreeMap::from([
+                (5, Grant::Terminals("/dev/pts".into())),
+                (8, owns("/var/mail")),
+                (23, owns("/srv/group-exec")),
+                (24, owns("/dev/thing")),
+                (42, owns("/etc/shadow")),
+            ])
+        );
+        // The same evidence whatever order the walk met it in.
+        let mut reversed = walked.to_vec();
+        reversed.reverse();
+        assert_eq!(grants(&reversed, &terminals), grants(&walked, &terminals));
+        assert_eq!(grants(&[], &[]), BTreeMap::new());
+    }
+
+    #[test]
+    fn devpts_terminal_groups_from_mountinfo() {
+        let mountinfo = "\
+22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l
+23 22 0:22 / /proc rw,nosuid - proc proc rw
+25 24 0:24 / /dev/pts rw,nosuid,noexec,relatime - devpts devpts rw,gid=5,mode=620,ptmxmode=666
+26 24 0:25 / /dev/other rw - devpts devpts rw,mode=600,ptmxmode=000
+27 24 0:26 / /mnt/pts2 rw - devpts none rw,gid=7,mode=620
+28 24 0:27 / /weird rw - tmpfs tmpfs rw,gid=9
+bad line
+";
+        assert_eq!(
+            devpts_gids(mountinfo),
+            [(5, "/dev/pts".to_string()), (7, "/mnt/pts2".to_string())]
         );
     }
 }

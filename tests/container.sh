@@ -815,6 +815,64 @@ check_contains "docker run --user 1234: ... and names the remap" "HERMES_UID=123
 # `docker exec -it`, a seccomp profile answering EPERM for close_range (Docker 20.10.0-20.10.4),
 # and one that keeps the terminal filter out. Self-contained: its own programs, profiles and
 # containers.
+echo "# issue 19: gids below 100 by evidence, --group-add kept through the drop, the start-up environment for docker exec"
+# `docker run --group-add` (compose's group_add, Kubernetes' supplementalGroups): 4242 is an
+# ordinary gid, kept for the main program and a root docker exec; 42 (shadow, /etc/shadow's
+# group) is left behind with one line, and the program still runs. Under s6-overlay, a
+# start-up script records a variable the engine never had (as upstream's does for the browser).
+mkdir -m 0755 "$WORK/continit"
+install -m 0755 /dev/stdin "$WORK/continit/99-record" <<'INIT'
+#!/bin/sh
+printf /opt/browser-from-startup > /run/s6/container_environment/HERMES_TEST_BROWSER
+INIT
+start ga --group-add 4242 --group-add 42 "${FAKE[@]}" -v "$WORK/continit:/etc/cont-init.d:ro" -- sleep infinity
+GA="$TAG-ga"
+wait_main "$GA" || not_ok "--group-add container reaches its main program"
+has_gids() { printf '%s' "$1" | tr -cs '0-9' '\n' | grep -xE '4242|42' | sort -n | paste -sd ' '; }
+check "--group-add 4242 and 42: the main program has 4242, not 42" 4242 \
+    "$(has_gids "$(main_status "$GA" Groups)")"
+ga_groups=$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$GA" hermes-shim exec groups 2>"$WORK/ga.err")
+check "--group-add 4242 and 42: a root docker exec hermes has 4242, not 42" 4242 "$(has_gids "$ga_groups")"
+check "--group-add 42: the exec says once that it is not kept" 1 \
+    "$(grep -c "the container's supplementary gid 42, the system group 'shadow' (owner of /etc/shadow with group access) is not kept for user 'hermes'" "$WORK/ga.err")"
+check_contains "--group-add 42: the start says so too" \
+    "the container's supplementary gid 42, the system group 'shadow' (owner of /etc/shadow with group access) is not kept" "$(docker logs "$GA" 2>&1)"
+check "no --group-add: a root docker exec hermes has the user's own groups only" "10000" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$C" hermes-shim exec groups 2>&1 | xargs)"
+# The gid rule by evidence: 20 (dialout, a Mac's `id -g`) owns nothing here and is taken, the
+# PUID with it; 42 (shadow) owns /etc/shadow, 5 (tty) every terminal of /dev/pts: refused.
+# shellcheck disable=SC2016 # expanded in the container
+check "PUID=501 PGID=20: the main program runs as 501:20" "501:20" \
+    "$(run_main -e PUID=501 -e PGID=20 "$IMAGE" sh -c 'echo "$(id -u):$(id -g)"')"
+# shellcheck disable=SC2016 # expanded in the container
+out=$(dk run --rm -e PUID=501 -e PGID=42 "$IMAGE" sh -c 'echo "main $(id -u):$(id -g)"' 2>&1)
+check_contains "PUID=501 PGID=42: the uid is remapped alone, the main program runs as 501:10000" "main 501:10000" "$out"
+check_contains "PUID=501 PGID=42: one line says the gid is refused and why" \
+    "WARNING: gid 42 is the system group 'shadow' (owner of /etc/shadow with group access)" "$out"
+check_contains "PUID=501 PGID=42: ... and that the uid is remapped alone" \
+    "remapping the uid alone: user 'hermes' keeps gid 10000" "$out"
+check "HERMES_SHIM_USER=10000:20: a root docker exec runs with gid 20" 20 \
+    "$(dk exec -e HERMES_SHIM_USER=10000:20 -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" hermes-shim exec id -g 2>&1)"
+check_contains "HERMES_SHIM_USER=10000:5: refused, tty gives every terminal" \
+    "gid 5, the system group 'tty' (the group of every terminal in /dev/pts)" \
+    "$(dk exec -e HERMES_SHIM_USER=10000:5 -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" hermes-shim exec id -g 2>&1)"
+check_contains "HERMES_SHIM_USER=10000:42: refused, naming /etc/shadow" \
+    "(owner of /etc/shadow with group access)" \
+    "$(dk exec -e HERMES_SHIM_USER=10000:42 -e HERMES_SHIM_REAL_DIR=/usr/bin "$C" hermes-shim exec id -g 2>&1)"
+check "--group-add 20: kept (it owns nothing here)" 20 \
+    "$(dk run --rm --group-add 20 "$IMAGE" sh -c 'id -G' 2>/dev/null | tr ' ' '\n' | grep -x 20)"
+if [ "$FLAVOUR" = s6 ]; then
+    ga_env=$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin "$GA" hermes-shim exec env 2>&1)
+    check "s6: a root docker exec hermes gets the variable a start-up script recorded" \
+        "HERMES_TEST_BROWSER=/opt/browser-from-startup" "$(grep '^HERMES_TEST_BROWSER=' <<<"$ga_env")"
+    check "s6: ... and not the recorded HOME, PWD or USER (the drop's own, the recorder's)" \
+        "HOME=/opt/data USER=hermes" "$(grep -E '^(HOME|PWD|USER)=' <<<"$ga_env" | sort | paste -sd ' ')"
+    check "s6: docker exec -e wins over the recorded value" "HERMES_TEST_BROWSER=mine" \
+        "$(dk exec -e HERMES_SHIM_REAL_DIR=/usr/bin -e HERMES_TEST_BROWSER=mine "$GA" hermes-shim exec env 2>&1 | grep '^HERMES_TEST_BROWSER=')"
+    check_contains "s6: the venv's python3, through the shim, sees it too" "/opt/browser-from-startup" \
+        "$(dk exec "$GA" hermes-shim exec python3 -c 'import os; print(os.environ.get("HERMES_TEST_BROWSER"))' 2>&1)"
+fi
+
 echo "# terminal and seccomp: the entrypoint by hand, close_range EPERM, a filter that cannot be in force"
 mkdir -m 0755 "$WORK/term"
 # Which terminal the program has, against root's (argv[1], what `tty` said at root's prompt):

@@ -19,7 +19,7 @@ use crate::policy;
 use crate::record;
 use crate::settings::Settings;
 use crate::shim;
-use crate::users::UserSpec;
+use crate::users::{self, UserSpec};
 
 const PREFIX: &str = "hermes-shim boot";
 
@@ -34,7 +34,11 @@ pub fn run(settings: &Settings) -> Exit {
         }
     };
     if let Ok(UserSpec::Name(user)) = &settings.user {
-        socket::grant(PREFIX, user);
+        socket::grant(
+            PREFIX,
+            user,
+            &users::LowGids::of_container(Some(&settings.home)),
+        );
     }
     create_home(settings);
     let swept = fix::sweep(Request::start_up(settings, previous), settings, false);

@@ -17,7 +17,7 @@ use crate::etcfile::{self, Leftover, Staged, Tag};
 use crate::policy::{Previous, PreviousError};
 use crate::settings::{Request, SettingError, Settings};
 use crate::sys;
-use crate::users::{self, GROUP, GidUse, PASSWD, UserError, UserSpec};
+use crate::users::{self, GROUP, GidUse, LowGids, PASSWD, UserError, UserSpec};
 
 /// The old ids of a remap whose sweep has not finished yet.
 const MARKER: &str = "/etc/hermes-shim-remap";
@@ -46,11 +46,11 @@ pub enum RemapError {
         uid: u32,
         owner: String,
     },
-    /// A gid [`users::gid_use`] refuses, asked for as the user's group (named by the group that
-    /// has it here).
+    /// A gid [`users::gid_use`] refuses, asked for as the user's group (named as
+    /// [`users::system_gid_name`] does).
     SystemGid {
         gid: u32,
-        group: Option<String>,
+        name: String,
     },
     /// The marker holds no ids.
     Marker(PreviousError),
@@ -89,13 +89,10 @@ impl fmt::Display for RemapError {
                 f,
                 "uid {uid} already belongs to user '{owner}' — pick a free uid"
             ),
-            RemapError::SystemGid { gid, group } => write!(
+            RemapError::SystemGid { gid, name } => write!(
                 f,
-                "gid {gid} is {}, which grants far more than the user's own files — pick a gid of 100 or above",
-                group.as_ref().map_or_else(
-                    || "a system gid".to_string(),
-                    |g| format!("the system group '{g}'")
-                )
+                "gid {gid} is {}, which grants far more than the user's own files — pick a gid of 100 or above, or one that owns nothing outside HERMES_HOME",
+                name.strip_prefix(&format!("gid {gid}, ")).unwrap_or(name)
             ),
             RemapError::Marker(e) => write!(f, "{MARKER}: {e} — remove the file"),
             RemapError::File { user, path, why } => {
@@ -123,6 +120,8 @@ pub struct Plan {
     pub passwd: Option<String>,
     pub group: Option<String>,
     pub previous: Previous,
+    /// The gid asked for, refused: the uid is remapped alone, the user keeps its gid.
+    pub refused_gid: Option<RemapError>,
 }
 
 /// Plans the remap of `user`; `None` when its ids already are the ones asked for.
@@ -137,6 +136,7 @@ pub fn plan(
     group: &str,
     user: &str,
     req: Request,
+    low: &LowGids,
 ) -> Result<Option<Plan>, RemapError> {
     let me = users::passwd_entries(passwd)
         .find(|u| u.name == user)
@@ -149,7 +149,22 @@ pub fn plan(
         });
     }
     let old = (me.uid, me.gid);
-    let new = (req.uid.unwrap_or(me.uid), req.gid.unwrap_or(me.gid));
+    let mut new = (req.uid.unwrap_or(me.uid), req.gid.unwrap_or(me.gid));
+    // Gid 0 never gets here: the settings take ids from 1. A refused gid does not throw away a
+    // valid uid (PUID=501 PGID=20 from a Mac, where 20 grants something here): the uid is
+    // remapped alone and the user keeps its gid; only a request for the gid alone is refused.
+    let mut refused_gid = None;
+    if new.1 != old.1 && users::gid_use(new.1, low) == GidUse::System {
+        let refused = RemapError::SystemGid {
+            gid: new.1,
+            name: users::system_gid_name(new.1, group, low),
+        };
+        if new.0 == old.0 {
+            return Err(refused);
+        }
+        refused_gid = Some(refused);
+        new.1 = old.1;
+    }
     if new == old {
         return Ok(None);
     }
@@ -157,15 +172,6 @@ pub fn plan(
         return Err(RemapError::UidTaken {
             uid: new.0,
             owner: other.name.to_string(),
-        });
-    }
-    // Gid 0 never gets here: the settings take ids from 1.
-    if new.1 != old.1 && users::gid_use(new.1) == GidUse::System {
-        return Err(RemapError::SystemGid {
-            gid: new.1,
-            group: users::group_entries(group)
-                .find(|g| g.gid == new.1)
-                .map(|g| g.name.to_string()),
         });
     }
     let shared = users::passwd_entries(passwd).any(|u| u.gid == old.1 && u.name != user);
@@ -184,9 +190,10 @@ pub fn plan(
             group_text = Some(users::with_field(group, &g.span, 2, &new.1.to_string()));
         }
     }
-    let passwd_text = fields.iter().fold(passwd.to_string(), |text, (index, id)| {
-        users::with_field(&text, &me.span, *index, &id.to_string())
-    });
+    // Both fields in one edit: the line's span is the original text's, and a uid with fewer
+    // digits than the old one would leave it pointing past the edited line.
+    let values: Vec<(usize, String)> = fields.iter().map(|(i, id)| (*i, id.to_string())).collect();
+    let passwd_text = users::with_fields(passwd, &me.span, &values);
     Ok(Some(Plan {
         old,
         new,
@@ -196,6 +203,7 @@ pub fn plan(
             uid: (new.0 != old.0).then_some(old.0),
             gid: (new.1 != old.1 && private_group.is_some()).then_some(old.1),
         },
+        refused_gid,
     }))
 }
 
@@ -318,9 +326,16 @@ pub fn remap(settings: &Settings) -> Result<Previous, RemapError> {
     };
     let user = user_name(settings)?;
     let (passwd_text, group_text) = (read(PASSWD)?, read(GROUP)?);
-    let Some(plan) = plan(&passwd_text, &group_text, &user, req)? else {
+    let low = LowGids::of_container(Some(&settings.home));
+    let Some(plan) = plan(&passwd_text, &group_text, &user, req, &low)? else {
         return Ok(pending);
     };
+    if let Some(refused) = &plan.refused_gid {
+        say!(
+            "hermes-shim boot: WARNING: {refused}; remapping the uid alone: user '{user}' keeps gid {}",
+            plan.old.1
+        );
+    }
     let previous = Previous {
         uid: pending.uid.or(plan.previous.uid),
         gid: pending.gid.or(plan.previous.gid),
@@ -381,6 +396,16 @@ pub fn remap(settings: &Settings) -> Result<Previous, RemapError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan with the unit tests' evidence ([`users::test_low`]).
+    fn plan(
+        passwd: &str,
+        group: &str,
+        user: &str,
+        req: Request,
+    ) -> Result<Option<Plan>, RemapError> {
+        super::plan(passwd, group, user, req, &users::test_low())
+    }
 
     const PASSWD_TEXT: &str = "root:x:0:0:root:/root:/bin/bash\n# hermes:x:1:1::/:/bin/sh\nhermes:x:bad:1::/:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
     const GROUP_TEXT: &str = "root:x:0:\nhermes:x:10000:\nalice:x:1000:\ndocker:x:990:hermes\n";
@@ -500,23 +525,71 @@ mod tests {
         assert!(plan(PASSWD_TEXT, GROUP_TEXT, "nosuch", req(Some(5), None)).is_err());
         // PGID=5 would make hermes's own group tty (writing root's terminals), 42 shadow.
         let tty = format!("{GROUP_TEXT}tty:x:5:\n");
+        let refused = plan(PASSWD_TEXT, &tty, "hermes", req(None, Some(5)));
         assert_eq!(
-            plan(PASSWD_TEXT, &tty, "hermes", req(None, Some(5))),
+            refused,
             Err(RemapError::SystemGid {
                 gid: 5,
-                group: Some("tty".into())
+                name: "gid 5, the system group 'tty' (the group of every terminal in /dev/pts)"
+                    .into()
             })
         );
         assert_eq!(
-            p(Some(2000), Some(42)),
+            refused.unwrap_err().to_string(),
+            "gid 5 is the system group 'tty' (the group of every terminal in /dev/pts), which grants far more than the user's own files — pick a gid of 100 or above, or one that owns nothing outside HERMES_HOME"
+        );
+        assert_eq!(
+            p(None, Some(42)),
             Err(RemapError::SystemGid {
                 gid: 42,
-                group: None
+                name: "gid 42, a system gid (owner of /etc/shadow with group access)".into()
             }),
             "refused whether or not the image names the gid"
         );
         assert!(p(None, Some(100)).is_ok(), "100 (users) is no system group");
         assert!(p(None, Some(99)).is_err());
+        // A gid below 100 that grants nothing here is given (a Mac's staff, 20).
+        assert_eq!(p(None, Some(20)).unwrap().unwrap().new, (10000, 20));
+    }
+
+    #[test]
+    fn a_shorter_uid_and_a_new_gid_on_the_last_line() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
+        let p = plan(passwd, GROUP_TEXT, "hermes", req(Some(501), Some(20)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.passwd.unwrap(),
+            "root:x:0:0:root:/root:/bin/sh\nhermes:x:501:20::/opt/data:/bin/sh\n"
+        );
+    }
+
+    #[test]
+    fn a_refused_gid_keeps_the_uid_remap_with_the_users_old_gid() {
+        let p = plan(PASSWD_TEXT, GROUP_TEXT, "hermes", req(Some(501), Some(42)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.old, p.new), ((10000, 10000), (501, 10000)));
+        assert_eq!(
+            p.passwd.unwrap(),
+            PASSWD_TEXT.replace("hermes:x:10000:10000:", "hermes:x:501:10000:")
+        );
+        assert_eq!(p.group, None, "the group is left as it is");
+        assert_eq!(
+            p.previous,
+            Previous {
+                uid: Some(10000),
+                gid: None
+            }
+        );
+        assert!(matches!(
+            p.refused_gid,
+            Some(RemapError::SystemGid { gid: 42, .. })
+        ));
+        let granted = plan(PASSWD_TEXT, GROUP_TEXT, "hermes", req(Some(501), Some(20)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((granted.new, granted.refused_gid), ((501, 20), None));
     }
 
     #[test]

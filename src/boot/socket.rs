@@ -1,12 +1,13 @@
 //! The Docker socket's group, at boot.
 //!
 //! Operators bind-mount the host's Docker socket so the agent can use Docker. The socket's group
-//! is the host's `docker` gid, which the container's /etc/group does not know; the drop rebuilds
-//! the user's groups from /etc/group (as s6-setuidgid and initgroups do), so a `--group-add`
-//! given to the container does not survive it. So at boot the hermes user is made a member of
-//! a group with the socket's gid: the existing one, or `hostdocker`, created with that gid. Then
-//! the main program and every `docker exec … hermes` carry it. Group 0 is never given: the shim
-//! refuses targets in root's group by design, so a root-group socket only gets a warning.
+//! is the host's `docker` gid, which the container's /etc/group does not know, and operators
+//! rarely pass it with `--group-add` as well (which the drop keeps, see
+//! [`crate::users::container_groups`]). So at boot the hermes user is made a member of a group
+//! with the socket's gid: the existing one, or `hostdocker`, created with that gid. Then the
+//! main program and every `docker exec … hermes` carry it. Group 0 is never given: the shim
+//! refuses targets in root's group by design, so a root-group socket only gets a warning; nor
+//! is a gid below 100 that grants something here ([`crate::users::gid_use`]).
 //!
 //! Note what it means: whoever can use the host's Docker socket controls the host's Docker,
 //! and through it the host. Mounting the socket is the operator's decision; this only makes it
@@ -17,7 +18,7 @@ use std::path::Path;
 
 use crate::etcfile::{Staged, Tag};
 use crate::sys;
-use crate::users::{self, GROUP, GidUse, PASSWD};
+use crate::users::{self, GROUP, GidUse, LowGids, PASSWD};
 
 /// Where the Docker socket is mounted (`/var/run` is a symlink to `/run` in Debian, but an
 /// image may make it a directory).
@@ -32,9 +33,9 @@ pub enum Plan {
     Nothing,
     /// Root's group: never given, only warned about.
     RootGroup,
-    /// A system gid ([`users::gid_use`], named by the group that has it here): never given,
-    /// only warned about.
-    SystemGroup(Option<String>),
+    /// A system gid ([`users::gid_use`]), named by [`users::system_gid_name`]: never given, only
+    /// warned about.
+    SystemGroup(String),
     /// /etc/group rewritten: the user joins `group` (created when `created`).
     Join {
         group: String,
@@ -44,8 +45,14 @@ pub enum Plan {
 }
 
 /// Plans the membership for the socket group `gid` (pure: /etc/passwd and /etc/group text in).
-pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, String> {
-    if users::gid_use(gid) == GidUse::Root {
+pub fn plan(
+    passwd: &str,
+    group: &str,
+    user: &str,
+    gid: u32,
+    low: &LowGids,
+) -> Result<Plan, String> {
+    if users::gid_use(gid, low) == GidUse::Root {
         return Ok(Plan::RootGroup);
     }
     let me = users::passwd_entries(passwd)
@@ -56,9 +63,8 @@ pub fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, Str
     {
         return Ok(Plan::Nothing);
     }
-    if users::gid_use(gid) == GidUse::System {
-        let name = users::group_entries(group).find(|g| g.gid == gid);
-        return Ok(Plan::SystemGroup(name.map(|g| g.name.to_string())));
+    if users::gid_use(gid, low) == GidUse::System {
+        return Ok(Plan::SystemGroup(users::system_gid_name(gid, group, low)));
     }
     if let Some(g) = users::group_entries(group).find(|g| g.gid == gid) {
         let members = if g.member_list.trim().is_empty() {
@@ -95,7 +101,7 @@ fn socket_gid() -> Option<u32> {
 }
 
 /// Gives `user` the Docker socket's group, if a socket is mounted; says what it did.
-pub fn grant(prefix: &str, user: &str) {
+pub fn grant(prefix: &str, user: &str, low: &LowGids) {
     let Some(gid) = socket_gid() else {
         return;
     };
@@ -104,18 +110,14 @@ pub fn grant(prefix: &str, user: &str) {
     };
     let planned = read(PASSWD)
         .and_then(|passwd| Ok((passwd, read(GROUP)?)))
-        .and_then(|(passwd, group)| plan(&passwd, &group, user, gid));
+        .and_then(|(passwd, group)| plan(&passwd, &group, user, gid, low));
     match planned {
         Ok(Plan::Nothing) => {}
         Ok(Plan::RootGroup) => say!(
             "{prefix}: WARNING: the Docker socket belongs to group 0, which '{user}' is never given — give the socket a non-root group on the host (e.g. chgrp docker /var/run/docker.sock) and restart the container"
         ),
         Ok(Plan::SystemGroup(name)) => say!(
-            "{prefix}: WARNING: the Docker socket belongs to gid {gid}, {}, which '{user}' is never given (it grants far more than the socket) — give the socket the host's docker group (gid 100 or above) and restart the container",
-            name.map_or_else(
-                || "a system gid".to_string(),
-                |n| format!("the system group '{n}'")
-            )
+            "{prefix}: WARNING: the Docker socket belongs to {name}, which '{user}' is never given (it grants far more than the socket) — give the socket the host's docker group (gid 100 or above) and restart the container"
         ),
         Ok(Plan::Join {
             group,
@@ -142,6 +144,11 @@ pub fn grant(prefix: &str, user: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan with the unit tests' evidence ([`users::test_low`]).
+    fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, String> {
+        super::plan(passwd, group, user, gid, &users::test_low())
+    }
 
     const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
     const GROUPS: &str = "root:x:0:\ntty:x:5:\nshadow:x:42:\nusers:x:100:alice\nhermes:x:10000:\nstaff:x:50:\ndocker:x:990:\n";
@@ -215,17 +222,37 @@ mod tests {
         // System groups: tty's members write other users' terminals, shadow's read
         // /etc/shadow. Named when the image has the gid, refused either way.
         for (gid, name) in [
-            (5, Some("tty")),
-            (42, Some("shadow")),
-            (50, Some("staff")),
-            (7, None),
+            (
+                5,
+                "gid 5, the system group 'tty' (the group of every terminal in /dev/pts)",
+            ),
+            (
+                42,
+                "gid 42, the system group 'shadow' (owner of /etc/shadow with group access)",
+            ),
+            (
+                50,
+                "gid 50, the system group 'staff' (owner of /usr/local with group access)",
+            ),
+            (
+                7,
+                "gid 7, a system gid (owner of /srv/seven with group access)",
+            ),
         ] {
             assert_eq!(
                 plan(PASSWD, GROUPS, "hermes", gid),
-                Ok(Plan::SystemGroup(name.map(str::to_string))),
+                Ok(Plan::SystemGroup(name.to_string())),
                 "gid {gid}"
             );
         }
+        // A gid below 100 that grants nothing here is given like any other.
+        assert!(
+            matches!(
+                plan(PASSWD, GROUPS, "hermes", 20),
+                Ok(Plan::Join { created: true, .. })
+            ),
+            "dialout"
+        );
         assert!(
             matches!(plan(PASSWD, GROUPS, "hermes", 100), Ok(Plan::Join { .. })),
             "users"

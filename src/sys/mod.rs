@@ -5,7 +5,9 @@
 //! Id changes sit behind [`Privileges`] so the drop sequence can be tested with a recording
 //! double while root integration tests prove the real calls.
 
+pub mod envdir;
 pub mod fs;
+pub mod gidscan;
 pub mod guard;
 pub mod process;
 pub mod pty;
@@ -168,6 +170,17 @@ pub fn caller_ids() -> (u32, u32, u32, u32) {
 /// The real uid.
 pub fn real_uid() -> u32 {
     unistd::getuid().as_raw()
+}
+
+/// The real, effective and saved gid of this process (getresgid).
+pub fn gids() -> Result<(u32, u32, u32), Errno> {
+    let g = unistd::getresgid()?;
+    Ok((g.real.as_raw(), g.effective.as_raw(), g.saved.as_raw()))
+}
+
+/// The supplementary groups this process holds, in the kernel's order.
+pub fn supplementary_groups() -> Result<Vec<u32>, Errno> {
+    groups()
 }
 
 /// The supplementary groups. (nix's getgroups first reads `/proc/sys/kernel/ngroups_max`

@@ -1,0 +1,258 @@
+//! Root integration tests of the gid rule by evidence (`users::gid_use`): a gid below 100 is
+//! refused only when it grants something in the container. Each run happens in a root of its
+//! own: a private mount namespace, a fresh tmpfs as `/` (chroot), the host's /usr bound into it
+//! read-only (another mount: never walked), its own proc, /dev (a tmpfs), /dev/pts (a new devpts
+//! instance whose terminals get gid 5, as Docker mounts it) and /run. So what the walk finds is
+//! exactly what the test put there: /etc/shadow (root:42, 0640), and the test's own files.
+
+mod common;
+
+use common::fix::{Out, in_private_mntns, run_cmd};
+use common::seccomp::answer;
+use common::{TempDir, require};
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
+const GROUP: &str = "root:x:0:\ntty:x:5:\ndialout:x:20:\nshadow:x:42:\nhermes:x:10000:\n";
+
+/// Builds the root, runs `setup` in it (a shell snippet, `$R` the root), then
+/// `chroot $R /opt/shim/hermes-shim ARGS…` with `env`, then `after` (its output joins stdout).
+fn in_root(setup: &str, after: &str, env: &[(&str, &str)], args: &[&str]) -> Out {
+    in_root_with(setup, after, env, args, &[])
+}
+
+fn in_root_with(
+    setup: &str,
+    after: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    errnos: &[(nix::libc::c_long, i32)],
+) -> Out {
+    let root = TempDir::new("gid-evidence-root");
+    let script = r#"set -e
+R=$1
+shift
+mount -t tmpfs -o mode=0755 root "$R"
+mkdir -m 0755 "$R/usr" "$R/etc" "$R/proc" "$R/dev" "$R/run" "$R/opt" "$R/opt/data" "$R/srv"
+mount --bind /usr "$R/usr"
+for l in bin lib lib64 sbin; do ln -s "usr/$l" "$R/$l"; done
+mkdir -m 0755 "$R/opt/shim"
+: > "$R/opt/shim/hermes-shim"
+mount --bind "$0" "$R/opt/shim/hermes-shim"
+mount -t proc proc "$R/proc"
+mount -t tmpfs -o mode=0755 dev "$R/dev"
+mkdir -m 0755 "$R/dev/pts"
+mount -t devpts -o newinstance,gid=5,mode=620,ptmxmode=666 devpts "$R/dev/pts"
+mount -t tmpfs -o mode=0755 run "$R/run"
+printf '%s' "$T_PASSWD" > "$R/etc/passwd"
+printf '%s' "$T_GROUP" > "$R/etc/group"
+printf 'root:*:1::::::\n' > "$R/etc/shadow"
+chgrp 42 "$R/etc/shadow"
+chmod 0640 "$R/etc/shadow"
+chown 10000:10000 "$R/opt/data"
+eval "$T_SETUP"
+set +e
+chroot "$R" /opt/shim/hermes-shim "$@"
+rc=$?
+eval "$T_AFTER"
+exit $rc"#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(root.path())
+        .args(args)
+        .envs([
+            ("T_PASSWD", PASSWD),
+            ("T_GROUP", GROUP),
+            ("T_SETUP", setup),
+            ("T_AFTER", after),
+            ("HERMES_HOME", "/opt/data"),
+            ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+        ])
+        .envs(env.iter().copied());
+    if !errnos.is_empty() {
+        answer(&mut cmd, errnos);
+    }
+    run_cmd(cmd, 60)
+}
+
+/// `HERMES_SHIM_USER=SPEC hermes-shim exec id -g` in a root prepared by `setup`.
+fn exec_id(spec: &str, setup: &str) -> Out {
+    in_root(
+        setup,
+        "",
+        &[("HERMES_SHIM_USER", spec)],
+        &["exec", "id", "-g"],
+    )
+}
+
+#[track_caller]
+fn assert_given(out: &Out, gid: u32, what: &str) {
+    assert_eq!(out.code, Some(0), "{what}\n{out}");
+    assert_eq!(out.stdout.trim(), gid.to_string(), "{what}\n{out}");
+}
+
+#[track_caller]
+fn assert_refused_for(out: &Out, why: &str, what: &str) {
+    assert_eq!(out.code, Some(126), "{what}\n{out}");
+    assert!(out.stdout.is_empty(), "{what}: nothing ran\n{out}");
+    assert!(out.stderr.contains(why), "{what}: {why:?}\n{out}");
+    assert_eq!(out.stderr.lines().count(), 1, "{what}: one line\n{out}");
+}
+
+#[test]
+fn a_gid_below_100_that_owns_nothing_here_is_given() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    // A Mac's `id -g` is 20 (staff there, dialout here): nothing in the container has it.
+    assert_given(&exec_id("10000:20", ""), 20, "dialout, owning nothing");
+    // Owning something without group bits grants nothing either.
+    let owner_only =
+        r#"printf x > "$R/srv/mine"; chgrp 21 "$R/srv/mine"; chmod 0600 "$R/srv/mine""#;
+    assert_given(&exec_id("10000:21", owner_only), 21, "0600 file");
+    // A symlink's group grants nothing.
+    let link = r#"ln -s /etc/passwd "$R/srv/link"; chgrp -h 24 "$R/srv/link""#;
+    assert_given(&exec_id("10000:24", link), 24, "a symlink of gid 24");
+    // The user's own files, in HERMES_HOME, are not looked at.
+    let in_home = r#"mkdir -m 0770 "$R/opt/data/shared"; chgrp 22 "$R/opt/data/shared""#;
+    assert_given(&exec_id("10000:22", in_home), 22, "in HERMES_HOME");
+    // Nor is a mount the container did not make (a volume, a bind mount).
+    let on_volume = r#"mkdir "$R/srv/vol"; mount -t tmpfs vol "$R/srv/vol"; printf x > "$R/srv/vol/f"; chgrp 23 "$R/srv/vol/f"; chmod 0660 "$R/srv/vol/f""#;
+    assert_given(&exec_id("10000:23", on_volume), 23, "on a volume");
+}
+
+#[test]
+fn a_gid_below_100_that_grants_something_here_is_refused_naming_it() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    assert_refused_for(
+        &exec_id("10000:42", ""),
+        "user '10000:42' has gid 42, the system group 'shadow' (owner of /etc/shadow with group access), which grants far more than the user's own files; give it a gid of 100 or above",
+        "shadow",
+    );
+    // tty: no terminal is open, but devpts gives every new one gid 5.
+    assert_refused_for(
+        &exec_id("10000:5", ""),
+        "gid 5, the system group 'tty' (the group of every terminal in /dev/pts)",
+        "tty",
+    );
+    // The same files as the test above, on the container's own filesystem, outside the home.
+    for (gid, setup, path) in [
+        (
+            "22",
+            r#"mkdir -m 0770 "$R/srv/shared"; chgrp 22 "$R/srv/shared""#,
+            "/srv/shared",
+        ),
+        (
+            "25",
+            r#"printf x > "$R/srv/x"; chgrp 25 "$R/srv/x"; chmod 0010 "$R/srv/x""#,
+            "/srv/x",
+        ),
+        (
+            "26",
+            r#"printf x > "$R/run/state"; chgrp 26 "$R/run/state"; chmod 0640 "$R/run/state""#,
+            "/run/state",
+        ),
+        (
+            "27",
+            r#"mkfifo -m 0620 "$R/dev/fifo"; chgrp 27 "$R/dev/fifo""#,
+            "/dev/fifo",
+        ),
+    ] {
+        assert_refused_for(
+            &exec_id(&format!("10000:{gid}"), setup),
+            &format!("gid {gid}, a system gid (owner of {path} with group access)"),
+            path,
+        );
+    }
+    // As a member through /etc/group, too.
+    let member = r#"printf 'dialout:x:20:hermes\n' >> "$R/etc/group"; printf x > "$R/srv/modem"; chgrp 20 "$R/srv/modem"; chmod 0660 "$R/srv/modem""#;
+    assert_refused_for(
+        &in_root(member, "", &[], &["exec", "id", "-g"]),
+        "user 'hermes' is a member (in /etc/group) of gid 20, the system group 'dialout' (owner of /srv/modem with group access)",
+        "a member",
+    );
+}
+
+#[test]
+fn a_walk_that_cannot_finish_refuses_every_gid_below_100() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    let deep = r#"d="$R/srv"; for i in $(seq 70); do d="$d/d"; mkdir "$d"; done"#;
+    assert_refused_for(
+        &exec_id("10000:20", deep),
+        &format!(
+            "(what it grants here is unknown: the walk stopped: /srv{} is more than 64 levels deep)",
+            "/d".repeat(63)
+        ),
+        "too deep",
+    );
+    assert_given(&exec_id("10000:100", deep), 100, "100 costs no walk");
+    // getdents answered with an error: the walk cannot look, so nothing is shown unused.
+    for errno in [nix::libc::ENOSYS, nix::libc::EPERM] {
+        let out = in_root_with(
+            "",
+            "",
+            &[("HERMES_SHIM_USER", "10000:20")],
+            &["exec", "id", "-g"],
+            &[(nix::libc::SYS_getdents64, errno)],
+        );
+        assert_refused_for(
+            &out,
+            "(what it grants here is unknown: the walk stopped: /: E",
+            &format!("getdents errno {errno}"),
+        );
+    }
+    // statx answered with an error: fstatat does the work, with the same verdicts.
+    for errno in [nix::libc::ENOSYS, nix::libc::EPERM] {
+        let run = |spec: &str| {
+            in_root_with(
+                "",
+                "",
+                &[("HERMES_SHIM_USER", spec)],
+                &["exec", "id", "-g"],
+                &[(nix::libc::SYS_statx, errno)],
+            )
+        };
+        assert_given(&run("10000:20"), 20, &format!("statx errno {errno}"));
+        assert_refused_for(
+            &run("10000:42"),
+            "(owner of /etc/shadow with group access)",
+            &format!("statx errno {errno}"),
+        );
+    }
+}
+
+#[test]
+fn a_refused_pgid_keeps_the_puid_remap_with_the_users_own_gid() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    let after = r#"grep '^hermes:' "$R/etc/passwd"; grep '^hermes:' "$R/etc/group""#;
+    // The home a volume, as in the image (the sweep refuses a home on the root filesystem).
+    let volume =
+        r#"mount -t tmpfs -o mode=0755 vol "$R/opt/data"; chown 10000:10000 "$R/opt/data""#;
+    let out = in_root(volume, after, &[("PUID", "501"), ("PGID", "42")], &["boot"]);
+    assert_eq!(out.code, Some(0), "the start goes on\n{out}");
+    assert_eq!(
+        out.stdout, "hermes:x:501:10000::/opt/data:/bin/sh\nhermes:x:10000:\n",
+        "uid remapped, gid kept\n{out}"
+    );
+    let line = "hermes-shim boot: WARNING: gid 42 is the system group 'shadow' (owner of /etc/shadow with group access), which grants far more than the user's own files — pick a gid of 100 or above, or one that owns nothing outside HERMES_HOME; remapping the uid alone: user 'hermes' keeps gid 10000\n";
+    assert!(out.stderr.starts_with(line), "{out}");
+    assert!(
+        out.stderr
+            .contains("remapped user 'hermes' from 10000:10000 to 501:10000"),
+        "{out}"
+    );
+    // PUID=501 PGID=20, as from a Mac: both taken.
+    let out = in_root(volume, after, &[("PUID", "501"), ("PGID", "20")], &["boot"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stdout, "hermes:x:501:20::/opt/data:/bin/sh\nhermes:x:10000:\n",
+        "{out}"
+    );
+    // PGID alone, refused: nothing changes, the start says so and repairs root's files.
+    let out = in_root(volume, after, &[("PGID", "5")], &["boot"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(
+        out.stdout, "hermes:x:10000:10000::/opt/data:/bin/sh\nhermes:x:10000:\n",
+        "{out}"
+    );
+    assert!(
+        out.stderr.starts_with("hermes-shim boot: gid 5 is the system group 'tty' (the group of every terminal in /dev/pts), which grants far more"),
+        "{out}"
+    );
+}

@@ -1,0 +1,153 @@
+//! Root integration tests of the start-up environment s6-overlay records
+//! (`/run/s6/container_environment`) reaching a root `docker exec … hermes`: each run in a
+//! private mount namespace whose /etc is a test directory and /run a fresh tmpfs, where the
+//! script builds the recorded directory before it runs the shim.
+
+mod common;
+
+use common::fix::{Out, in_private_mntns, run_cmd};
+use common::fixture::etc_dir;
+use common::{TempDir, require};
+
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nhermtest:x:10000:10001::/nonexistent:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nhermgrp:x:10001:\n";
+
+/// The recorded directory as s6-overlay leaves it, with what a start-up script could add and
+/// what must never be taken: a symlink to /etc/shadow, a FIFO, a bad name, the drop's own HOME,
+/// an empty file (no variable), a value the exec sets itself, a file of another user's.
+const RECORD: &str = r"d=/run/s6/container_environment
+mkdir -p -m 0755 /run/s6 && mkdir -m 0755 $d
+printf /opt/browser > $d/BROWSER
+printf 'two\nlines\n' > $d/MULTI
+printf recorded > $d/SET
+printf /recorded-home > $d/HOME
+printf x > $d/BAD-NAME
+: > $d/EMPTY
+ln -s /etc/shadow $d/LINKED
+mkfifo $d/FIFO
+printf theirs > $d/THEIRS && chown 10000 $d/THEIRS
+";
+
+/// Builds the recorded directory, runs `extra` (a change to it), then `hermes-shim exec env`
+/// with `SET=mine` as `docker exec -e` would set it.
+fn exec_env(etc: &TempDir, home: &TempDir, record: &str, extra: &str) -> Out {
+    let script = format!(
+        r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs -o mode=0755 tmpfs /run
+{record}
+{extra}
+exec "$0" exec env"#
+    );
+    let mut cmd = in_private_mntns(&script);
+    cmd.arg(etc.path()).envs([
+        ("HERMES_SHIM_USER", "hermtest"),
+        ("HERMES_HOME", home.path().to_str().unwrap()),
+        ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+        ("SET", "mine"),
+    ]);
+    run_cmd(cmd, 30)
+}
+
+fn var<'o>(out: &'o Out, name: &str) -> Option<&'o str> {
+    let prefix = format!("{name}=");
+    out.stdout.lines().find_map(|l| l.strip_prefix(&prefix))
+}
+
+#[test]
+fn recorded_variables_the_exec_lacks_are_added_and_the_execs_own_win() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env"]);
+    let etc = etc_dir("recorded-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-home");
+    let out = exec_env(&etc, &home, RECORD, "");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr, "", "nothing to say\n{out}");
+    assert_eq!(var(&out, "BROWSER"), Some("/opt/browser"), "{out}");
+    assert!(out.stdout.contains("MULTI=two\nlines\n"), "{out}");
+    assert_eq!(var(&out, "SET"), Some("mine"), "docker exec -e wins\n{out}");
+    assert_eq!(
+        var(&out, "HOME"),
+        Some("/nonexistent"),
+        "the drop's own HOME\n{out}"
+    );
+    for never in ["BAD-NAME", "EMPTY", "LINKED", "FIFO", "THEIRS"] {
+        assert_eq!(var(&out, never), None, "{never}\n{out}");
+    }
+    // Without the directory (the image without s6-overlay): nothing added, nothing said.
+    let out = exec_env(&etc, &home, "", "");
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    assert_eq!(var(&out, "BROWSER"), None, "{out}");
+}
+
+#[test]
+fn a_recorded_directory_another_user_could_write_is_not_read() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env"]);
+    let etc = etc_dir("recorded-untrusted-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-untrusted-home");
+    let d = "/run/s6/container_environment";
+    for (change, says) in [
+        (
+            format!("chmod 0757 {d}"),
+            "is not root's alone (owner uid 0, gid 0, mode 0757)",
+        ),
+        (
+            format!("chown 10000 {d}"),
+            "is not root's alone (owner uid 10000, gid 0, mode 0755)",
+        ),
+        (
+            format!("chgrp 10001 {d} && chmod 0775 {d}"),
+            "is not root's alone (owner uid 0, gid 10001, mode 0775)",
+        ),
+        // A symlink in its place, to a directory of root's: not followed.
+        (
+            format!("mv {d} /run/s6/real && ln -s real {d}"),
+            "cannot open /run/s6/container_environment: ",
+        ),
+        (
+            "mv /run/s6 /run/s6real && ln -s s6real /run/s6".to_string(),
+            "cannot open /run/s6/container_environment: ",
+        ),
+    ] {
+        let out = exec_env(&etc, &home, RECORD, &change);
+        assert_eq!(out.code, Some(0), "{change}: the program still runs\n{out}");
+        assert_eq!(var(&out, "BROWSER"), None, "{change}\n{out}");
+        assert_eq!(out.stderr.lines().count(), 1, "{change}: one line\n{out}");
+        assert!(
+            out.stderr.starts_with("hermes-shim: WARNING: ") && out.stderr.contains(says),
+            "{change}: {says:?}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn getdents_answered_with_an_error_adds_nothing_and_says_so() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env"]);
+    let etc = etc_dir("recorded-errno-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-errno-home");
+    for errno in [nix::libc::ENOSYS, nix::libc::EPERM] {
+        let script = format!(
+            r#"set -e
+mount --bind "$1" /etc
+mount -t tmpfs -o mode=0755 tmpfs /run
+{RECORD}
+exec "$0" exec env"#
+        );
+        let mut cmd = in_private_mntns(&script);
+        cmd.arg(etc.path()).envs([
+            ("HERMES_SHIM_USER", "hermtest"),
+            ("HERMES_HOME", home.path().to_str().unwrap()),
+            ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
+        ]);
+        common::seccomp::answer(&mut cmd, &[(nix::libc::SYS_getdents64, errno)]);
+        let out = run_cmd(cmd, 30);
+        assert_eq!(out.code, Some(0), "errno {errno}: the program runs\n{out}");
+        assert_eq!(var(&out, "BROWSER"), None, "errno {errno}\n{out}");
+        assert!(
+            out.stderr
+                .starts_with("hermes-shim: WARNING: cannot read /run/s6/container_environment: ")
+                && out.stderr.lines().count() == 1,
+            "errno {errno}\n{out}"
+        );
+    }
+}
