@@ -572,12 +572,8 @@ fn read(path: &'static str) -> Result<String, UserError> {
 }
 
 /// Resolves `spec` against the running system's /etc/passwd and /etc/group, judging gids below
-/// 100 by what this container shows (see [`gid_use`]).
-pub fn resolve(spec: &UserSpec) -> Result<Target, UserError> {
-    resolve_with(spec, &LowGids::of_container(None))
-}
-
-/// As [`resolve`], with the evidence `low` (which knows what to leave out: `HERMES_HOME`).
+/// 100 by the evidence `low` (see [`gid_use`]; it knows what to leave out: `HERMES_HOME`, or the
+/// tree a sweep is given).
 pub fn resolve_with(spec: &UserSpec, low: &LowGids) -> Result<Target, UserError> {
     let passwd = read(PASSWD)?;
     // A missing /etc/group only costs supplementary groups; passwd is what decides.

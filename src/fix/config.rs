@@ -104,7 +104,7 @@ impl Sweep {
     pub fn prepare(req: Request, protected: &Protected) -> Result<Sweep, Refusal> {
         let choice = req.walk.map_err(Refusal::Setting)?;
         let root = checked_root(&req.root, protected)?;
-        let (rule, writer) = rule(req.user, req.also_from, req.also_from_raw.as_deref())?;
+        let (rule, writer) = rule(req.user, req.also_from, req.also_from_raw.as_deref(), &root)?;
         let mut excludes = req
             .excludes
             .iter()
@@ -186,9 +186,13 @@ fn rule(
     user: Result<UserSpec, UserError>,
     previous: Option<Previous>,
     previous_raw: Option<&str>,
+    root: &Path,
 ) -> Result<(Rule, Writer), Refusal> {
     let spec = user.map_err(Refusal::BadUser)?;
-    let target = users::resolve(&spec).map_err(Refusal::Target)?;
+    // What a gid below 100 grants is judged outside the tree being swept, as the drop judges it
+    // outside HERMES_HOME.
+    let low = users::LowGids::of_container(Some(root));
+    let target = users::resolve_with(&spec, &low).map_err(Refusal::Target)?;
     let previous = match (previous, previous_raw) {
         (Some(p), _) => p,
         (None, Some(raw)) => Previous::parse(raw).map_err(Refusal::AlsoFrom)?,
