@@ -64,6 +64,19 @@ walk=$(printf '%s' "$out" | json_field walk 2>&1)
 check "fix-ownership chooses the openat2 walk (qemu-user has no openat2)" openat2 "$walk"
 check "fix-ownership re-owned root's file" 10000:10000 "$(stat -c %u:%g /vmcheck/data/sub/file)"
 
+# A bind mount of the same filesystem inside the tree: only the mount id tells it apart (qemu-user's
+# statx drops it). Both walks must leave it alone and count it.
+mkdir -m 0755 /vmcheck/outside /vmcheck/bound /vmcheck/bound/nested
+echo x >/vmcheck/outside/root-file
+mount --bind /vmcheck/outside /vmcheck/bound/nested
+for walk in openat2 fallback; do
+    out=$("$SHIM" fix-ownership --walk "$walk" --user 10000:10000 --json /vmcheck/bound 2>/dev/null)
+    check "fix-ownership --walk $walk: a same-filesystem bind mount is counted as skipped" 1 \
+        "$(printf '%s' "$out" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["skipped"]["mount"])' 2>&1)"
+    check "fix-ownership --walk $walk: the bind mount's files untouched" 0:0:0:0 \
+        "$(stat -c %u:%g /vmcheck/outside /vmcheck/outside/root-file | paste -sd :)"
+done
+
 # The probe pushes one byte into its terminal and says what the kernel answered.
 install -m 0755 /dev/stdin /vmcheck/bin/probe <<'EOF'
 #!/usr/bin/python3
