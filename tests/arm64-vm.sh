@@ -41,20 +41,23 @@ t=$(date +%s)
 cross=$("$REPO/docker/build-cross.sh") || bail "docker/build-cross.sh builds the cross builder"
 step_time "the cross builder" "$t"
 
-# The guest's userland: the arm64 base plus tests/vm/Dockerfile, keyed by both.
+# The guest's userland: the arm64 base plus tests/vm/Dockerfile, keyed by them and the native
+# base that fetches its packages (docker/build-cross.sh made sure it exists).
 t=$(date +%s)
 base=hermes-shim/debian:trixie-arm64
 HERMES_SHIM_SUITE=trixie HERMES_SHIM_BASE_TAG="$base" "$REPO/docker/build-base.sh" ||
     bail "docker/build-base.sh builds $base"
-key=$({ docker image inspect -f '{{.Id}}' "$base"; cat "$REPO/tests/vm/Dockerfile"; } |
+native=hermes-shim/debian:trixie
+key=$({ docker image inspect -f '{{.Id}}' "$base" "$native"; cat "$REPO/tests/vm/Dockerfile"; } |
     sha256sum | cut -c1-12)
 rootfs_image="hermes-shim/vm-rootfs-arm64:$key"
 if ! docker image inspect "$rootfs_image" >/dev/null 2>&1; then
-    log "building $rootfs_image (apt under qemu-user)"
+    log "building $rootfs_image (dpkg under qemu-user)"
     mkdir "$WORK/rootfs-context"
     cp "$REPO/tests/vm/Dockerfile" "$WORK/rootfs-context/"
     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --platform "$PLATFORM" \
-        --build-arg BASE_IMAGE="$base" -t "$rootfs_image" "$WORK/rootfs-context" \
+        --build-arg BASE_IMAGE="$base" --build-arg NATIVE_IMAGE="$native" -t "$rootfs_image" \
+        "$WORK/rootfs-context" \
         >"$WORK/rootfs.log" 2>&1 ||
         { tail -n 20 "$WORK/rootfs.log"; bail "docker build of $rootfs_image"; }
 fi

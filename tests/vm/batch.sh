@@ -42,12 +42,14 @@ finish() {
 echo "# kernel: $(uname -srm), $(nproc) CPUs; CI=${CI:-}"
 check "the kernel is arm64" aarch64 "$(uname -m)"
 
-# The test binaries, as `cargo test` runs them. Their own `test result:` lines carry their
-# counts; a binary that dies before it prints one is a failure of its own.
+# The test binaries, as `cargo test` runs them, but one test at a time: the terminal tests
+# drive a shell with fixed pauses, which emulated CPUs shared with a parallel test can outlast.
+# Their own `test result:` lines carry their counts; a binary that dies before it prints one is a
+# failure of its own.
 while read -r bin; do
     echo "== $bin"
     start=$(date +%s)
-    tests/sealed.sh "$bin" --quiet --color never
+    tests/sealed.sh "$bin" --quiet --color never --test-threads 1
     rc=$?
     echo "# ${bin##*/} took $(($(date +%s) - start)) s"
     [ "$rc" -eq 0 ] || not_ok "${bin##*/} exited $rc"
