@@ -71,6 +71,7 @@ step kube-s6 env HERMES_SHIM_FLAVOUR=s6 tests/kube.sh
 # scratch image, both flavours' arm64 images through the container suite under qemu-user (side by
 # side, tests/arm64.sh), then one boot of Debian's arm64 kernel for what qemu-user cannot show
 # (tests/emulation-skips.txt).
+step hadolint-arm64 hadolint docker/cross/Dockerfile tests/vm/Dockerfile
 step binary-image-arm64 env HERMES_SHIM_ARCH=aarch64 docker/build-binary-image.sh
 step container-arm64 tests/arm64.sh
 step arm64-vm tests/arm64-vm.sh
