@@ -9,13 +9,19 @@
 #                              s6-overlay-noarch.tar.xz and s6-overlay-x86_64.tar.xz, as published;
 #                              if it also holds a SHA256SUMS, those sums replace the release pins,
 #                              which is how a local build of s6-overlay passes the check)
+#   HERMES_SHIM_ARCH=aarch64   (on an x86_64 host) the arm64 image: an arm64 base debootstrapped
+#                              under qemu-user, an aarch64 wheelhouse, the aarch64 binary from
+#                              Debian's cross Rust, s6-overlay-aarch64.tar.xz; the Dockerfile's
+#                              RUN steps run under qemu-user (tests/setup-arm64.sh), pip's in
+#                              particular, so a cold build takes minutes more
 # HERMES_SHIM_AGENT_SOURCE builds hermes-agent from its source instead of PyPI's wheel
 # (VENV_FROM=venv-source): `sdist` (PyPI's sdist of HERMES_AGENT_VERSION, fetched once into the
 # cache), or the path of an sdist (*.tar.gz) or of a source tree; the wheelhouse then also holds
 # the build backend its pyproject.toml asks for.
 # Idempotent: docker's layer cache makes an unchanged rebuild take seconds.
 #   usage: docker/build-image.sh     (tag: $HERMES_SHIM_IMAGE, default hermes-shim:test or
-#                                     hermes-shim:test-s6, with -bookworm appended for Debian 12)
+#                                     hermes-shim:test-s6, with -bookworm appended for Debian 12
+#                                     and -arm64 for arm64 on an x86_64 host)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +29,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/tests/lib.sh"
 LOG_PREFIX=build-image
 choose_image
-BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE}"
+BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE$ARCH_SUFFIX}"
 
 start=$(date +%s)
 args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-wheelhouse)
@@ -67,7 +73,7 @@ PYEOF
 fi
 if [ "$FLAVOUR" = s6 ]; then
     tarballs="${HERMES_SHIM_S6_TARBALLS:-}"
-    arch=$(uname -m)
+    arch=$ARCH
     for f in s6-overlay-noarch.tar.xz "s6-overlay-$arch.tar.xz"; do
         if [ -z "$tarballs" ] || [ ! -f "$tarballs/$f" ]; then
             log "the s6 flavour needs s6-overlay's release tarballs: set HERMES_SHIM_S6_TARBALLS to a directory holding $f"
@@ -91,6 +97,7 @@ else
     args+=(--build-arg S6_FROM=no-s6-overlay)
 fi
 
+export HERMES_SHIM_ARCH="$ARCH"
 HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build-base.sh"
 wheelhouse=$(HERMES_SHIM_PYTHON="$PYTHON" HERMES_SHIM_EXTRA_WHEELS="$build_requires" \
     "$REPO/docker/build-wheelhouse.sh")
@@ -125,6 +132,7 @@ if [ "$FLAVOUR" = s6 ]; then
     cp "$tarballs/s6-overlay-noarch.tar.xz" "$tarballs/s6-overlay-$arch.tar.xz" "$CONTEXT/dist/s6/"
 fi
 
-log "building $IMAGE (offline, flavour $FLAVOUR: base $BASE_TAG, host binary, local wheelhouse${agent_source:+, hermes-agent from $agent_source})"
-offline_build "$CONTEXT" --build-arg BASE_IMAGE="$BASE_TAG" "${args[@]}" -t "$IMAGE" || exit 1
+log "building $IMAGE (offline, $PLATFORM, flavour $FLAVOUR: base $BASE_TAG, host binary, local wheelhouse${agent_source:+, hermes-agent from $agent_source})"
+offline_build "$CONTEXT" --platform "$PLATFORM" --build-arg BASE_IMAGE="$BASE_TAG" "${args[@]}" \
+    -t "$IMAGE" || exit 1
 log "built $IMAGE in $(($(date +%s) - start)) s"

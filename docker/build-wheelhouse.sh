@@ -6,6 +6,7 @@
 #                         3.13 (Debian 13)
 #   HERMES_SHIM_EXTRA_WHEELS  more requirements, one per line (an sdist's build backend, e.g.
 #                         `setuptools>=77.0,<83`), in a wheelhouse of their own keyed by them
+#   HERMES_SHIM_ARCH      x86_64 or aarch64: the image's architecture (default this machine's)
 # Skipped when the wheelhouse is complete (a marker written only after a successful download).
 set -euo pipefail
 
@@ -14,14 +15,16 @@ PYTHON="${HERMES_SHIM_PYTHON:-3.11}"
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../tests/lib.sh"
 LOG_PREFIX=build-wheelhouse
+choose_arch
 
 case "$PYTHON" in
     3.[0-9] | 3.[0-9][0-9]) ;;
     *) log "HERMES_SHIM_PYTHON='$PYTHON' is not a CPython 3 version (3.11, 3.13)"; exit 2 ;;
 esac
 ABI="cp${PYTHON/./}"
-# Keyed by version and interpreter: compiled dependencies (pydantic-core, …) differ per ABI.
-WHEELHOUSE="$CACHE_DIR/wheelhouse-$VERSION-$ABI"
+# Keyed by version, interpreter and (when foreign) architecture: compiled dependencies
+# (pydantic-core, …) differ per ABI and per machine.
+WHEELHOUSE="$CACHE_DIR/wheelhouse-$VERSION-$ABI$ARCH_SUFFIX"
 extras=()
 if [ -n "${HERMES_SHIM_EXTRA_WHEELS:-}" ]; then
     mapfile -t extras < <(printf '%s\n' "$HERMES_SHIM_EXTRA_WHEELS" | sed '/^[[:space:]]*$/d')
@@ -34,9 +37,9 @@ if [ -f "$WHEELHOUSE/.complete" ]; then
     exit 0
 fi
 
-# The image installs into Debian's CPython on x86_64 glibc; asking pip for exactly that target
-# keeps the wheelhouse right whatever Python runs this script. The manylinux tags stop at 2.28,
-# which Debian 12's glibc (2.36) and Debian 13's (2.41) both satisfy.
+# The image installs into Debian's CPython on glibc, x86_64 or aarch64; asking pip for exactly
+# that target keeps the wheelhouse right whatever Python (and machine) runs this script. The
+# manylinux tags stop at 2.28, which Debian 12's glibc (2.36) and Debian 13's (2.41) both satisfy.
 # pip from the tools venv (tests/lib.sh), as tests/setup-host.sh installs hadolint.
 mkdir -p "$CACHE_DIR"
 tools_venv
@@ -51,12 +54,12 @@ if [ "${#extras[@]}" -gt 0 ] && [ -f "$BASE_WHEELHOUSE/.complete" ]; then
     cp -al "$BASE_WHEELHOUSE/." "$partial/"
     rm -f "$partial/.complete"
 fi
-log "downloading hermes-agent==$VERSION wheels for CPython $PYTHON into $WHEELHOUSE"
+log "downloading hermes-agent==$VERSION wheels for CPython $PYTHON on $ARCH into $WHEELHOUSE"
 start=$(date +%s)
 "$TOOLS_VENV/bin/pip" download --quiet --disable-pip-version-check \
     --only-binary=:all: --python-version "$PYTHON" --implementation cp --abi "$ABI" \
-    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux_2_28_x86_64 --platform linux_x86_64 \
+    --platform "manylinux2014_$ARCH" --platform "manylinux_2_17_$ARCH" \
+    --platform "manylinux_2_28_$ARCH" --platform "linux_$ARCH" \
     --dest "$partial" "hermes-agent==$VERSION" "${extras[@]}" >&2
 touch "$partial/.complete"
 # rename(2) refuses a non-empty target: if another run finished first, keep its copy.
@@ -64,5 +67,5 @@ if ! mv -T "$partial" "$WHEELHOUSE" 2>/dev/null && [ ! -f "$WHEELHOUSE/.complete
     log "cannot move $partial to $WHEELHOUSE"
     exit 1
 fi
-log "wheelhouse for CPython $PYTHON took $(($(date +%s) - start)) s"
+log "wheelhouse for CPython $PYTHON on $ARCH took $(($(date +%s) - start)) s"
 printf '%s\n' "$WHEELHOUSE"

@@ -72,6 +72,14 @@ step podman-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/podman.sh
 step podman-s6 env HERMES_SHIM_FLAVOUR=s6 tests/podman.sh
 step kube-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/kube.sh
 step kube-s6 env HERMES_SHIM_FLAVOUR=s6 tests/kube.sh
+# arm64 without an arm64 machine (tests/setup-arm64.sh): the static aarch64 binary in its FROM
+# scratch image, both flavours' arm64 images through the container suite under qemu-user (side by
+# side, tests/arm64.sh), then one boot of Debian's arm64 kernel for what qemu-user cannot show
+# (tests/emulation-skips.txt).
+step hadolint-arm64 hadolint docker/cross/Dockerfile tests/vm/Dockerfile
+step binary-image-arm64 env HERMES_SHIM_ARCH=aarch64 docker/build-binary-image.sh
+step container-arm64 tests/arm64.sh
+step arm64-vm tests/arm64-vm.sh
 
 if [ "${#broken[@]}" -gt 0 ]; then
   echo "failing steps: ${broken[*]}"

@@ -34,3 +34,6 @@ if ! docker info >/dev/null 2>&1; then
     done
     docker info >/dev/null 2>&1 || die "dockerd did not answer within 60 s; see $CACHE_DIR/dockerd.log"
 fi
+
+# arm64 without an arm64 machine: qemu-user through binfmt_misc.
+"$(dirname "$0")/setup-arm64.sh"
