@@ -281,14 +281,30 @@ volumes=()
 dk() {
     if [ "$1" = run ]; then
         shift
-        if [ "${ENGINE[*]}" = "timeout 180 docker" ] && logged_run_fits "$@"; then
-            logged_run "$@"
+        if [ -n "${ARCH_SUFFIX:-}" ]; then
+            foreign_quiet dk_run "$@"
         else
-            "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
+            dk_run "$@"
         fi
     else
         "${ENGINE[@]}" "$@"
     fi
+}
+
+dk_run() {
+    if [ "${ENGINE[*]}" = "timeout 180 docker" ] && logged_run_fits "$@"; then
+        logged_run "$@"
+    else
+        "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
+    fi
+}
+
+# foreign_quiet CMD…: CMD with the client's warning that the image's platform is not the host's
+# taken out of its stderr (for a foreign ARCH: it is the engine's line, not the program's).
+foreign_quiet() {
+    local rc
+    { "$@" 2>&1 1>&3 3>&- | grep -v "requested image's platform" >&2; rc=${PIPESTATUS[0]}; } 3>&1
+    return "$rc"
 }
 
 # A `docker run --rm` that neither detaches nor attaches stdin or a terminal. Docker's client

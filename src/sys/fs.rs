@@ -152,7 +152,9 @@ fn raw_statx(
     };
     Ok((
         st,
-        (s.stx_mask & libc::STATX_MNT_ID != 0).then_some(s.stx_mnt_id),
+        // A mount id of 0 is no mount's here: qemu-user 7.2 passes the mask bit through but not
+        // the field, and every entry would then seem to share the root's mount.
+        (s.stx_mask & libc::STATX_MNT_ID != 0 && s.stx_mnt_id != 0).then_some(s.stx_mnt_id),
     ))
 }
 

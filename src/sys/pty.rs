@@ -19,8 +19,12 @@ pub fn std_fd(fd: RawFd) -> BorrowedFd<'static> {
 
 /// Whether `fd` is a terminal.
 pub fn is_tty(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the descriptor number.
-    unsafe { libc::isatty(fd) == 1 }
+    // TCGETS itself rather than isatty: glibc 2.42's isatty asks with TCGETS2, which qemu-user
+    // 7.2 does not translate for aarch64, and a terminal taken for none would reach the program
+    // without the relay.
+    let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: TCGETS writes one termios into the buffer we pass, and nothing else.
+    unsafe { libc::ioctl(fd, libc::TCGETS, t.as_mut_ptr()) == 0 }
 }
 
 /// Whether this process has a controlling terminal (which it could open as /dev/tty even with
