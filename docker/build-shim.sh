@@ -44,7 +44,7 @@ build() {
 if [ -n "$ARCH_SUFFIX" ]; then
     CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "${flags[*]}") \
         docker/cross/cargo.sh build --release --locked --quiet >&2
-    bin="$CACHE_DIR/cross-target-$DEB_ARCH/$TRIPLE/release/hermes-shim"
+    bin="$CROSS_TARGET/$TRIPLE/release/hermes-shim"
     # No loader to ask (ldd cannot read a foreign binary): a static executable has no INTERP.
     if ! file "$bin" | grep -q 'statically linked' || readelf -l "$bin" | grep -q INTERP; then
         log "$bin is not static: $(file -b "$bin")"

@@ -96,7 +96,7 @@ t=$(date +%s)
 log "booting $(docker run --rm "$cross" cat /opt/kernel/package) under qemu-system-aarch64 (TCG)"
 ci=${CI:+CI=$CI}
 docker run --name "$NAME" --rm --network=none \
-    -v "$REPO:/src:ro" -v "$CACHE_DIR/cross-target-$DEB_ARCH:/target:ro" \
+    -v "$REPO:/src:ro" -v "$CROSS_TARGET:/target:ro" \
     -v "$rootfs_tar:/in/rootfs.tar:ro" -v "$WORK:/in/work:ro" \
     "$cross" timeout "$TIMEOUT" bash -c '
 set -e

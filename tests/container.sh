@@ -156,18 +156,20 @@ check "docker exec -it: the exit status comes through the relay" 42 \
 # (`docker run -it --entrypoint bash`, `docker attach`), so the program gets it only as PID 1;
 # under s6-overlay's /init it runs behind the relay. Either way TIOCSTI is refused. (Lines are
 # matched inside, not at the start: `script` echoes a NUL as ^@ before the first.)
-console=$(script -qec "docker run --rm -it --label $LABEL $IMAGE python3 -c 'import fcntl, os, termios
+if ! emulated_away "docker run -it: the main program is on the console only as PID 1"; then
+    console=$(timeout 120 script -qec "docker run --rm -it --label $LABEL $IMAGE python3 -c 'import fcntl, os, termios
 print(\"tty\", os.major(os.stat(\"/dev/console\").st_rdev) == os.major(os.fstat(0).st_rdev) and os.minor(os.stat(\"/dev/console\").st_rdev) == os.minor(os.fstat(0).st_rdev))
 try:
     fcntl.ioctl(0, termios.TIOCSTI, b\" \")
     print(\"sti allowed\")
 except OSError as e:
     print(\"sti\", e.errno)'" /dev/null 2>/dev/null | tr -d '\r')
-if [ "$FLAVOUR" = s6 ]; then on_console=False; else on_console=True; fi
-check "docker run -it: the main program is on the console only as PID 1" "tty $on_console" \
-    "$(grep -o 'tty [A-Za-z]*' <<<"$console")"
-check "docker run -it: TIOCSTI from the main program refused (EPERM)" "sti 1" \
-    "$(grep -o 'sti [a-z0-9]*' <<<"$console")"
+    if [ "$FLAVOUR" = s6 ]; then on_console=False; else on_console=True; fi
+    check "docker run -it: the main program is on the console only as PID 1" "tty $on_console" \
+        "$(grep -o 'tty [A-Za-z]*' <<<"$console")"
+    check "docker run -it: TIOCSTI from the main program refused (EPERM)" "sti 1" \
+        "$(grep -o 'sti [a-z0-9]*' <<<"$console")"
+fi
 check "docker exec starts in /opt/hermes, not in the agent's volume" /opt/hermes "$(docker exec "$C" pwd)"
 out=$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version 2>&1)
 check "unknown HERMES_SHIM_USER: exit 126" 126 "$(dk exec -e HERMES_SHIM_USER=nosuch "$C" hermes --version >/dev/null 2>&1; echo $?)"
@@ -344,6 +346,8 @@ EOF
 # canary: no repair may ever chown it. The directory is made (0755, its file 0600) in a temp tree
 # of this run on the filesystem of docker's volumes, and removed with rm --one-file-system.
 docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null)
+# Podman (behind the `docker` tests/podman.sh puts first on PATH) names its store otherwise.
+[ -n "$docker_root" ] || docker_root=$(docker info -f '{{.Store.GraphRoot}}' 2>/dev/null)
 docker_dev=$(stat -c %d "$docker_root" 2>/dev/null)
 OLDK_HOST=""
 for parent in "$WORK" "$CACHE_DIR"; do
@@ -791,7 +795,7 @@ check_contains "tini -x: one line naming the option" "hermes-shim tini: unknown 
 out=$(tini_run -w -- sh -c '(sleep 0.2 &); sleep 1; echo "pid1=$(cat /proc/1/comm) uid=$(id -u)";
     grep -l "^State:.*Z" /proc/[0-9]*/status 2>/dev/null | wc -l')
 check_contains "tini as PID 1: PID 1 is tini, the program runs as root (no drop, as tini)" "pid1=tini uid=0" "$out"
-check "tini as PID 1: the orphan reaped, no zombie left" 0 "$(tail -n 1 <<<"$out")"
+check "tini as PID 1: the orphan reaped, no zombie left" 0 "$(grep -xE '[0-9]+' <<<"$out" | tail -n 1)"
 check_contains "tini -w as PID 1: a line for the zombie it reaped" "hermes-shim tini: reaped zombie process" "$out"
 check_lacks "tini as PID 1: no subreaper warning" WARNING "$out"
 start tini19 --entrypoint /usr/bin/tini -- -- sleep infinity
@@ -927,14 +931,6 @@ os.write(fd, b"exit\n")
 drain(1.0)
 os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace").replace("\r", ""))
-EOF
-cat >"$WORK/seccomp-close-range-eperm.json" <<'EOF'
-{
-  "defaultAction": "SCMP_ACT_ALLOW",
-  "syscalls": [
-    { "names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }
-  ]
-}
 EOF
 # prctl(PR_SET_SECCOMP, …) refused (22 is PR_SET_SECCOMP): the terminal filter cannot go in.
 cat >"$WORK/seccomp-no-filter.json" <<'EOF'

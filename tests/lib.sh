@@ -74,7 +74,7 @@ temp_dir() {
 # --- The image under test.
 
 # choose_arch: ARCH (HERMES_SHIM_ARCH: x86_64 or aarch64, default this machine's), its Debian
-# name DEB_ARCH, Rust's TRIPLE, Docker's PLATFORM, and ARCH_SUFFIX: empty for this machine's own
+# name DEB_ARCH, Rust's TRIPLE, Docker's PLATFORM, CROSS_TARGET, and ARCH_SUFFIX: empty for this machine's own
 # architecture, -DEB_ARCH for a foreign one (built by cross compilers, run under qemu-user:
 # tests/setup-arm64.sh). Exits 2 on any other architecture.
 choose_arch() {
@@ -87,6 +87,10 @@ choose_arch() {
     TRIPLE="$ARCH-unknown-linux-gnu"
     PLATFORM="linux/$DEB_ARCH"
     if [ "$ARCH" = "$(uname -m)" ]; then ARCH_SUFFIX=""; else ARCH_SUFFIX="-$DEB_ARCH"; fi
+    # The cross builds' target directory, one per checkout: every checkout is /src in the cross
+    # builder, and cargo's mtime fingerprints would take one checkout's older files for already
+    # built from another's newer ones (seen: stale test binaries after a merge).
+    CROSS_TARGET="$CACHE_DIR/cross-target-$DEB_ARCH-$(cd "${BASH_SOURCE[0]%/*}/.." && pwd | sha256sum | cut -c1-12)"
 }
 
 # choose_image: FLAVOUR (HERMES_SHIM_FLAVOUR: no-s6, the default, or s6), SUITE

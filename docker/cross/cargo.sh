@@ -28,7 +28,7 @@ if [ ! -f "$vendor/.complete" ]; then
     mv -T "$partial" "$vendor" 2>/dev/null || [ -f "$vendor/.complete" ] ||
         die "cannot move $partial to $vendor"
 fi
-target="$CACHE_DIR/cross-target-$DEB_ARCH"
+target=$CROSS_TARGET
 mkdir -p "$target"
 
 triple_env=$(tr '[:lower:]-' '[:upper:]_' <<<"$TRIPLE")
