@@ -197,8 +197,12 @@ fn a_walk_that_cannot_finish_refuses_every_gid_below_100() {
             &format!("getdents errno {errno}"),
         );
     }
-    // statx answered with an error: fstatat does the work, with the same verdicts.
-    for errno in [nix::libc::ENOSYS, nix::libc::EPERM] {
+    // statx answered with an error: fstatat does the work, with the same verdicts. ENOSYS only
+    // here: util-linux 2.41's mount(8), which builds this root, itself gives up when statx
+    // answers EPERM (Debian 13); the sweep's fallback for EPERM, the same sys::fs code, is shown
+    // in tests/fix_old_kernel.rs.
+    {
+        let errno = nix::libc::ENOSYS;
         let run = |spec: &str| {
             in_root_with(
                 "",
