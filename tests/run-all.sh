@@ -79,6 +79,9 @@ step podman-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/podman.sh
 step podman-s6 env HERMES_SHIM_FLAVOUR=s6 tests/podman.sh
 step kube-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/kube.sh
 step kube-s6 env HERMES_SHIM_FLAVOUR=s6 tests/kube.sh
+# docker/compose.yaml under Debian's docker-compose and podman-compose, both flavours.
+step compose-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/compose.sh
+step compose-s6 env HERMES_SHIM_FLAVOUR=s6 tests/compose.sh
 # arm64 without an arm64 machine (tests/setup-arm64.sh): the static aarch64 binary in its FROM
 # scratch image, both flavours' arm64 images through the container suite under qemu-user (side by
 # side, tests/arm64.sh), then one boot of Debian's arm64 kernel for what qemu-user cannot show
