@@ -92,7 +92,10 @@ fn create_home(settings: &Settings) {
     if !missing || policy::refuse_root(&root, &fix::protected(settings)).is_some() {
         return;
     }
-    let Ok(target) = shim::target(settings) else {
+    let Ok(target) = shim::target(
+        settings,
+        &users::LowGids::of_container(Some(&settings.home)),
+    ) else {
         return;
     };
     let writer = fix::Writer {

@@ -58,6 +58,7 @@ pub fn plan(
     let me = users::passwd_entries(passwd)
         .find(|u| u.name == user)
         .ok_or_else(|| format!("user '{user}' not found in /etc/passwd"))?;
+    low.owned_by(me.uid);
     if me.gid == gid
         || users::group_entries(group).any(|g| g.gid == gid && g.members().any(|m| m == user))
     {

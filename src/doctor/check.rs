@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::scan::{Found, MAX_DEPTH};
 use crate::escape::shown;
 use crate::fix::Writer;
 
@@ -143,29 +144,54 @@ pub fn home(home: &Path, st: Option<&HomeStat>, w: &Writer, user: &str) -> Check
 }
 
 /// The entries the repair would change.
-pub fn ownership(
-    home: &Path,
-    count: u64,
-    first: &[PathBuf],
-    unreadable: u64,
-    as_root: bool,
-) -> Check {
+pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
     let h = shown(home);
-    if count > 0 {
-        let mut detail = format!(
-            "{count} entr{} under {h} {} root's owner or group:",
-            if count == 1 { "y" } else { "ies" },
-            if count == 1 { "has" } else { "have" }
-        );
+    let listed = |n: u64, first: &[PathBuf]| {
+        let mut s = String::new();
         for p in first {
-            let _ = write!(detail, " {}", shown(p));
+            let _ = write!(s, " {}", shown(p));
         }
-        if count > first.len() as u64 {
-            detail.push_str(" …");
+        if n > first.len() as u64 {
+            s.push_str(" …");
         }
+        s
+    };
+    let entries = |n: u64| if n == 1 { "entry" } else { "entries" };
+    if found.count > 0 {
+        let count = found.count;
+        let detail = format!(
+            "{count} {} under {h} {} root's owner or group:{}",
+            entries(count),
+            if count == 1 { "has" } else { "have" },
+            listed(count, &found.first)
+        );
         return Check::fix("ownership", detail, REPAIR);
     }
-    if unreadable > 0 && !as_root {
+    if found.held > 0 {
+        return Check::fix(
+            "ownership",
+            format!(
+                "{} root-owned {} under {h} that the repair never changes (hard links, devices):{}",
+                found.held,
+                entries(found.held),
+                listed(found.held, &found.held_first)
+            ),
+            "look at each as root: a hard link's other name may be outside HERMES_HOME, so give it to hermes by hand (chown) only if it is the agent's own, and remove a device node",
+        );
+    }
+    if found.too_deep > 0 {
+        return Check::fix(
+            "ownership",
+            format!(
+                "{} director{} under {h} deeper than {MAX_DEPTH} levels not looked at",
+                found.too_deep,
+                if found.too_deep == 1 { "y" } else { "ies" }
+            ),
+            "run `hermes-shim fix-ownership --dry-run` as root, which walks any depth, to see what the repair would change there",
+        );
+    }
+    if found.unreadable > 0 && !as_root {
+        let unreadable = found.unreadable;
         return Check::note(
             "ownership",
             format!(
@@ -349,22 +375,62 @@ mod tests {
     #[test]
     fn root_owned_entries_are_counted_named_escaped_and_fixed() {
         let home = Path::new("/opt/data");
-        let first = [home.join("config.yaml"), home.join("a\nb")];
-        let c = ownership(home, 7, &first, 0, true);
+        let first = vec![home.join("config.yaml"), home.join("a\nb")];
+        let found = |count, first: &[PathBuf], unreadable| Found {
+            count,
+            first: first.to_vec(),
+            unreadable,
+            ..Found::default()
+        };
+        let c = ownership(home, &found(7, &first, 0), true);
         assert_eq!(c.status, Status::Fix);
         assert_eq!(
             c.detail,
             "7 entries under /opt/data have root's owner or group: /opt/data/config.yaml /opt/data/a\\nb …"
         );
-        let one = ownership(home, 1, &first[..1], 0, true);
+        let one = ownership(home, &found(1, &first[..1], 0), true);
         assert!(
             one.detail.starts_with("1 entry under /opt/data has"),
             "{one:?}"
         );
         assert!(!one.detail.ends_with('…'));
-        assert_eq!(ownership(home, 0, &[], 0, true).status, Status::Ok);
-        assert_eq!(ownership(home, 0, &[], 3, false).status, Status::Note);
-        assert_eq!(ownership(home, 0, &[], 3, true).status, Status::Ok);
+        assert_eq!(ownership(home, &found(0, &[], 0), true).status, Status::Ok);
+        assert_eq!(
+            ownership(home, &found(0, &[], 3), false).status,
+            Status::Note
+        );
+        assert_eq!(ownership(home, &found(0, &[], 3), true).status, Status::Ok);
+    }
+
+    #[test]
+    fn what_the_repair_leaves_or_the_walk_cannot_reach_is_never_all_well() {
+        let home = Path::new("/opt/data");
+        let held = Found {
+            held: 2,
+            held_first: vec![home.join("a"), home.join("b")],
+            ..Found::default()
+        };
+        let c = ownership(home, &held, true);
+        assert_eq!(c.status, Status::Fix);
+        assert_eq!(
+            c.detail,
+            "2 root-owned entries under /opt/data that the repair never changes (hard links, devices): /opt/data/a /opt/data/b"
+        );
+        let deep = Found {
+            too_deep: 1,
+            ..Found::default()
+        };
+        let c = ownership(home, &deep, true);
+        assert_eq!(c.status, Status::Fix);
+        assert!(
+            c.detail
+                .contains("1 directory under /opt/data deeper than 64 levels"),
+            "{c:?}"
+        );
+        assert!(
+            c.action.as_deref().is_some_and(|a| a.contains("--dry-run")),
+            "{c:?}"
+        );
     }
 
     #[test]

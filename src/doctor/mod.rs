@@ -97,14 +97,17 @@ fn checks(settings: &Settings) -> Vec<Check> {
     let as_root = euid == 0;
     let low = LowGids::of_container(Some(&settings.home));
     let mut out = Vec::new();
-    let target = match shim::target(settings) {
+    let target = match shim::target(settings, &low) {
         Ok(t) => t,
         Err(e) => {
-            out.push(Check::fix(
-                "user",
-                e.to_string(),
-                "set HERMES_SHIM_USER to a user this container has (default hermes)",
-            ));
+            let action = match e {
+                users::UserError::RootGroup(_) | users::UserError::SystemGroup { .. } => {
+                    "give the user a gid of 100 or above (HERMES_GID/PGID, or the gid in HERMES_SHIM_USER), or take it out of that group in /etc/group, then restart the container"
+                }
+                _ => "set HERMES_SHIM_USER to a user this container has (default hermes)",
+            };
+            out.push(Check::fix("user", e.to_string(), action));
+            out.push(check::repair(record::this_start()));
             out.extend(kernel(settings));
             out.push(flavour());
             return out;
@@ -146,7 +149,7 @@ fn checks(settings: &Settings) -> Vec<Check> {
         };
         let excludes = settings.excludes.clone().unwrap_or_default();
         out.push(match scan::scan(&settings.home, &rule, &excludes) {
-            Ok(f) => check::ownership(&settings.home, f.count, &f.first, f.unreadable, as_root),
+            Ok(f) => check::ownership(&settings.home, &f, as_root),
             Err(e) => Check::fix(
                 "ownership",
                 format!("cannot look at {}: {e}", shown(&settings.home)),
@@ -172,6 +175,7 @@ fn checks(settings: &Settings) -> Vec<Check> {
 /// The user's ids and groups, with the container's groups (`group_add`) that the drop keeps
 /// (seen only by a root caller: they are root's supplementary groups).
 fn user(t: &users::Target, name: &str, as_root: bool, low: &LowGids) -> (Check, Vec<u32>) {
+    low.owned_by(t.uid);
     let list = |g: &[u32]| g.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let mut detail = format!(
         "{name}: uid {}, gid {}, groups {}",

@@ -4,7 +4,8 @@
 //! parent's fd, never through a symlink, stat'ed without following one) and its own rule
 //! ([`policy::decide`]), so it counts what a `fix-ownership` run would change and skips what
 //! that run would skip: other mounts (not entered), excludes, hard links, devices, other owners.
-//! It only reads, so a race with the agent can only make the count stale, never change a file.
+//! It only reads, so a race with the agent can only make the count stale, never change a file;
+//! directories are opened with `O_NOATIME` where allowed, so not even their access times move.
 
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -13,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::policy::{self, Action, Rule};
+use crate::policy::{self, Action, Rule, Skip};
 use crate::sys::fs::{self, DirBuf, Kind, Stat};
 
 /// How many of the entries found are named.
 pub const NAMED: usize = 5;
 /// Directories deeper than this are not entered (and counted as such).
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
 /// Each open directory's getdents buffer.
 const BUF: usize = 16 * 1024;
 
@@ -36,16 +37,29 @@ pub struct Found {
     pub unreadable: u64,
     /// Directories deeper than [`MAX_DEPTH`], not entered.
     pub too_deep: u64,
+    /// Root-owned entries the repair never changes (a hard-linked file, a device).
+    pub held: u64,
+    /// The first [`NAMED`] of them.
+    pub held_first: Vec<PathBuf>,
 }
 
 impl Found {
     fn judge(&mut self, path: &Path, st: &Stat, rule: &Rule) {
         self.scanned += 1;
-        if let Action::Change { .. } = policy::decide(st.kind, st.uid, st.gid, st.nlink, rule) {
-            self.count += 1;
-            if self.first.len() < NAMED {
-                self.first.push(path.to_path_buf());
+        match policy::decide(st.kind, st.uid, st.gid, st.nlink, rule) {
+            Action::Change { .. } => {
+                self.count += 1;
+                if self.first.len() < NAMED {
+                    self.first.push(path.to_path_buf());
+                }
             }
+            Action::Skip(Skip::Hardlink | Skip::Device) if st.uid == 0 || st.gid == 0 => {
+                self.held += 1;
+                if self.held_first.len() < NAMED {
+                    self.held_first.push(path.to_path_buf());
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -59,7 +73,8 @@ struct Dir {
 
 /// Walks `root` and judges every entry by `rule`, leaving out `excludes` (relative paths).
 pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Errno> {
-    let root_fd = fs::open_root(root)?;
+    // Reopened through "." so that reading it leaves its access time alone, as below.
+    let root_fd = fs::open_dir_at_noatime(fs::open_root(root)?.as_fd(), OsStr::new("."))?;
     let root_st = fs::stat_fd(root_fd.as_fd())?;
     let mut found = Found::default();
     found.judge(root, &root_st, rule);
@@ -108,7 +123,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
             found.too_deep += 1;
             continue;
         }
-        let opened = fs::open_dir_at(top.fd.as_fd(), os);
+        let opened = fs::open_dir_at_noatime(top.fd.as_fd(), os);
         match opened {
             Ok(fd) => stack.push(Dir {
                 fd,
