@@ -272,6 +272,21 @@ impl Tree {
                 dirs.push(dir);
             }
         }
+        // Now and then a chain deeper than the 32 directory fds a worker keeps open (the deep
+        // ones are reopened through `..`), and a directory too big for one getdents buffer
+        // (read in several calls, resumed by cookie), at the bottom of the chain or anywhere.
+        if rng.chance(15) {
+            let top = rng.pick(&dirs);
+            let levels = 33 + rng.below(12);
+            let bottom = t.add_chain(&mut rng, top, levels);
+            if rng.chance(50) {
+                t.add_big(&mut rng, bottom);
+            }
+        }
+        if rng.chance(10) {
+            let parent = rng.pick(&dirs);
+            t.add_big(&mut rng, parent);
+        }
         t.choose_excludes(&mut rng);
         t
     }
@@ -317,6 +332,59 @@ impl Tree {
             _ => _ = self.add(at, name, Ty::File, 0o640, None),
         }
         None
+    }
+
+    /// A chain of `levels` directories below `top`, with an entry beside some of them; returns
+    /// the deepest.
+    fn add_chain(&mut self, rng: &mut Rng, top: usize, levels: usize) -> usize {
+        let mut dir = top;
+        for level in 0..levels {
+            let at = At {
+                parent: dir,
+                outside: false,
+                uid: rng.pick(&UIDS),
+                gid: rng.pick(&GIDS),
+            };
+            if rng.chance(30) {
+                self.add_random(rng, at, format!("e{level}").as_bytes(), &[dir]);
+            }
+            let mode = rng.pick(&[0o755, 0o700, 0o000]);
+            dir = self.add(at, format!("c{level}").as_bytes(), Ty::Dir, mode, None);
+        }
+        dir
+    }
+
+    /// A directory of a few hundred long names in `parent`: more than one getdents buffer.
+    fn add_big(&mut self, rng: &mut Rng, parent: usize) {
+        let room = MAX_REL.saturating_sub(self.names[parent].rel.as_os_str().len() + 8);
+        if room < 300 {
+            return;
+        }
+        let at = At {
+            parent,
+            outside: false,
+            uid: rng.pick(&UIDS),
+            gid: rng.pick(&GIDS),
+        };
+        let big = self.add(
+            at,
+            format!("big{}", self.names.len()).as_bytes(),
+            Ty::Dir,
+            0o755,
+            None,
+        );
+        for i in 0..100 + rng.below(300) {
+            let mut name = format!("{i:04}-").into_bytes();
+            let len = rng.below(room.min(255) - name.len());
+            name.extend((0..len).map(|_| rng.pick(b"abcdefghijklmnopqrstuvwxyz")));
+            let at = At {
+                parent: big,
+                outside: false,
+                uid: rng.pick(&UIDS),
+                gid: rng.pick(&GIDS),
+            };
+            self.add_random(rng, at, &name, &[big]);
+        }
     }
 
     /// A mount point (a bind mount of the outside directory or of one of the tree's, or a
@@ -733,6 +801,8 @@ struct Tally {
     also_from: usize,
     excludes: usize,
     dry_runs: usize,
+    deep_chains: usize,
+    big_dirs: usize,
 }
 
 impl Tally {
@@ -757,6 +827,12 @@ impl Tally {
         self.also_from += usize::from(t.also_from.is_some());
         self.excludes += t.exclude_args.len() + t.exclude_env.len();
         self.dry_runs += usize::from(t.dry_run_first);
+        self.deep_chains += usize::from((0..t.names.len()).any(|n| t.depth(n) > 32));
+        let mut children: BTreeMap<usize, usize> = BTreeMap::new();
+        for n in &t.names {
+            *children.entry(n.parent.unwrap_or(usize::MAX)).or_default() += 1;
+        }
+        self.big_dirs += children.values().filter(|&&c| c >= 100).count();
     }
 }
 
@@ -995,7 +1071,8 @@ fn random_trees_match_the_model(walk: &str) {
         "model: {} trees swept with {walk} as the model says, in {:.1} s: {names} names, {} \
          reached, {} changed; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other \
          owners; {} bind mounts of the tree, {} from outside, {} tmpfs, {} excludes, {} with \
-         --also-from, {} dry runs first",
+         --also-from, {} dry runs first, {} trees deeper than 32 levels, {} directories of 100 \
+         entries or more",
         seeds.len(),
         start.elapsed().as_secs_f64(),
         c.scanned,
@@ -1010,7 +1087,9 @@ fn random_trees_match_the_model(walk: &str) {
         tally.tmpfs,
         tally.excludes,
         tally.also_from,
-        tally.dry_runs
+        tally.dry_runs,
+        tally.deep_chains,
+        tally.big_dirs
     );
 }
 per_walk!(random_trees_match_the_model);
