@@ -3,12 +3,41 @@
 //! The doc comments here are the `--help` text, where markdown backticks would show as such.
 #![allow(clippy::doc_markdown)]
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{self, WalkChoice};
+
+/// The name this binary answers to as a command rather than as a shim.
+pub const SELF_NAME: &str = "hermes-shim";
+/// The name under which it is the `tini` applet.
+pub const TINI_NAME: &str = "tini";
+
+/// What argv[0] asks for: the applet command, or the shim for a console script.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Dispatch<'a> {
+    Command,
+    Tini,
+    Shim(&'a OsStr),
+}
+
+pub fn dispatch(argv0: &OsStr) -> Dispatch<'_> {
+    match Path::new(argv0).file_name() {
+        Some(name) if name == TINI_NAME => Dispatch::Tini,
+        Some(name) if name != SELF_NAME => Dispatch::Shim(name),
+        _ => Dispatch::Command,
+    }
+}
+
+/// `hermes-shim exec NAME …` with a NAME (not an option such as `--help`, left to clap).
+pub fn is_exec(args: &[OsString]) -> bool {
+    args.get(1).is_some_and(|a| a == "exec")
+        && args
+            .get(2)
+            .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"-"))
+}
 
 /// What `--help` says after the applets: the shim, the environment (from the one list in
 /// [`crate::settings`]) and the exit codes.
@@ -143,6 +172,38 @@ pub struct FixOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn argv0_dispatch() {
+        let shim = |s: &'static str| Dispatch::Shim(OsStr::new(s));
+        let table = [
+            ("hermes-shim", Dispatch::Command),
+            ("/opt/hermes/bin/hermes-shim", Dispatch::Command),
+            ("./target/debug/hermes-shim", Dispatch::Command),
+            ("", Dispatch::Command),
+            ("/", Dispatch::Command),
+            ("hermes", shim("hermes")),
+            ("/opt/hermes/bin/hermes", shim("hermes")),
+            ("/opt/hermes/bin/hermes-agent", shim("hermes-agent")),
+            ("hermes-acp", shim("hermes-acp")),
+            ("tini", Dispatch::Tini),
+            ("/usr/bin/tini", Dispatch::Tini),
+            ("tini-static", shim("tini-static")),
+            ("/x/hermes-shim.old", shim("hermes-shim.old")),
+        ];
+        for (argv0, want) in table {
+            assert_eq!(dispatch(OsStr::new(argv0)), want, "{argv0:?}");
+        }
+    }
+
+    #[test]
+    fn exec_is_parsed_by_hand_only_with_a_name() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_exec(&v(&["hermes-shim", "exec", "hermes", "--help"])));
+        assert!(is_exec(&v(&["hermes-shim", "exec", "hermes", "--", "-x"])));
+        assert!(!is_exec(&v(&["hermes-shim", "exec", "--help"])));
+        assert!(!is_exec(&v(&["hermes-shim", "exec"])));
+        assert!(!is_exec(&v(&["hermes-shim", "fix-ownership", "exec"])));
+    }
 
     #[test]
     fn help_ends_with_the_shim_the_environment_and_the_exit_codes() {

@@ -150,7 +150,7 @@ fn repair_verdict(status: &std::io::Result<std::process::ExitStatus>) -> Option<
 fn repair_once() -> std::io::Result<std::process::ExitStatus> {
     // argv[0] picks the applet in a multi-call binary: "exe" would be the shim for "exe".
     std::process::Command::new("/proc/self/exe")
-        .arg0(crate::SELF_NAME)
+        .arg0(crate::cli::SELF_NAME)
         .arg("boot")
         .stdin(std::process::Stdio::null())
         .status()

@@ -19,6 +19,7 @@ pub enum Exit {
 
 impl Exit {
     /// The exit code.
+    #[must_use]
     pub fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,

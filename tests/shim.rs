@@ -1648,7 +1648,7 @@ fn a_working_directory_the_user_cannot_reach_is_left_after_the_drop() {
     assert!(o.stderr.is_empty(), "{}", o.stderr);
 }
 
-/// The binary starts without Rust's runtime start-up (src/sys/start.rs), so it opens /dev/null
+/// The binary starts without Rust's runtime start-up (src/start.rs), so it opens /dev/null
 /// on a closed standard stream itself, as that start-up would: the program it runs finds
 /// /dev/null there, not a closed descriptor (or a file the shim happened to open).
 #[test]

@@ -11,8 +11,6 @@ pub mod gidscan;
 pub mod guard;
 pub mod process;
 pub mod pty;
-#[cfg(not(test))]
-mod start;
 
 use std::ffi::{CStr, CString};
 

@@ -15,16 +15,17 @@ use nix::libc;
 
 // std takes the arguments from glibc's `init_array`; elsewhere they would silently be empty.
 #[cfg(not(target_env = "gnu"))]
-compile_error!("hermes-shim starts without Rust's runtime (src/sys/start.rs), which needs glibc");
+compile_error!("hermes-shim starts without Rust's runtime (src/start.rs), which needs glibc");
 
 /// The C entry point: the C runtime calls it as it would a C program's `main`. (Test builds
 /// keep libtest's own `main` and leave this module out.)
+#[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     open_stdio();
     // SAFETY: ignoring a signal runs no handler code; no other thread exists yet.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let exit = crate::run();
+    let exit = hermes_shim::run();
     let _ = std::io::Write::flush(&mut std::io::stdout());
     libc::c_int::from(exit.code())
 }
