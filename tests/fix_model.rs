@@ -573,6 +573,51 @@ impl Tree {
         Verdict::Change(uid, gid)
     }
 
+    /// The excluded entries the README says a WARNING names: ones the sweep would otherwise
+    /// change (root's, or the previous ids', not already the target's), that are no mount
+    /// point, below a directory the target can write once the sweep is done (its owner, or
+    /// write and search for its group or for others), so that it could rename them out of the
+    /// exclusion.
+    fn must_warn(&self, verdicts: &BTreeMap<usize, Verdict>) -> Vec<usize> {
+        let owner_after = |d: usize| {
+            if let Some(Verdict::Change(uid, gid)) = verdicts.get(&d) {
+                return (*uid, *gid);
+            }
+            let i = &self.inodes[self.names[d].inode];
+            (i.uid, i.gid)
+        };
+        let writable = |d: usize| {
+            let (uid, gid) = owner_after(d);
+            let mode = self.inodes[self.names[d].inode].mode;
+            let bits = if gid == self.target.1 {
+                mode >> 3
+            } else {
+                mode
+            };
+            uid == self.target.0 || bits & 0o3 == 0o3
+        };
+        let mut out = Vec::new();
+        for (&n, v) in verdicts {
+            let inode = &self.inodes[self.names[n].inode];
+            if *v != Verdict::Skip("excluded")
+                || self.names[n].mount.is_some()
+                || inode.uid == self.target.0
+                || !matches!(self.rule(inode), Verdict::Change(..))
+            {
+                continue;
+            }
+            let mut up = self.names[n].parent;
+            while let Some(d) = up {
+                if writable(d) {
+                    out.push(n);
+                    break;
+                }
+                up = self.names[d].parent;
+            }
+        }
+        out
+    }
+
     /// What the sweep must do with every name it reaches: excluded and mount points are seen
     /// (and counted) but not entered; nothing outside the tree is reached.
     fn verdicts(&self) -> BTreeMap<usize, Verdict> {
@@ -803,6 +848,7 @@ struct Tally {
     dry_runs: usize,
     deep_chains: usize,
     big_dirs: usize,
+    warnings: usize,
 }
 
 impl Tally {
@@ -827,6 +873,7 @@ impl Tally {
         self.also_from += usize::from(t.also_from.is_some());
         self.excludes += t.exclude_args.len() + t.exclude_env.len();
         self.dry_runs += usize::from(t.dry_run_first);
+        self.warnings += t.must_warn(&t.verdicts()).len();
         self.deep_chains += usize::from((0..t.names.len()).any(|n| t.depth(n) > 32));
         let mut children: BTreeMap<usize, usize> = BTreeMap::new();
         for n in &t.names {
@@ -844,6 +891,8 @@ struct Expected {
     skips: BTreeMap<PathBuf, String>,
     /// The owner of every inode afterwards.
     after: Vec<(u32, u32)>,
+    /// Excluded entries a WARNING must name (escaped).
+    warnings: BTreeSet<PathBuf>,
 }
 
 fn expect(tree: &Tree, built: &Built, dry: bool) -> Expected {
@@ -852,8 +901,14 @@ fn expect(tree: &Tree, built: &Built, dry: bool) -> Expected {
         changes: BTreeSet::new(),
         skips: BTreeMap::new(),
         after: tree.inodes.iter().map(|i| (i.uid, i.gid)).collect(),
+        warnings: BTreeSet::new(),
     };
-    for (&n, v) in &tree.verdicts() {
+    let verdicts = tree.verdicts();
+    for n in tree.must_warn(&verdicts) {
+        want.warnings
+            .insert(PathBuf::from(escaped(&built.path(tree, n))));
+    }
+    for (&n, v) in &verdicts {
         want.counts.scanned += 1;
         let shown = PathBuf::from(escaped(&built.path(tree, n)));
         match *v {
@@ -941,6 +996,15 @@ fn check_report(
             why == "excluded" && w.starts_with(&format!("{} is excluded,", p.display()))
         })
     };
+    for p in &want.warnings {
+        let warned = format!("{PREFIX}WARNING: {} is excluded,", p.display());
+        if !out.stderr.lines().any(|l| l.starts_with(&warned)) {
+            diffs.push(format!(
+                "{}: excluded and movable, but no WARNING",
+                p.display()
+            ));
+        }
+    }
     for l in out.stderr.lines() {
         let ok = l.starts_with(&head)
             || l.strip_prefix(PREFIX).is_some_and(|rest| {
@@ -1072,7 +1136,7 @@ fn random_trees_match_the_model(walk: &str) {
          reached, {} changed; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other \
          owners; {} bind mounts of the tree, {} from outside, {} tmpfs, {} excludes, {} with \
          --also-from, {} dry runs first, {} trees deeper than 32 levels, {} directories of 100 \
-         entries or more",
+         entries or more, {} warnings",
         seeds.len(),
         start.elapsed().as_secs_f64(),
         c.scanned,
@@ -1089,7 +1153,8 @@ fn random_trees_match_the_model(walk: &str) {
         tally.also_from,
         tally.dry_runs,
         tally.deep_chains,
-        tally.big_dirs
+        tally.big_dirs,
+        tally.warnings
     );
 }
 per_walk!(random_trees_match_the_model);
