@@ -68,7 +68,7 @@ for t in $TARGETS; do
         if [ -n "$input" ]; then
             echo "  the input ($input), as hex:"
             od -An -tx1 -v "$input" | head -n 8
-            echo "  replay: cargo fuzz run --sanitizer none $t $input"
+            echo "  replay (in the checkout): PATH=$TOOL_ROOT/bin:\$PATH cargo fuzz run --sanitizer none $t $input"
         else
             tail -n 20 "$log"
         fi
