@@ -115,6 +115,8 @@ struct Tree {
     /// The excludes as the README defines them: paths relative to the root.
     excluded: BTreeSet<PathBuf>,
     dry_run_first: bool,
+    /// Whether the runs list every change and skip (`--verbose`), or print the summary alone.
+    verbose: bool,
 }
 
 const OUTSIDE_SECRET: usize = 1;
@@ -215,6 +217,7 @@ impl Tree {
             exclude_env: Vec::new(),
             excluded: BTreeSet::new(),
             dry_run_first: rng.chance(20),
+            verbose: rng.chance(80),
         };
         // The root: usually root's; the parent the test gives it lets no one else write.
         let (uid, gid) = if rng.chance(80) {
@@ -804,7 +807,10 @@ fn sweep(t: &Tree, b: &Built, walk: &str, dry: bool, scratch: &Path) -> (Out, St
         }
     }
     let user = format!("{}:{}", t.target.0, t.target.1);
-    cmd.args(["--", "--user", &user, "--walk", walk, "--json", "--verbose"]);
+    cmd.args(["--", "--user", &user, "--walk", walk, "--json"]);
+    if t.verbose {
+        cmd.arg("--verbose");
+    }
     if dry {
         cmd.arg("--dry-run");
     }
@@ -849,6 +855,7 @@ struct Tally {
     deep_chains: usize,
     big_dirs: usize,
     warnings: usize,
+    quiet: usize,
 }
 
 impl Tally {
@@ -874,6 +881,7 @@ impl Tally {
         self.excludes += t.exclude_args.len() + t.exclude_env.len();
         self.dry_runs += usize::from(t.dry_run_first);
         self.warnings += t.must_warn(&t.verdicts()).len();
+        self.quiet += usize::from(!t.verbose);
         self.deep_chains += usize::from((0..t.names.len()).any(|n| t.depth(n) > 32));
         let mut children: BTreeMap<usize, usize> = BTreeMap::new();
         for n in &t.names {
@@ -957,13 +965,20 @@ fn check_report(
     } else {
         (&v.changed, &v.would)
     };
-    for p in listed.difference(&want.changes) {
+    // Without --verbose, no entry is listed at all.
+    let none = (BTreeSet::new(), BTreeMap::new());
+    let (changes, skips) = if tree.verbose {
+        (&want.changes, &want.skips)
+    } else {
+        (&none.0, &none.1)
+    };
+    for p in listed.difference(changes) {
         diffs.push(format!(
             "{}: listed as changed; the model leaves it",
             p.display()
         ));
     }
-    for p in want.changes.difference(listed) {
+    for p in changes.difference(listed) {
         diffs.push(format!(
             "{}: not listed as changed; the model changes it",
             p.display()
@@ -973,15 +988,15 @@ fn check_report(
         diffs.push(format!("{}: listed with the wrong verb", p.display()));
     }
     for (p, why) in &v.skipped {
-        if want.skips.get(p) != Some(why) {
+        if skips.get(p) != Some(why) {
             diffs.push(format!(
                 "{}: skipped ({why}), want {:?}",
                 p.display(),
-                want.skips.get(p)
+                skips.get(p)
             ));
         }
     }
-    for (p, why) in &want.skips {
+    for (p, why) in skips {
         if !v.skipped.contains_key(p) {
             diffs.push(format!("{}: not listed as skipped ({why})", p.display()));
         }
@@ -991,6 +1006,11 @@ fn check_report(
     let root = escaped(built.root.path());
     let head = format!("{PREFIX}{root}: ");
     let walking = format!("walking {root} by {walk}, mount ids from ");
+    let listing: &[&str] = if tree.verbose {
+        &["changed ", "would change ", "skipped ", &walking]
+    } else {
+        &[]
+    };
     let excluded_warning = |w: &str| {
         want.skips.iter().any(|(p, why)| {
             why == "excluded" && w.starts_with(&format!("{} is excluded,", p.display()))
@@ -1008,9 +1028,7 @@ fn check_report(
     for l in out.stderr.lines() {
         let ok = l.starts_with(&head)
             || l.strip_prefix(PREFIX).is_some_and(|rest| {
-                ["changed ", "would change ", "skipped ", &walking]
-                    .iter()
-                    .any(|s| rest.starts_with(s))
+                listing.iter().any(|s| rest.starts_with(s))
                     || rest.strip_prefix("WARNING: ").is_some_and(excluded_warning)
             });
         if !ok {
@@ -1136,7 +1154,7 @@ fn random_trees_match_the_model(walk: &str) {
          reached, {} changed; skipped {} hardlinked, {} devices, {} mounts, {} excluded, {} other \
          owners; {} bind mounts of the tree, {} from outside, {} tmpfs, {} excludes, {} with \
          --also-from, {} dry runs first, {} trees deeper than 32 levels, {} directories of 100 \
-         entries or more, {} warnings",
+         entries or more, {} warnings, {} runs without --verbose",
         seeds.len(),
         start.elapsed().as_secs_f64(),
         c.scanned,
@@ -1154,7 +1172,8 @@ fn random_trees_match_the_model(walk: &str) {
         tally.dry_runs,
         tally.deep_chains,
         tally.big_dirs,
-        tally.warnings
+        tally.warnings,
+        tally.quiet
     );
 }
 per_walk!(random_trees_match_the_model);
@@ -1172,6 +1191,7 @@ fn the_model_follows_the_readme() {
         exclude_env: Vec::new(),
         excluded: BTreeSet::new(),
         dry_run_first: false,
+        verbose: true,
     };
     let root = t.root(false, Ty::Dir, (0, 0, 0o755));
     let mut put = |parent, name: &str, ty, (uid, gid), mount| {
