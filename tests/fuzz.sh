@@ -45,6 +45,7 @@ if ! cargo fuzz build --sanitizer none >"$WORK/build.log" 2>&1; then
     bail "cargo fuzz build"
 fi
 echo "# built in $(($(date +%s) - build_start)) s"
+bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 for t in $TARGETS; do
     corpus="$WORK/corpus-$t"
@@ -52,9 +53,9 @@ for t in $TARGETS; do
     log="$WORK/$t.log"
     # -timeout: one input taking a second is a hang here; -max_len: a few lines of /etc/passwd
     # or entry_points.txt, a few getdents records.
-    cargo fuzz run --sanitizer none "$t" "$corpus" "fuzz/seeds/$t" -- \
-        -max_total_time="$SECONDS_EACH" -timeout=1 -max_len=4096 \
-        -artifact_prefix="$ARTIFACTS/$t/" >"$log" 2>&1
+    # The built target itself, as cargo fuzz run would start it.
+    "$bin_dir/$t" -max_total_time="$SECONDS_EACH" -timeout=1 -max_len=4096 \
+        -artifact_prefix="$ARTIFACTS/$t/" "$corpus" "fuzz/seeds/$t" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$log")
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
@@ -68,7 +69,7 @@ for t in $TARGETS; do
         if [ -n "$input" ]; then
             echo "  the input ($input), as hex:"
             od -An -tx1 -v "$input" | head -n 8
-            echo "  replay (in the checkout): PATH=$TOOL_ROOT/bin:\$PATH cargo fuzz run --sanitizer none $t $input"
+            echo "  replay (in the checkout): $bin_dir/$t $input"
         else
             tail -n 20 "$log"
         fi
