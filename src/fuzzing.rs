@@ -8,4 +8,7 @@ pub use crate::install::{Found, console_scripts, plan};
 pub use crate::policy::{Previous, exclude_path, opt_out};
 pub use crate::settings::{MAX_REMAP_ID, Settings, WalkChoice};
 pub use crate::sys::fs::{Entry as DirEntry, record as getdents_record};
-pub use crate::users::{UserSpec, group_entries, passwd_entries, with_field, with_line};
+pub use crate::users::{
+    Evidence, LowGids, Target, UserError, UserSpec, group_entries, passwd_entries, resolve_in,
+    with_field, with_line,
+};

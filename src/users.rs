@@ -150,8 +150,8 @@ impl LowGids {
         }
     }
 
-    /// Evidence already at hand (unit tests).
-    #[cfg(test)]
+    /// Evidence already at hand (unit tests, the fuzz targets).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn known(evidence: Evidence) -> LowGids {
         LowGids {
             evidence: OnceCell::from(evidence),

@@ -4,7 +4,10 @@
 
 use std::ops::Range;
 
-use hermes_shim::fuzzing::{group_entries, passwd_entries, with_field, with_line};
+use hermes_shim::fuzzing::{
+    Evidence, LowGids, UserError, UserSpec, group_entries, passwd_entries, resolve_in, with_field,
+    with_line,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// The records of `text` with exactly `n` fields, read the plain way: one per line, the line
@@ -44,6 +47,53 @@ fn group(text: &str) -> Vec<Group<'_>> {
         .map(|e| (e.name, e.gid, e.member_list, e.span))
         .collect()
 }
+
+/// The README's resolution of a target user in this text (as passwd and as group): the first
+/// entry with that name (or uid); a `UID:GID` spec takes its own gid, a bare uid with no entry
+/// its own number; the supplementary groups are the primary one plus every group listing the
+/// entry's name as a member; uid 0, gid 0 among them, or (where the gids below 100 cannot be
+/// shown to grant nothing) such a gid, are refused. `Ok((name, uid, gid, groups, home))`, or
+/// the refusal's kind.
+fn resolution(spec: &UserSpec, text: &str, low_unknown: bool) -> Result<Resolved, &'static str> {
+    let users: Vec<Passwd> = passwd(text);
+    let entry = users.iter().find(|u| match spec {
+        UserSpec::Name(n) => u.0 == n,
+        UserSpec::Ids { uid, .. } => u.1 == *uid,
+    });
+    let (uid, gid) = match (spec, entry) {
+        (UserSpec::Ids { uid, gid: Some(g) }, _) => (*uid, *g),
+        (_, Some(e)) => (e.1, e.2),
+        (UserSpec::Ids { uid, gid: None }, None) => (*uid, *uid),
+        (UserSpec::Name(_), None) => return Err("unknown"),
+    };
+    if uid == 0 {
+        return Err("root");
+    }
+    let mut groups = vec![gid];
+    if let Some(e) = entry {
+        for g in group(text) {
+            if g.2
+                .split(',')
+                .map(str::trim)
+                .any(|m| !m.is_empty() && m == e.0)
+            {
+                groups.push(g.1);
+            }
+        }
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    if groups.contains(&0) {
+        return Err("root group");
+    }
+    if low_unknown && groups.iter().any(|g| (1..=99).contains(g)) {
+        return Err("system group");
+    }
+    let home = entry.map_or("/", |e| e.3).to_string();
+    Ok((entry.map(|e| e.0.to_string()), uid, gid, groups, home))
+}
+
+type Resolved = (Option<String>, u32, u32, Vec<u32>, String);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -90,6 +140,51 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!((a.0, a.1, a.2, a.3), (b.0, b.1, b.2, b.3), "entry {i}");
             }
         }
+    }
+
+    // Resolving a target user: a name, a uid, or uid:gid of an entry (or of none).
+    if let [a, b, c, ..] = data {
+        let low_unknown = a & 1 == 1;
+        let low = if low_unknown {
+            LowGids::known(Evidence::Unknown("fuzz".into()))
+        } else {
+            LowGids::known(Evidence::Found(std::collections::BTreeMap::new()))
+        };
+        let e = got.get(usize::from(*b) % got.len().max(1));
+        let spec = match (c % 4, e) {
+            (0, Some(e)) => UserSpec::Name(e.0.to_string()),
+            (1, Some(e)) => UserSpec::Ids {
+                uid: e.1,
+                gid: None,
+            },
+            (2, Some(e)) => UserSpec::Ids {
+                uid: e.1,
+                gid: Some(u32::from(*a)),
+            },
+            (3, _) => UserSpec::Name("no-such-user".into()),
+            _ => UserSpec::Ids {
+                uid: u32::from(*b),
+                gid: None,
+            },
+        };
+        let got = resolve_in(&spec, text, text, &low).map(|t| {
+            let home = t.home.to_str().unwrap().to_string();
+            (t.name, t.uid, t.gid, t.groups, home)
+        });
+        let kind = |e: &UserError| match e {
+            UserError::Unknown(_) => "unknown",
+            UserError::Root(_) => "root",
+            UserError::RootGroup(_) => "root group",
+            UserError::SystemGroup { .. } => "system group",
+            _ => "other",
+        };
+        assert_eq!(
+            got.as_ref().map_err(kind),
+            resolution(&spec, text, low_unknown)
+                .as_ref()
+                .map_err(|k| *k),
+            "{spec:?}"
+        );
     }
 
     // A line added comes last, after every entry as it was.
