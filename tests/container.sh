@@ -993,4 +993,64 @@ check_contains "filter refused: exit 0" "rc=0" "$t"
 check_lacks "no terminal: no probe, no warning" "WARNING" \
     "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/term "$NF" hermes-shim exec fds 2>&1)"
 
+echo "# doctor: a read-only checklist, exit 0 healthy, 1 something to fix (with the action)"
+start doc -- sleep infinity
+DC="$TAG-doc"
+wait_main "$DC" || not_ok "doctor container reaches its main program"
+if [ "$FLAVOUR" = s6 ]; then flavour_line="s6-overlay (PID 1: s6-svscan)"; else
+    flavour_line="without s6-overlay (PID 1: hermes-shim)"; fi
+# Owner, group, mode, mtime and ctime of every entry the doctor could touch: it must change none.
+# shellcheck disable=SC2016 # expanded in the container
+tree_state() { docker exec "$DC" sh -c 'find /opt/data /etc /run/hermes-shim -printf "%p %U %G %m %T@ %C@\n" | sort | sha256sum'; }
+before=$(tree_state)
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, healthy: exit 0" 0 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, healthy: all is well" "hermes-shim doctor: all is well" "$out"
+check_lacks "doctor, healthy: no FIX line" "FIX" "$out"
+check_contains "doctor: this start's repair ran" "ok   start-up repair  ran in this container start: exit 0" "$out"
+check_contains "doctor: names the image flavour" "ok   image            $flavour_line" "$out"
+check_contains "doctor: names the user's ids" "ok   user             hermes: uid $HERMES_UID, gid $HERMES_UID" "$out"
+out=$(dk exec --user hermes "$DC" hermes-shim doctor 2>&1)
+check "doctor as hermes, healthy: exit 0" 0 "$(dk exec --user hermes "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor as hermes: says what only root can check" "checked only as root" "$out"
+check "doctor --json, healthy: healthy is true" True \
+    "$(dk exec "$DC" hermes-shim doctor --json 2>/dev/null | json_field healthy)"
+check "doctor: bad usage is exit 2" 2 "$(dk exec "$DC" hermes-shim doctor --bogus >/dev/null 2>&1; echo $?)"
+check "doctor, healthy, as root and as hermes: changes nothing" "$before" "$(tree_state)"
+
+docker exec "$DC" sh -c 'echo x >/opt/data/planted && mkdir /opt/data/rootdir && echo y >/opt/data/rootdir/inside'
+before=$(tree_state)
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, planted root-owned files: exit 1" 1 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, planted root-owned files: counted under HERMES_HOME" \
+    "FIX  ownership        3 entries under /opt/data have root's owner or group:" "$out"
+check_contains "doctor, planted root-owned files: named" "/opt/data/rootdir/inside" "$out"
+check_contains "doctor, planted root-owned files: the action" "do: restart the container (every start repairs), or run \`hermes-shim fix-ownership\` as root now" "$out"
+check_contains "doctor, planted root-owned files: the verdict line" "hermes-shim doctor: 1 thing needs fixing" "$out"
+check "doctor as hermes, planted root-owned files: exit 1" 1 \
+    "$(dk exec --user hermes "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+dk exec "$DC" hermes-shim doctor --json >/dev/null 2>&1
+dk exec --user hermes "$DC" hermes-shim doctor --json >/dev/null 2>&1
+check "doctor changes nothing (owners, modes, mtimes and ctimes of /opt/data, /etc, /run/hermes-shim)" \
+    "$before" "$(tree_state)"
+dk exec "$DC" hermes-shim fix-ownership >/dev/null 2>&1
+check "doctor after fix-ownership: exit 0" 0 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+
+docker exec "$DC" sh -c "chown 1234:1235 /opt/data && chmod 0755 /opt/data"
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, unwritable home: exit 1" 1 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, unwritable home: the line" \
+    "FIX  home             /opt/data is 1234:1235 0755, NOT writable by hermes (uid $HERMES_UID)" "$out"
+check_contains "doctor, unwritable home: the action" "start the container with PUID=1234 PGID=1235" "$out"
+
+start docremap -e PUID=1 -- sleep infinity
+DR="$TAG-docremap"
+wait_main "$DR" || not_ok "refused-remap container reaches its main program"
+out=$(dk exec "$DR" hermes-shim doctor 2>&1)
+check "doctor, refused remap: exit 1" 1 "$(dk exec "$DR" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, refused remap: the remap line names the refusal" \
+    "FIX  remap            REFUSED: uid 1 already belongs to user 'daemon' — pick a free uid" "$out"
+check_contains "doctor, refused remap: this start's repair was refused" \
+    "FIX  start-up repair  ran in this container start and was REFUSED: exit 2" "$out"
+
 summary

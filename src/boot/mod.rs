@@ -7,8 +7,8 @@
 //! stop a container over a few files.
 
 mod home;
-mod remap;
-mod socket;
+pub(crate) mod remap;
+pub(crate) mod socket;
 
 use std::path::PathBuf;
 

@@ -91,7 +91,7 @@ pub fn plan(
 }
 
 /// The group of the Docker socket, if one is mounted.
-fn socket_gid() -> Option<u32> {
+pub fn socket_gid() -> Option<u32> {
     SOCKETS.iter().find_map(|p| {
         std::fs::symlink_metadata(Path::new(p))
             .ok()
