@@ -499,12 +499,14 @@ impl Tree {
             0 => b"@OUT@/secret".to_vec(),
             1 => b"@OUT@/bindsrc".to_vec(),
             2 => format!("{up}@OUTNAME@/secret").into_bytes(),
-            3 => b"..".to_vec(),
+            // `..` only where it stays in the tree: from the root it would name the temp
+            // directory every test shares.
+            3 if parent != 0 => b"..".to_vec(),
             4 => b"no/such/target".to_vec(),
             5 => b".".to_vec(),
             _ => {
                 let len = 1 + rng.below(16);
-                (0..len)
+                let bytes: Vec<u8> = (0..len)
                     .map(|_| {
                         loop {
                             let b = u8::try_from(1 + rng.below(255)).unwrap();
@@ -513,7 +515,8 @@ impl Tree {
                             }
                         }
                     })
-                    .collect()
+                    .collect();
+                if bytes == b".." { b"x".to_vec() } else { bytes }
             }
         }
     }
