@@ -28,6 +28,8 @@ mod escape;
 mod etcfile;
 mod exit;
 mod fix;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod init;
 mod install;
 mod policy;

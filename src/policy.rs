@@ -334,7 +334,8 @@ impl fmt::Display for ExcludeError {
         match self {
             ExcludeError::NotRelative(v) => write!(
                 f,
-                "--exclude {v}: must be a path relative to the sweep root, without '..'"
+                "--exclude {}: must be a path relative to the sweep root, without '..'",
+                shown(Path::new(v))
             ),
             ExcludeError::Empty(v) => {
                 write!(f, "--exclude {v:?}: names no entry under the sweep root")
@@ -630,6 +631,11 @@ mod tests {
                 "--exclude ../x: must be a path relative to the sweep root",
             ),
             ("a/../b", "without '..'"),
+            // Shown escaped, on one line (what user_spec.rs in fuzz/ checks).
+            (
+                "/a\nb",
+                "--exclude /a\\nb: must be a path relative to the sweep root",
+            ),
             (".", "--exclude \".\": names no entry under the sweep root"),
             ("", "--exclude \"\": names no entry"),
         ] {
