@@ -53,6 +53,8 @@ arm64_prep=$!
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets --quiet -- -D warnings
 step cargo-test cargo test --quiet --no-fail-fast
+# Every parser of outside input under libFuzzer, a few seconds per target (fuzz/).
+step fuzz tests/fuzz.sh
 mapfile -t scripts < <(find . -path ./target -prune -o -path ./.git -prune -o \
     \( -name '*.sh' -o -path ./.ci/run \) -type f -print | sort)
 # The upstream-shaped test image's hook, wrapper and run script have fixed names, no .sh.
