@@ -288,7 +288,9 @@ need_docker() {
 # RUN_OPTS, so remove_labelled finds even a `run --rm` whose client the timeout killed. TAG
 # prefixes this run's container names; `volumes` lists the volumes it made.
 
-ENGINE=(timeout 180 docker)
+# -k: a client that forwards the TERM into a container that never ends (docker run -t does)
+# would otherwise outlive its timeout.
+ENGINE=(timeout -k 10 180 docker)
 RUN_OPTS=()
 volumes=()
 
@@ -306,7 +308,7 @@ dk() {
 }
 
 dk_run() {
-    if [ "${ENGINE[*]}" = "timeout 180 docker" ] && logged_run_fits "$@"; then
+    if [ "${ENGINE[*]}" = "timeout -k 10 180 docker" ] && logged_run_fits "$@"; then
         logged_run "$@"
     else
         "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
