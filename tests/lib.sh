@@ -392,8 +392,10 @@ volume() {
 # start-up repair has finished, under the entrypoint applet and under s6-overlay alike. A
 # container that stopped (the entrypoint crashed, say) will not come back: it says so at once.
 wait_main() {
-    local i
-    for i in $(seq 60); do
+    local i tries=60
+    # Under qemu-user (a foreign ARCH) s6-overlay's boot alone can take most of a minute.
+    [ -z "${ARCH_SUFFIX:-}" ] || tries=240
+    for i in $(seq "$tries"); do
         if dk exec "$1" sh -c 'for p in /proc/[0-9]*; do
                 [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
             done; exit 1' 2>/dev/null; then
@@ -404,7 +406,7 @@ wait_main() {
                 "last log lines: $(dk logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
             return 1
         fi
-        [ "$i" -lt 60 ] && sleep 0.5
+        [ "$i" -lt "$tries" ] && sleep 0.5
     done
     return 1
 }
