@@ -388,7 +388,7 @@ volume() {
     dk volume create "$TAG-$1" >/dev/null
 }
 
-# wait_main CONTAINER: waits up to 30 s until the main program (`sleep`) runs: by then the
+# wait_main CONTAINER: waits up to 30 s (2 min under qemu-user) until the main program (`sleep`) runs: by then the
 # start-up repair has finished, under the entrypoint applet and under s6-overlay alike. A
 # container that stopped (the entrypoint crashed, say) will not come back: it says so at once.
 wait_main() {
