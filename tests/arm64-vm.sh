@@ -115,7 +115,8 @@ set -e
 mkdir /r
 tar -C /r -xpf /in/rootfs.tar
 mkdir -p /r/src /r/hermes-vm
-tar -C /src --exclude=./target --exclude=./.git -cf - . | tar -C /r/src -xpf -
+tar -C /src --exclude=./target --exclude=./.git --exclude=./fuzz/target --exclude=./fuzz/artifacts \
+    --exclude=./fuzz/corpus -cf - . | tar -C /r/src -xpf -
 while read -r bin; do mkdir -p "/r${bin%/*}" && cp -p "$bin" "/r$bin"; done </in/work/tests
 mkdir -p /r/target/'"$TRIPLE"'/debug
 cp -p /target/'"$TRIPLE"'/debug/hermes-shim /r/target/'"$TRIPLE"'/debug/
