@@ -181,16 +181,16 @@ impl LowGids {
     }
 
     fn evidence(&self) -> Rc<Evidence> {
-        let owners = self.owners.borrow().clone();
+        let owners = self.owners.borrow();
         let mut cached = self.evidence.borrow_mut();
-        match &*cached {
-            Some((seen, e)) if self.fixed || *seen == owners => Rc::clone(e),
-            _ => {
-                let e = Rc::new(scan_container(self.home.as_deref(), &owners));
-                *cached = Some((owners, Rc::clone(&e)));
-                e
-            }
+        if let Some((seen, e)) = &*cached
+            && (self.fixed || *seen == *owners)
+        {
+            return Rc::clone(e);
         }
+        let e = Rc::new(scan_container(self.home.as_deref(), &owners));
+        *cached = Some((owners.clone(), Rc::clone(&e)));
+        e
     }
 
     /// Why `gid` is refused, for the message: what it grants, or why that is unknown.

@@ -156,13 +156,13 @@ pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
         }
         s
     };
-    let entries = |n: u64| if n == 1 { "entry" } else { "entries" };
+    let plural = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     if found.count > 0 {
         let count = found.count;
         let detail = format!(
             "{count} {} under {h} {} root's owner or group:{}",
-            entries(count),
-            if count == 1 { "has" } else { "have" },
+            plural(count, "entry", "entries"),
+            plural(count, "has", "have"),
             listed(count, &found.first)
         );
         return Check::fix("ownership", detail, REPAIR);
@@ -173,7 +173,7 @@ pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
             format!(
                 "{} root-owned {} under {h} that the repair never changes (hard links, devices):{}",
                 found.held,
-                entries(found.held),
+                plural(found.held, "entry", "entries"),
                 listed(found.held, &found.held_first)
             ),
             "look at each as root: a hard link's other name may be outside HERMES_HOME, so give it to hermes by hand (chown) only if it is the agent's own, and remove a device node",
@@ -185,7 +185,7 @@ pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
             format!(
                 "{} director{} under {h} deeper than {MAX_DEPTH} levels not looked at",
                 found.too_deep,
-                if found.too_deep == 1 { "y" } else { "ies" }
+                plural(found.too_deep, "y", "ies")
             ),
             "run `hermes-shim fix-ownership --dry-run` as root, which walks any depth, to see what the repair would change there",
         );
@@ -196,7 +196,7 @@ pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
             "ownership",
             format!(
                 "no root-owned entry under {h} that this user can see; {unreadable} director{} could not be read — run the doctor as root to look inside",
-                if unreadable == 1 { "y" } else { "ies" }
+                plural(unreadable, "y", "ies")
             ),
         );
     }
