@@ -193,8 +193,10 @@ check "the image's shim names are the venv's console scripts, each a symlink to 
 out=$(docker exec "$C" hermes-shim install 2>&1)
 check "install again: exit 0" 0 "$(docker exec "$C" hermes-shim install >/dev/null 2>&1; echo $?)"
 check_contains "install again: nothing to do" "3 console scripts of hermes-agent in /opt/hermes/.venv: 0 created, 3 already there" "$out"
+# One stream in the container: the engine carries stdout and stderr apart, so their
+# order is lost on the way out and "rc=0" could come before the install's own lines.
 # shellcheck disable=SC2016 # expanded in the container
-out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'cd /opt/hermes/bin && rm hermes-agent &&
+out=$(dk run --rm --entrypoint sh "$IMAGE" -c 'exec 2>&1; cd /opt/hermes/bin && rm hermes-agent &&
     hermes-shim install --dry-run; echo "rc=$?"; test -e hermes-agent || echo "still absent"' 2>&1)
 check_contains "install --dry-run: says what it would create" "would create /opt/hermes/bin/hermes-agent -> hermes-shim" "$out"
 check_contains "install --dry-run: exit 0, creates nothing" "rc=0
