@@ -25,6 +25,7 @@ mod cli;
 mod entrypoint;
 mod escape;
 mod etcfile;
+mod exec;
 mod exit;
 mod fix;
 mod init;
@@ -54,8 +55,8 @@ pub fn run() -> Exit {
         .cloned()
         .unwrap_or_else(|| cli::SELF_NAME.into());
     // No applet runs setuid or setgid: installed that way, any user could chown as root.
-    let me = shim::self_exe();
-    if let Some(exit) = shim::refuse_setuid(me.as_ref()) {
+    let me = exec::self_exe();
+    if let Some(exit) = exec::refuse_setuid(me.as_ref()) {
         return exit;
     }
     let me = me.as_ref();

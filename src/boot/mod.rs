@@ -13,12 +13,12 @@ mod socket;
 use std::path::PathBuf;
 
 use crate::escape::shown;
+use crate::exec;
 use crate::exit::Exit;
 use crate::fix::{self, Request};
 use crate::policy;
 use crate::record;
 use crate::settings::Settings;
-use crate::shim;
 use crate::users::{self, UserSpec};
 
 const PREFIX: &str = "hermes-shim boot";
@@ -92,7 +92,7 @@ fn create_home(settings: &Settings) {
     if !missing || policy::refuse_root(&root, &fix::protected(settings)).is_some() {
         return;
     }
-    let Ok(target) = shim::target(settings) else {
+    let Ok(target) = exec::target(settings) else {
         return;
     };
     let writer = fix::Writer {
