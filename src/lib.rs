@@ -30,7 +30,6 @@ mod exit;
 mod fix;
 mod init;
 mod install;
-mod policy;
 mod record;
 mod relay;
 mod settings;

@@ -22,7 +22,7 @@ use crate::sys::fs;
 const PARENT_MODE: u32 = 0o755;
 const HOME_MODE: u32 = 0o700;
 
-/// Creates `root` (already accepted by [`crate::policy::refuse_root`]) and any missing parent;
+/// Creates `root` (already accepted by [`crate::fix::refuse_root`]) and any missing parent;
 /// returns false when it already existed.
 pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, String> {
     let fail = |what: &str, e: Errno| format!("cannot create {}: {what}: {e}", shown(root));

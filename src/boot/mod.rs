@@ -16,7 +16,6 @@ use crate::escape::shown;
 use crate::exec;
 use crate::exit::Exit;
 use crate::fix::{self, Request};
-use crate::policy;
 use crate::record;
 use crate::settings::Settings;
 use crate::users::{self, UserSpec};
@@ -89,7 +88,7 @@ fn create_home(settings: &Settings) {
         std::fs::symlink_metadata(&root),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound
     );
-    if !missing || policy::refuse_root(&root, &fix::protected(settings)).is_some() {
+    if !missing || fix::refuse_root(&root, &fix::protected(settings)).is_some() {
         return;
     }
     let Ok(target) = exec::target(settings) else {

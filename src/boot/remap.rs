@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::etcfile::{self, Leftover, Staged, Tag};
-use crate::policy::{Previous, PreviousError};
+use crate::fix::{Previous, PreviousError};
 use crate::settings::{SettingError, Settings};
 use crate::sys;
 use crate::users::{GROUP, LowGids, PASSWD, UserError, UserSpec};

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::policy::{self, Previous, Protected, Rule};
-use crate::settings::{Settings, WalkChoice};
+use crate::settings::{self, WalkChoice};
 use crate::sys::{self, fs};
 use crate::users::{self, UserError, UserSpec};
 
+use super::roots::{Protected, refuse_root};
+use super::rule::{Previous, Rule};
 use super::scope::Writer;
 use super::walk::{self, Outcome};
 use super::{Refusal, Request};
@@ -108,7 +109,7 @@ impl Sweep {
         let mut excludes = req
             .excludes
             .iter()
-            .map(|x| policy::exclude_path(x))
+            .map(|x| settings::exclude_path(x))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Refusal::Exclude)?;
         excludes.extend(req.env_excludes.map_err(Refusal::Exclude)?);
@@ -156,11 +157,11 @@ impl Sweep {
     }
 }
 
-/// The root's path: acceptable by policy, this process root, the root there and a directory.
+/// The root's path: not a refused root (see [`super::roots`]), this process root, the root there and a directory.
 /// `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the symlink
 /// checks follow a link.
 fn checked_root(root: &Path, protected: &Protected) -> Result<PathBuf, Refusal> {
-    if let Some(why) = policy::refuse_root(root, protected) {
+    if let Some(why) = refuse_root(root, protected) {
         return Err(Refusal::Root(why));
     }
     let root: PathBuf = root.components().collect();
@@ -272,45 +273,6 @@ fn backend(choice: WalkChoice, root: &OwnedFd) -> Result<fs::Walk, Refusal> {
             Ok(fs::Walk::Fallback)
         }
         (_, Err(e)) => Err(Refusal::NoOpenat2(e)),
-    }
-}
-
-/// The directories whose programs root runs, as this process finds them: its own directory,
-/// the real programs' directory and the venv around it, and PATH. Each is taken as written and
-/// as resolved, since PATH may name a directory through a symlink (`/bin` -> `/usr/bin`).
-pub fn protected(settings: &Settings) -> Protected {
-    let both = |p: PathBuf| {
-        let real = std::fs::canonicalize(&p).ok();
-        std::iter::once(p).chain(real)
-    };
-    let mut trees = Vec::new();
-    if let Some(dir) = std::fs::read_link("/proc/self/exe")
-        .ok()
-        .and_then(|exe| exe.parent().map(PathBuf::from))
-    {
-        trees.extend(both(dir));
-    }
-    let real_dir = settings.real_dir.clone();
-    if let Some(venv) = real_dir.parent().filter(|v| v.join("pyvenv.cfg").is_file()) {
-        trees.extend(both(venv.to_path_buf()));
-    }
-    let mut dirs: Vec<PathBuf> = both(real_dir).collect();
-    if let Some(path) = &settings.path {
-        dirs.extend(
-            std::env::split_paths(path)
-                .filter(|d| d.is_absolute())
-                .flat_map(both),
-        );
-    }
-    let normal = |v: Vec<PathBuf>| -> Vec<PathBuf> {
-        v.into_iter()
-            .filter(|p| p.is_absolute())
-            .map(|p| p.components().collect())
-            .collect()
-    };
-    Protected {
-        dirs: normal(dirs),
-        trees: normal(trees),
     }
 }
 

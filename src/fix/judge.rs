@@ -10,9 +10,9 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::escape::shown;
-use crate::policy::{self, Action, Skip};
 use crate::sys::fs::{self, Kind, Open, Stat};
 
+use super::rule::{self, Action, Skip};
 use super::verdict::Next;
 use super::walk::{Counts, Shared};
 
@@ -166,7 +166,7 @@ impl Judge<'_, '_> {
     }
 
     fn decide(&self, st: &Stat) -> Action {
-        policy::decide(st.kind, st.uid, st.gid, st.nlink, &self.sh.cfg.rule)
+        rule::decide(st.kind, st.uid, st.gid, st.nlink, &self.sh.cfg.rule)
     }
 
     /// chown through the handle (nothing in a dry run), telling the verdict how it went.

@@ -17,6 +17,8 @@ mod frames;
 mod judge;
 mod queue;
 mod refusal;
+mod roots;
+mod rule;
 mod scope;
 mod verdict;
 mod walk;
@@ -29,12 +31,13 @@ use serde::Serialize;
 use crate::cli::FixOptions;
 use crate::escape::shown;
 use crate::exit::Exit;
-use crate::policy::{self, Previous};
-use crate::settings::{Settings, WalkChoice};
+use crate::settings::{ExcludeError, Settings, WalkChoice};
 use crate::users::{UserError, UserSpec};
 
-pub use config::{Sweep, protected};
+pub use config::Sweep;
 pub use refusal::Refusal;
+pub use roots::{protected, refuse_root};
+pub use rule::{Previous, PreviousError};
 pub use scope::Writer;
 use walk::Counts;
 
@@ -49,7 +52,7 @@ pub struct Request {
     pub also_from_raw: Option<String>,
     pub excludes: Vec<String>,
     /// `HERMES_SHIM_EXCLUDE`, already parsed by the settings.
-    pub env_excludes: Result<Vec<PathBuf>, policy::ExcludeError>,
+    pub env_excludes: Result<Vec<PathBuf>, ExcludeError>,
     pub walk: Result<WalkChoice, crate::settings::SettingError>,
     pub dry_run: bool,
     pub verbose: bool,

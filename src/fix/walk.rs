@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::escape::shown;
-use crate::policy::{self, Skip};
 use crate::sys::fs::{self, Stat};
 
 use super::config::Config;
 use super::frames::Frames;
 use super::judge::{Judge, os};
 use super::queue::{Queue, StopOnPanic};
+use super::rule::{self, Skip};
 use super::verdict::Verdict;
 
 /// Most workers; past a few, the disk or the dentry cache is the bottleneck, not the CPU.
@@ -108,7 +108,7 @@ pub struct Outcome {
 /// is a no-op).
 fn chown_impossible(root: Option<OwnedFd>, target: (u32, u32)) -> bool {
     let mapped = |file: &str, id: u32| {
-        std::fs::read_to_string(file).map_or(true, |map| policy::id_mapped(&map, id))
+        std::fs::read_to_string(file).map_or(true, |map| rule::id_mapped(&map, id))
     };
     if !mapped("/proc/self/uid_map", target.0) || !mapped("/proc/self/gid_map", target.1) {
         return true;

@@ -1,7 +1,7 @@
 //! The remap's plan, pure and unit-tested: the new passwd and group text for the ids asked
 //! for, and the part of a recorded remap that still describes the past.
 
-use crate::policy::Previous;
+use crate::fix::Previous;
 use crate::settings::Request;
 use crate::users::{self, GidUse, LowGids};
 
