@@ -157,9 +157,9 @@ impl Sweep {
     }
 }
 
-/// The root's path: not a refused root (see [`super::roots`]), this process root, the root there and a directory.
-/// `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must not make the symlink
-/// checks follow a link.
+/// The root's path: not a refused root (see [`super::roots`]), this process root, the root
+/// there and a directory. `/opt/data/` and `/opt/./data` name /opt/data; a trailing slash must
+/// not make the symlink checks follow a link.
 fn checked_root(root: &Path, protected: &Protected) -> Result<PathBuf, Refusal> {
     if let Some(why) = refuse_root(root, protected) {
         return Err(Refusal::Root(why));
