@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::sys;
 
-use super::Target;
 use super::records::group_entries;
 
 /// What the drop may make of a gid. Every way a gid reaches the drop is judged by
@@ -252,15 +251,6 @@ pub fn container_groups(
         v.dedup();
     }
     out
-}
-
-impl Target {
-    /// Adds `kept` (see [`container_groups`]) to the user's groups, sorted and unique.
-    pub fn add_groups(&mut self, kept: &[u32]) {
-        self.groups.extend_from_slice(kept);
-        self.groups.sort_unstable();
-        self.groups.dedup();
-    }
 }
 
 #[cfg(test)]

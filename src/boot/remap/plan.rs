@@ -5,7 +5,7 @@ use crate::fix::Previous;
 use crate::settings::Request;
 use crate::users::{self, GidUse, LowGids};
 
-use super::RemapError;
+use super::error::RemapError;
 
 /// A remap to carry out: the new file contents (`None`: unchanged) and the ids the user's files
 /// move from.

@@ -1,0 +1,170 @@
+//! What the operator asks for (`NAME`, `UID` or `UID:GID`), and why it may not become a usable
+//! target.
+
+use std::fmt;
+
+use nix::errno::Errno;
+
+/// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
+pub const DEFAULT_USER: &str = "hermes";
+
+/// Where the account databases live; tests bind-mount their own files over these.
+pub const PASSWD: &str = "/etc/passwd";
+pub const GROUP: &str = "/etc/group";
+
+/// What the operator asked for: a user name, or numeric ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    /// A name, looked up in /etc/passwd.
+    Name(String),
+    /// A uid, and optionally a gid; a uid with a passwd entry takes that entry's gid and groups.
+    Ids { uid: u32, gid: Option<u32> },
+}
+
+impl Default for UserSpec {
+    /// The hermes user, by name.
+    fn default() -> UserSpec {
+        UserSpec::Name(DEFAULT_USER.to_string())
+    }
+}
+
+impl UserSpec {
+    /// Parses `NAME`, `UID` or `UID:GID`.
+    pub fn parse(spec: &str) -> Result<UserSpec, UserError> {
+        let bad = || UserError::BadSpec(spec.to_string());
+        if spec.is_empty() || spec.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // (uid_t)-1 means "leave unchanged" to chown and setresuid: never a real id.
+        let id = |s: &str| {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n != u32::MAX)
+                .ok_or_else(bad)
+        };
+        match spec.split_once(':') {
+            Some((u, g)) if numeric(u) && numeric(g) => Ok(UserSpec::Ids {
+                uid: id(u)?,
+                gid: Some(id(g)?),
+            }),
+            Some(_) => Err(bad()),
+            None if numeric(spec) => Ok(UserSpec::Ids {
+                uid: id(spec)?,
+                gid: None,
+            }),
+            None => Ok(UserSpec::Name(spec.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserSpec::Name(n) => f.write_str(n),
+            UserSpec::Ids { uid, gid: None } => write!(f, "{uid}"),
+            UserSpec::Ids { uid, gid: Some(g) } => write!(f, "{uid}:{g}"),
+        }
+    }
+}
+
+/// Why a spec could not become a usable target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserError {
+    BadSpec(String),
+    Unknown(String),
+    Root(String),
+    RootGroup(String),
+    /// A gid [`super::gid_use`] refuses as a system gid, named as [`super::system_gid_name`]
+    /// does; as the user's own gid, or (`member`) through /etc/group.
+    SystemGroup {
+        spec: String,
+        gid: String,
+        member: bool,
+    },
+    Read(&'static str, Errno),
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserError::BadSpec(s) => write!(f, "user spec '{s}' is not NAME, UID or UID:GID"),
+            UserError::Unknown(s) => write!(f, "user '{s}' not found in {PASSWD}"),
+            UserError::Root(s) => write!(f, "user '{s}' has uid 0, which would not drop root"),
+            UserError::RootGroup(s) => {
+                write!(f, "user '{s}' has gid 0, which would keep the root group")
+            }
+            UserError::SystemGroup {
+                spec,
+                gid,
+                member: false,
+            } => write!(
+                f,
+                "user '{spec}' has {gid}, which grants far more than the user's own files; give it a gid of 100 or above"
+            ),
+            UserError::SystemGroup {
+                spec,
+                gid,
+                member: true,
+            } => write!(
+                f,
+                "user '{spec}' is a member (in {GROUP}) of {gid}, which grants far more than the user's own files; take it out of that group"
+            ),
+            UserError::Read(file, e) => write!(f, "cannot read {file}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UserError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing() {
+        let ok = [
+            ("hermes", UserSpec::Name("hermes".into())),
+            (
+                "10000",
+                UserSpec::Ids {
+                    uid: 10000,
+                    gid: None,
+                },
+            ),
+            (
+                "10000:20",
+                UserSpec::Ids {
+                    uid: 10000,
+                    gid: Some(20),
+                },
+            ),
+            ("0", UserSpec::Ids { uid: 0, gid: None }),
+            ("a-b_c.d", UserSpec::Name("a-b_c.d".into())),
+        ];
+        for (s, want) in ok {
+            assert_eq!(UserSpec::parse(s), Ok(want.clone()), "{s}");
+            assert_eq!(want.to_string(), s);
+        }
+        for bad in [
+            "",
+            ":",
+            "1:",
+            ":1",
+            "hermes:hermes",
+            "1:x",
+            "a b",
+            "1 ",
+            "99999999999",
+            "1:2:3",
+            "x\n",
+            "4294967295",
+            "1:4294967295",
+            // Rust's integer parser takes a leading +; ids are digits only.
+            "+1:2",
+            "1:+2",
+        ] {
+            assert!(UserSpec::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}
