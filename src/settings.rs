@@ -165,7 +165,7 @@ impl Settings {
             .unwrap_or_default()
             .split(':')
             .filter(|s| !s.is_empty())
-            .map(exclude_path)
+            .map(|v| exclude_path_from("HERMES_SHIM_EXCLUDE", v))
             .collect();
         let walk = match text("HERMES_SHIM_WALK") {
             None => Ok(WalkChoice::Auto),
@@ -231,24 +231,25 @@ pub fn opt_out(value: Option<&str>) -> bool {
     matches!(value, Some(v) if v == "1" || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes"))
 }
 
-/// An `--exclude` (or `HERMES_SHIM_EXCLUDE`) entry that names nothing under the sweep root.
+/// An `--exclude` or `HERMES_SHIM_EXCLUDE` entry (`from` says which) that names nothing under
+/// the sweep root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExcludeError {
     /// Absolute, or with `..`.
-    NotRelative(String),
+    NotRelative { from: &'static str, value: String },
     /// Empty, or only `.`.
-    Empty(String),
+    Empty { from: &'static str, value: String },
 }
 
 impl fmt::Display for ExcludeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExcludeError::NotRelative(v) => write!(
+            ExcludeError::NotRelative { from, value } => write!(
                 f,
-                "--exclude {v}: must be a path relative to the sweep root, without '..'"
+                "{from} {value}: must be a path relative to the sweep root, without '..'"
             ),
-            ExcludeError::Empty(v) => {
-                write!(f, "--exclude {v:?}: names no entry under the sweep root")
+            ExcludeError::Empty { from, value } => {
+                write!(f, "{from} {value:?}: names no entry under the sweep root")
             }
         }
     }
@@ -256,16 +257,29 @@ impl fmt::Display for ExcludeError {
 
 /// Normalises an `--exclude` value to a relative path under the sweep root.
 pub fn exclude_path(value: &str) -> Result<PathBuf, ExcludeError> {
+    exclude_path_from("--exclude", value)
+}
+
+/// Normalises an exclude entry that came `from` an option or a variable (named by its error).
+fn exclude_path_from(from: &'static str, value: &str) -> Result<PathBuf, ExcludeError> {
     let mut out = PathBuf::new();
     for c in Path::new(value).components() {
         match c {
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
-            _ => return Err(ExcludeError::NotRelative(value.to_string())),
+            _ => {
+                return Err(ExcludeError::NotRelative {
+                    from,
+                    value: value.to_string(),
+                });
+            }
         }
     }
     if out.as_os_str().is_empty() {
-        return Err(ExcludeError::Empty(value.to_string()));
+        return Err(ExcludeError::Empty {
+            from,
+            value: value.to_string(),
+        });
     }
     Ok(out)
 }
@@ -345,7 +359,18 @@ mod tests {
         let x = with(&[("HERMES_SHIM_EXCLUDE", "ok:../up")])
             .excludes
             .unwrap_err();
-        assert_eq!(x, ExcludeError::NotRelative("../up".into()));
+        assert_eq!(
+            x,
+            ExcludeError::NotRelative {
+                from: "HERMES_SHIM_EXCLUDE",
+                value: "../up".into()
+            }
+        );
+        assert_eq!(
+            x.to_string(),
+            "HERMES_SHIM_EXCLUDE ../up: must be a path relative to the sweep root, without '..'",
+            "named by where it came from"
+        );
     }
 
     #[test]
