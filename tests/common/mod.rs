@@ -7,6 +7,7 @@
 pub mod fix;
 pub mod fixture;
 pub mod report;
+pub mod sandbox;
 pub mod seccomp;
 
 use std::ffi::OsStr;
