@@ -35,8 +35,8 @@ pub enum RemapError {
         uid: u32,
         owner: String,
     },
-    /// A gid [`users::gid_use`] refuses, asked for as the user's group (named as
-    /// [`users::system_gid_name`] does).
+    /// A gid [`crate::users::gid_use`] refuses, asked for as the user's group (named as
+    /// [`crate::users::system_gid_name`] does).
     SystemGid {
         gid: u32,
         name: String,
