@@ -9,6 +9,9 @@
 #   --build-arg VENV_FROM=venv-wheelhouse  (dist/wheelhouse/ from the context, no PyPI)
 #   or VENV_FROM=venv-source               (hermes-agent built from dist/agent/: an sdist or a
 #                                           source tree; the rest from dist/wheelhouse/)
+#   or VENV_FROM=venv-cross                (dist/wheelhouse/ for another architecture, installed
+#     --build-arg BUILD_BASE_IMAGE=<the same base for the build machine's architecture>
+#                                           by the build machine's pip, not an emulated one)
 #   --build-arg S6_FROM=no-s6-overlay      (no /init; the entrypoint applet repairs ownership itself)
 #   or, for the production flavour without GitHub:
 #   --build-arg S6_TARBALLS=s6-tarballs-context  (dist/s6/s6-overlay-{noarch,x86_64}.tar.xz from the
@@ -18,6 +21,7 @@
 # only the stages the target needs, where the classic builder would build them all.
 
 ARG BASE_IMAGE=debian:trixie-slim
+ARG BUILD_BASE_IMAGE=${BASE_IMAGE}
 ARG RUST_IMAGE=rust:1-bookworm
 ARG SHIM_FROM=builder
 ARG VENV_FROM=venv-pypi
@@ -81,6 +85,42 @@ COPY dist/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/hermes/.venv \
     && /opt/hermes/.venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         --no-index --find-links /wheels "hermes-agent==${HERMES_AGENT_VERSION}"
+
+# The venv for a foreign TARGETARCH (buildx, or docker build --platform under qemu-user),
+# installed by the build machine's own Python: pip under emulation takes tens of minutes, this
+# seconds. _PYTHON_HOST_PLATFORM makes pip take the target's wheels; everything else pip writes
+# (paths, scripts, bytecode) is the same on every architecture for one Python version, so
+# BUILD_BASE_IMAGE must be BASE_IMAGE's release for the build machine: checked by comparing their
+# python3 packages, which no emulated code is needed to read. (A registry base such as
+# debian:trixie-slim is multi-architecture: the default, BASE_IMAGE itself, then just works.)
+# hadolint ignore=DL3006
+FROM --platform=$BUILDPLATFORM ${BUILD_BASE_IMAGE} AS venv-cross
+ARG HERMES_AGENT_VERSION=0.19.0
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY --from=runtime-base /var/lib/dpkg/status /tmp/target-dpkg-status
+COPY dist/wheelhouse/ /wheels/
+# hadolint ignore=DL3008
+RUN if ! dpkg-query -W python3 python3-venv >/dev/null 2>&1; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends python3 python3-venv \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && case "$TARGETARCH" in \
+        amd64) platform=linux-x86_64 ;; \
+        arm64) platform=linux-aarch64 ;; \
+        *) echo "venv-cross: no pip platform known for TARGETARCH=$TARGETARCH" >&2; exit 1 ;; \
+    esac \
+    && want=$(awk '/^Package: /{p=$2} p=="python3" && /^Version: /{print $2; exit}' /tmp/target-dpkg-status) \
+    && have=$(dpkg-query -W -f '${Version}' python3) \
+    && if [ "$want" != "$have" ]; then \
+        echo "venv-cross: BASE_IMAGE has python3 $want, BUILD_BASE_IMAGE $have: give BUILD_BASE_IMAGE the same Debian release" >&2; \
+        exit 1; \
+    fi \
+    && rm /tmp/target-dpkg-status \
+    && python3 -m venv /opt/hermes/.venv \
+    && _PYTHON_HOST_PLATFORM="$platform" /opt/hermes/.venv/bin/pip install --no-cache-dir \
+        --disable-pip-version-check --no-index --find-links /wheels "hermes-agent==${HERMES_AGENT_VERSION}"
 
 # hermes-agent built from its source (VENV_FROM=venv-source): dist/agent/ in the context holds an
 # sdist (*.tar.gz) or a source tree, upstream's way now that PyPI's newest wheel is behind; its

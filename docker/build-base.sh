@@ -27,6 +27,7 @@ esac
 # The cache key names everything that shapes the rootfs, so changing it builds a new tarball.
 TARBALL="$CACHE_DIR/rootfs-$SUITE$ARCH_SUFFIX-minbase-${INCLUDE//,/+}.tar"
 
+cache_lock "base-$SUITE$ARCH_SUFFIX"
 # The image carries the tarball's name as a label, so a changed recipe re-imports under the same tag.
 KEY=$(basename "$TARBALL" .tar)
 if [ "$(docker image inspect -f '{{index .Config.Labels "org.hermes-shim.rootfs"}} {{.Architecture}}' \

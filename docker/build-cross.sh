@@ -20,6 +20,7 @@ HERMES_SHIM_SUITE=trixie HERMES_SHIM_ARCH="$(uname -m)" HERMES_SHIM_BASE_TAG="$b
 key=$({ docker image inspect -f '{{.Id}}' "$base"; cat "$REPO/docker/cross/Dockerfile"; } |
     sha256sum | cut -c1-12)
 tag="hermes-shim/cross-$DEB_ARCH:$key"
+cache_lock "cross-$DEB_ARCH"
 if ! docker image inspect "$tag" >/dev/null 2>&1; then
     mkdir -p "$CACHE_DIR"
     context=$(mktemp -d "$CACHE_DIR/cross-context.XXXXXX")

@@ -12,8 +12,10 @@
 #   HERMES_SHIM_ARCH=aarch64   (on an x86_64 host) the arm64 image: an arm64 base debootstrapped
 #                              under qemu-user, an aarch64 wheelhouse, the aarch64 binary from
 #                              Debian's cross Rust, s6-overlay-aarch64.tar.xz; the Dockerfile's
-#                              RUN steps run under qemu-user (tests/setup-arm64.sh), pip's in
-#                              particular, so a cold build takes minutes more
+#                              RUN steps run under qemu-user (tests/setup-arm64.sh), all but
+#                              the venv's: VENV_FROM=venv-cross installs the aarch64 wheels with
+#                              this machine's pip, in the same Debian's x86_64 base (pip under
+#                              qemu-user took 15 minutes and more)
 # HERMES_SHIM_AGENT_SOURCE builds hermes-agent from its source instead of PyPI's wheel
 # (VENV_FROM=venv-source): `sdist` (PyPI's sdist of HERMES_AGENT_VERSION, fetched once into the
 # cache), or the path of an sdist (*.tar.gz) or of a source tree; the wheelhouse then also holds
@@ -32,7 +34,8 @@ choose_image
 BASE_TAG="${HERMES_SHIM_BASE_TAG:-hermes-shim/debian:$SUITE$ARCH_SUFFIX}"
 
 start=$(date +%s)
-args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-wheelhouse)
+args=(--build-arg SHIM_FROM=host-binary)
+venv_from=venv-wheelhouse
 agent_source="${HERMES_SHIM_AGENT_SOURCE:-}"
 build_requires=""
 if [ "$agent_source" = sdist ]; then
@@ -69,7 +72,7 @@ else:
 print("\n".join(data.get("build-system", {}).get("requires", ["setuptools>=40.8.0"])))
 PYEOF
     ) || { log "cannot read the build backend from $agent_source's pyproject.toml"; exit 2; }
-    args=(--build-arg SHIM_FROM=host-binary --build-arg VENV_FROM=venv-source)
+    venv_from=venv-source
 fi
 if [ "$FLAVOUR" = s6 ]; then
     tarballs="${HERMES_SHIM_S6_TARBALLS:-}"
@@ -99,6 +102,14 @@ fi
 
 export HERMES_SHIM_ARCH="$ARCH"
 HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_BASE_TAG="$BASE_TAG" "$REPO/docker/build-base.sh"
+if [ "$ARCH" != "$(uname -m)" ] && [ -z "$agent_source" ]; then
+    build_base="hermes-shim/debian:$SUITE"
+    HERMES_SHIM_SUITE="$SUITE" HERMES_SHIM_ARCH="$(uname -m)" HERMES_SHIM_BASE_TAG="$build_base" \
+        "$REPO/docker/build-base.sh"
+    venv_from=venv-cross
+    args+=(--build-arg BUILD_BASE_IMAGE="$build_base")
+fi
+args+=(--build-arg VENV_FROM="$venv_from")
 wheelhouse=$(HERMES_SHIM_PYTHON="$PYTHON" HERMES_SHIM_EXTRA_WHEELS="$build_requires" \
     "$REPO/docker/build-wheelhouse.sh")
 

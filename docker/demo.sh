@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: build the image offline, start a container, show that a root `docker exec ... hermes`
 # leaves hermes-owned files, plant the root-owned damage an unshimmed image gets, restart the
-# container and show it healed. Cleans up its container and volume. Needs root.
+# container and show it healed, and end with `hermes-shim doctor`'s checklist (which must find all
+# well). Cleans up its container and volume. Needs root.
 # It shows the production flavour (s6-overlay's /init as PID 1) when s6-overlay's release
 # tarballs are at hand (HERMES_SHIM_S6_TARBALLS, else ../shared/s6-overlay beside the checkout),
 # and the flavour without s6-overlay otherwise.
@@ -55,6 +56,7 @@ docker exec -e HERMES_DOCKER_EXEC_AS_ROOT=1 "$NAME" hermes config set model.defa
 docker exec "$NAME" sh -c 'echo "{}" >/opt/data/auth.json && chmod 0600 /opt/data/auth.json'
 say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml), auth.json is $(docker exec "$NAME" stat -c %U:%G:%a /opt/data/auth.json)"
 state
+say "   hermes-shim doctor: $(docker exec "$NAME" hermes-shim doctor | grep -m1 'FIX  ownership' | sed 's/^ *//')"
 
 say "3. docker restart $NAME: the start-up repair heals the volume"
 docker restart -t 1 "$NAME" >/dev/null
@@ -62,3 +64,8 @@ wait_main "$NAME" || die "container did not reach its main program"
 say "   $(docker logs "$NAME" 2>&1 | grep '^hermes-shim fix-ownership: /opt/data:' | tail -n 1)"
 say "   config.yaml is $(docker exec "$NAME" stat -c %U:%G /opt/data/config.yaml), auth.json is $(docker exec "$NAME" stat -c %U:%G:%a /opt/data/auth.json)"
 state
+
+say "4. docker exec $NAME hermes-shim doctor: the checklist an operator runs (read-only)"
+rc=0
+docker exec "$NAME" hermes-shim doctor | sed 's/^/demo:    /' || rc=$?
+[ "$rc" -eq 0 ] || die "hermes-shim doctor found something to fix (exit $rc)"

@@ -55,7 +55,8 @@ Exit codes:
   boot                  0 repaired (entries that could not be fixed are reported); 2 refused
   install               0 links in place; 2 refused, nothing changed
   tini                  the program's own (128+N after signal N; 0 for a code given to -e);
-                        2 a bad option; 126 cannot run the program; 127 program not found",
+                        2 a bad option; 126 cannot run the program; 127 program not found
+  doctor                0 all is well; 1 something needs fixing (a FIX line says how)",
         settings::help_text()
     )
 }
@@ -137,6 +138,14 @@ pub enum Command {
         /// tini's options, then the program and its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Check this container, changing nothing: root-owned entries under HERMES_HOME, this start's
+    /// repair, the remap, the user's groups, the kernel, the image. Exit 0 all is well, 1 something
+    /// needs fixing (each FIX line names the action).
+    Doctor {
+        /// Print one JSON object on stdout instead of the checklist.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -90,7 +90,8 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
     if ruid != 0 {
         // No drop, so nothing of root's to keep from the program: no relay.
         let how = Launch::for_main(pid1, false);
-        let hermes = exec::target(settings).ok().map(|t| t.uid);
+        let low = crate::users::LowGids::of_container(Some(&settings.home));
+        let hermes = exec::target(settings, &low).ok().map(|t| t.uid);
         if let Some(why) = unusable_home(ruid, hermes, &settings.home) {
             say!("{why}");
             return Exit::NotRun;

@@ -6,7 +6,7 @@
 pub enum Exit {
     /// Done: nothing failed (fix-ownership, boot, install).
     Ok,
-    /// Done, but some entry could not be fixed (fix-ownership).
+    /// Done, but some entry could not be fixed (fix-ownership); something needs fixing (doctor).
     Partial,
     /// Refused before changing anything (fix-ownership, boot, install; a bad setting).
     Refused,

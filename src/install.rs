@@ -81,13 +81,18 @@ pub fn plan(
             && !name.contains(['/', '\0'])
             && OsStr::new(name) != shim_name;
         if !plain {
-            refused.push(format!("'{name}' is not a name a link can have here"));
+            refused.push(format!(
+                "'{}' is not a name a link can have here",
+                shown(Path::new(name))
+            ));
             continue;
         }
         match found(name) {
             Found::Nothing => todo.push((name.clone(), true)),
             Found::OurLink => todo.push((name.clone(), false)),
-            Found::Other(what) => refused.push(format!("{name} exists and is {what}")),
+            Found::Other(what) => {
+                refused.push(format!("{} exists and is {what}", shown(Path::new(name))));
+            }
         }
     }
     if refused.is_empty() {
@@ -324,6 +329,25 @@ fn install(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/fuzz_targets/entry_points.rs`: a name from `entry_points.txt` holding
+    /// control characters was printed raw in its refusal.
+    #[test]
+    fn a_refused_name_is_shown_escaped() {
+        let shim = OsStr::new("hermes-shim");
+        let names = ["herm\u{f}\0-acp".to_string(), "a\nb/c".to_string()];
+        assert_eq!(
+            plan(&names, shim, |_| Found::Nothing),
+            Err(vec![
+                r"'herm\u{f}\u{0}-acp' is not a name a link can have here".to_string(),
+                r"'a\nb/c' is not a name a link can have here".to_string(),
+            ])
+        );
+        let taken = plan(&["x\ry".to_string()], shim, |_| {
+            Found::Other("a file".into())
+        });
+        assert_eq!(taken, Err(vec![r"x\ry exists and is a file".to_string()]));
+    }
 
     #[test]
     fn a_venv_that_cannot_be_listed_is_named_with_its_errno() {

@@ -2,7 +2,7 @@
 //! binary (`src/main.rs`, whose only work is the process entry point in `src/start.rs`).
 //!
 //! Called as `hermes-shim`, it is a command with applets (`exec`, `fix-ownership`, `boot`,
-//! `install`, `entrypoint`, `tini`); called as `tini`, it is the `tini` applet (tini's
+//! `install`, `entrypoint`, `tini`, `doctor`); called as `tini`, it is the `tini` applet (tini's
 //! options, for guides written for upstream's /usr/bin/tini); called under any other name (a symlink such as
 //! /opt/hermes/bin/hermes), it is the shim for the venv console script of that name. The
 //! environment is read once, into [`settings::Settings`], and handed to the applet.
@@ -22,12 +22,15 @@ macro_rules! say {
 
 mod boot;
 mod cli;
+mod doctor;
 mod entrypoint;
 mod escape;
 mod etcfile;
 mod exec;
 mod exit;
 mod fix;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod init;
 mod install;
 mod record;
@@ -83,6 +86,7 @@ pub fn run() -> Exit {
             } => install::run(venv, &distribution, dry_run, &settings),
             cli::Command::Entrypoint { args } => entrypoint::run(&args, me, &settings),
             cli::Command::Tini { args } => tini::run(&args),
+            cli::Command::Doctor { json } => doctor::run(json, &settings),
         },
     }
 }

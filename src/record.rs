@@ -35,7 +35,18 @@ impl StartId {
     /// change when this container restarts, so it cannot name a start).
     pub fn current() -> Option<StartId> {
         let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-        if ns("1")? != ns("self")? {
+        let me = ns("self")?;
+        let same = if let Some(pid1) = ns("1") {
+            pid1 == me
+        } else {
+            // A PID 1 of another uid that dropped privileges (the entrypoint applet as PID 1)
+            // is not dumpable: its namespace link is closed even to root without
+            // CAP_SYS_PTRACE (a `docker exec` of `doctor`), but its mount table is open. Mount
+            // ids are unique across namespaces, so the same table is the same namespace.
+            let table = |pid: &str| fs::read(format!("/proc/{pid}/mountinfo")).ok();
+            table("1").is_some_and(|t| Some(t) == table("self"))
+        };
+        if !same {
             return None;
         }
         let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;

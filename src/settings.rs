@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::ValueEnum;
 
+use crate::escape::shown;
 use crate::users::{UserError, UserSpec};
 
 /// One variable an applet reads.
@@ -246,7 +247,8 @@ impl fmt::Display for ExcludeError {
         match self {
             ExcludeError::NotRelative { from, value } => write!(
                 f,
-                "{from} {value}: must be a path relative to the sweep root, without '..'"
+                "{from} {}: must be a path relative to the sweep root, without '..'",
+                shown(Path::new(value))
             ),
             ExcludeError::Empty { from, value } => {
                 write!(f, "{from} {value:?}: names no entry under the sweep root")
@@ -455,6 +457,11 @@ mod tests {
                 "--exclude ../x: must be a path relative to the sweep root",
             ),
             ("a/../b", "without '..'"),
+            // Shown escaped, on one line (what user_spec.rs in fuzz/ checks).
+            (
+                "/a\nb",
+                "--exclude /a\\nb: must be a path relative to the sweep root",
+            ),
             (".", "--exclude \".\": names no entry under the sweep root"),
             ("", "--exclude \"\": names no entry"),
         ] {

@@ -10,6 +10,8 @@
 # container, so nothing of it is ever unpacked on a host path, and it vanishes with the boot.
 # Kernel and rootfs are cached (the builder image, the rootfs image), keyed by their recipes.
 #   HERMES_SHIM_VM_TIMEOUT   seconds the boot may take in all (default 3600)
+# With --prepare it builds and caches everything the boot needs (builder, rootfs, test
+# binaries) and stops there, without booting: tests/arm64-prep.sh runs it ahead of time.
 # Needs root, Docker and qemu-user (tests/setup-arm64.sh): skips with a reason otherwise, fails
 # when $CI is set. Prints the guest's result lines, then `N passed, N failed` of its own.
 set -uo pipefail
@@ -22,6 +24,12 @@ TESTS="arm64 kernel run"
 HERMES_SHIM_ARCH=aarch64 choose_arch
 export HERMES_SHIM_ARCH=aarch64
 TIMEOUT="${HERMES_SHIM_VM_TIMEOUT:-3600}"
+PREPARE=
+case "${1:-}" in
+    '') ;;
+    --prepare) PREPARE=1 ;;
+    *) log "unknown argument '$1'; usage: tests/arm64-vm.sh [--prepare]"; exit 2 ;;
+esac
 NAME="hermes-shim-vm-$$"
 
 cleanup() {
@@ -89,6 +97,10 @@ for line in open(sys.argv[1]):
 release=$("$REPO/docker/build-shim.sh") || bail "docker/build-shim.sh builds the aarch64 release binary"
 cp "$release" "$WORK/hermes-shim"
 step_time "the aarch64 test binaries ($(wc -l <"$WORK/tests"))" "$t"
+if [ -n "$PREPARE" ]; then
+    log "prepared: the builder, the guest's rootfs and the test binaries are cached"
+    exit 0
+fi
 
 # Assemble the initramfs and boot it, in the builder's container: the rootfs is unpacked there,
 # never here. An uncompressed cpio: decompressing in emulated code would cost more than copying.

@@ -34,6 +34,23 @@ for flavour in ${HERMES_SHIM_ARM64_FLAVOURS:-no-s6 s6}; do
 done
 [ "$rc" -eq 0 ] || { summary; exit 1; }
 
+# The images' venv came from this machine's pip (the Dockerfile's venv-cross stage), which must
+# refuse a build base whose python3 is not the target base's: here Debian 12's under Debian 13.
+HERMES_SHIM_SUITE=bookworm HERMES_SHIM_ARCH="$(uname -m)" HERMES_SHIM_BASE_TAG=hermes-shim/debian:bookworm \
+    "$REPO/docker/build-base.sh" >&2 || bail "docker/build-base.sh builds the Debian 12 base"
+mkdir -p "$logs/context/dist/wheelhouse"
+cp "$REPO/Dockerfile" "$logs/context/"
+if out=$(DOCKER_BUILDKIT=1 /usr/bin/docker build --network=none --progress=plain --platform linux/arm64 \
+    --target venv-cross --build-arg BASE_IMAGE=hermes-shim/debian:trixie-arm64 \
+    --build-arg BUILD_BASE_IMAGE=hermes-shim/debian:bookworm "$logs/context" 2>&1); then
+    not_ok "venv-cross, a Debian 12 build base under a Debian 13 target: refused"
+else
+    # The versions appear only in the printed line, not in the RUN command BuildKit echoes.
+    check_contains "venv-cross, a Debian 12 build base under a Debian 13 target: refused, naming both python3s" \
+        "BASE_IMAGE has python3 3.13" "$out"
+    check_contains "venv-cross refused: ... and the build base's" "BUILD_BASE_IMAGE 3.11" "$out"
+fi
+
 pids=()
 for flavour in ${HERMES_SHIM_ARM64_FLAVOURS:-no-s6 s6}; do
     HERMES_SHIM_FLAVOUR=$flavour HERMES_SHIM_SKIP_BUILD=1 "$REPO/tests/container.sh" \
@@ -47,4 +64,6 @@ for flavour in ${HERMES_SHIM_ARM64_FLAVOURS:-no-s6 s6}; do
     echo "== container suite, $flavour, arm64"
     cat "$logs/$flavour.log"
 done
+echo "== the arm64 builds"
+summary || rc=1
 exit "$rc"

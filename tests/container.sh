@@ -930,4 +930,142 @@ check_contains "filter refused: exit 0" "rc=0" "$t"
 check_lacks "no terminal: no probe, no warning" "WARNING" \
     "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/term "$NF" hermes-shim exec fds 2>&1)"
 
+echo "# doctor: a read-only checklist, exit 0 healthy, 1 something to fix (with the action)"
+start doc -- sleep infinity
+DC="$TAG-doc"
+wait_main "$DC" || not_ok "doctor container reaches its main program"
+if [ "$FLAVOUR" = s6 ]; then flavour_line="s6-overlay (PID 1: s6-svscan)"; else
+    flavour_line="without s6-overlay (PID 1: hermes-shim)"; fi
+# Owner, group, mode, mtime and ctime of every entry the doctor could touch: it must change none.
+# shellcheck disable=SC2016 # expanded in the container
+tree_state() { docker exec "$DC" sh -c 'find /opt/data /etc /run/hermes-shim -printf "%p %U %G %m %T@ %C@\n" | sort | sha256sum'; }
+before=$(tree_state)
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, healthy: exit 0" 0 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, healthy: all is well" "hermes-shim doctor: all is well" "$out"
+check_lacks "doctor, healthy: no FIX line" "FIX" "$out"
+check_contains "doctor: this start's repair ran" "ok   start-up repair  ran in this container start: exit 0" "$out"
+check_contains "doctor: names the image flavour" "ok   image            $flavour_line" "$out"
+check_contains "doctor: names the user's ids" "ok   user             hermes: uid $HERMES_UID, gid $HERMES_UID" "$out"
+out=$(dk exec --user hermes "$DC" hermes-shim doctor 2>&1)
+check "doctor as hermes, healthy: exit 0" 0 "$(dk exec --user hermes "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor as hermes: says what only root can check" "checked only as root" "$out"
+check "doctor --json, healthy: healthy is true" True \
+    "$(dk exec "$DC" hermes-shim doctor --json 2>/dev/null | json_field healthy)"
+check "doctor: bad usage is exit 2" 2 "$(dk exec "$DC" hermes-shim doctor --bogus >/dev/null 2>&1; echo $?)"
+check "doctor, healthy, as root and as hermes: changes nothing" "$before" "$(tree_state)"
+
+docker exec "$DC" sh -c 'echo x >/opt/data/planted && mkdir /opt/data/rootdir && echo y >/opt/data/rootdir/inside'
+before=$(tree_state)
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, planted root-owned files: exit 1" 1 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, planted root-owned files: counted under HERMES_HOME" \
+    "FIX  ownership        3 entries under /opt/data have root's owner or group:" "$out"
+check_contains "doctor, planted root-owned files: named" "/opt/data/rootdir/inside" "$out"
+check_contains "doctor, planted root-owned files: the action" "do: restart the container (every start repairs), or run \`hermes-shim fix-ownership\` as root now" "$out"
+check_contains "doctor, planted root-owned files: the verdict line" "hermes-shim doctor: 1 thing needs fixing" "$out"
+check "doctor as hermes, planted root-owned files: exit 1" 1 \
+    "$(dk exec --user hermes "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+dk exec "$DC" hermes-shim doctor --json >/dev/null 2>&1
+dk exec --user hermes "$DC" hermes-shim doctor --json >/dev/null 2>&1
+check "doctor changes nothing (owners, modes, mtimes and ctimes of /opt/data, /etc, /run/hermes-shim)" \
+    "$before" "$(tree_state)"
+dk exec "$DC" hermes-shim fix-ownership >/dev/null 2>&1
+check "doctor after fix-ownership: exit 0" 0 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+
+docker exec "$DC" sh -c "chown 1234:1235 /opt/data && chmod 0755 /opt/data"
+out=$(dk exec "$DC" hermes-shim doctor 2>&1)
+check "doctor, unwritable home: exit 1" 1 "$(dk exec "$DC" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, unwritable home: the line" \
+    "FIX  home             /opt/data is 1234:1235 0755, NOT writable by hermes (uid $HERMES_UID)" "$out"
+check_contains "doctor, unwritable home: the action" "start the container with PUID=1234 PGID=1235" "$out"
+
+start docremap -e PUID=1 -- sleep infinity
+DR="$TAG-docremap"
+wait_main "$DR" || not_ok "refused-remap container reaches its main program"
+out=$(dk exec "$DR" hermes-shim doctor 2>&1)
+check "doctor, refused remap: exit 1" 1 "$(dk exec "$DR" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_contains "doctor, refused remap: the remap line names the refusal" \
+    "FIX  remap            REFUSED: uid 1 already belongs to user 'daemon' — pick a free uid" "$out"
+check_contains "doctor, refused remap: this start's repair was refused" \
+    "FIX  start-up repair  ran in this container start and was REFUSED: exit 2" "$out"
+
+
+echo "# attack review: the agent (uid $HERMES_UID) against root's doctor and the start record"
+start attack-doc -- sleep infinity
+AD="$TAG-attack-doc"
+wait_main "$AD" || not_ok "attack container reaches its main program"
+# A root exec left a root-owned file; the agent moves it below the doctor's depth bound (64).
+dk exec "$AD" sh -c 'echo x >/opt/data/config.yaml'
+# shellcheck disable=SC2016 # expanded in the container
+dk exec --user hermes "$AD" sh -c \
+    'd=/opt/data/deep; for i in $(seq 70); do d=$d/d; done; mkdir -p "$d" && mv /opt/data/config.yaml "$d/"'
+check "attack: the sweep would change a root-owned file 70 levels deep" 1 \
+    "$(dk exec "$AD" hermes-shim fix-ownership --dry-run --json 2>/dev/null | json_field changed)"
+check "attack: a root-owned file 70 levels deep: doctor does not say all is well (exit 1)" 1 \
+    "$(dk exec "$AD" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+dk exec "$AD" rm -rf --one-file-system /opt/data/deep
+# Root-owned hard links: the sweep skips them (and says so), hermes cannot write them.
+dk exec "$AD" sh -c 'echo x >/opt/data/linked && ln /opt/data/linked /opt/data/linked2'
+check "attack: root-owned hard-linked files the repair skips: doctor does not say all is well (exit 1)" 1 \
+    "$(dk exec "$AD" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+dk exec "$AD" rm -f /opt/data/linked /opt/data/linked2
+# Read-only means no access time either (O_NOATIME: root may set it on any file).
+dk exec --user hermes "$AD" sh -c 'mkdir /opt/data/adir && touch /opt/data/adir/f && touch -a -d 2020-01-01 /opt/data/adir'
+dk exec "$AD" hermes-shim doctor >/dev/null 2>&1
+check "attack: doctor leaves a directory's access time alone" 2020-01-01 \
+    "$(dk exec "$AD" stat -c %x /opt/data/adir | cut -c1-10)"
+# A FIFO, symlinks to root's terminal and to /etc/shadow, and a root-owned file renamed by the
+# agent to terminal escapes.
+dk exec "$AD" sh -c 'echo x >/opt/data/rootfile'
+# shellcheck disable=SC2016 # expanded in the container
+dk exec --user hermes "$AD" sh -c 'cd /opt/data && mkfifo fifo && ln -s /dev/tty tty && ln -s /etc/shadow shadow &&
+    mv rootfile "$(printf "r\033]0;PWNED\007\033[2K\r")"'
+out=$(timeout 60 docker exec "$AD" hermes-shim doctor 2>&1)
+check "attack: FIFO, symlinks to /dev/tty and /etc/shadow: doctor neither hangs nor follows (exit 1: the root file)" \
+    1 "$(timeout 60 docker exec "$AD" hermes-shim doctor >/dev/null 2>&1; echo $?)"
+check_lacks "attack: no raw escape byte from a name under HERMES_HOME" $'\033' "$out"
+check_contains "attack: the renamed root file, escaped" '/opt/data/r\u{1b}]0;PWNED\u{7}\u{1b}[2K\r' "$out"
+check "attack: --json is valid JSON of printable ASCII" ok "$(dk exec "$AD" hermes-shim doctor --json 2>/dev/null |
+    /usr/bin/python3 -c 'import json, sys; t = sys.stdin.read(); json.loads(t); print("ok" if all(32 <= ord(c) < 127 for c in t.strip()) else "raw")')"
+check "attack: the agent cannot write the start record" refused \
+    "$(dk exec --user hermes "$AD" sh -c 'echo x >/run/hermes-shim/boot || mkdir /run/hermes-shim/x' >/dev/null 2>&1 && echo written || echo refused)"
+
+# PGID=20 (a Mac's staff, which issue 19 accepts when it grants nothing beyond the user's own
+# files): hermes's own group-readable file outside HERMES_HOME must not turn gid 20 into a
+# system group, nor may its name reach root's terminal raw.
+start attack-gid -e PGID=20 "${FAKE[@]}" -- sleep infinity
+AG="$TAG-attack-gid"
+wait_main "$AG" || not_ok "PGID=20 attack container reaches its main program"
+# shellcheck disable=SC2016 # expanded in the container
+dk exec --user hermes "$AG" sh -c 'umask 022; touch "/tmp/$(printf "g\033]0;PWNED\007")"'
+out=$(dk exec "$AG" hermes-shim doctor 2>&1)
+check_lacks "attack PGID=20: doctor prints no raw escape byte from a name in /tmp" $'\033' "$out"
+check_lacks "attack PGID=20: hermes's own file in /tmp does not make gid 20 refused" "system group 'dialout'" "$out"
+check "attack PGID=20: root's docker exec still drops to hermes" "uid=$HERMES_UID gid=20" \
+    "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$AG" hermes 2>&1 | cut -d' ' -f1-2)"
+dk restart "$AG" >/dev/null 2>&1
+sleep 3
+check "attack PGID=20: the container still starts after hermes touched a file in /tmp" true \
+    "$(dk inspect -f '{{.State.Running}}' "$AG" 2>&1)"
+start attack-giddeep -e PGID=20 "${FAKE[@]}" -- sleep infinity
+AGD="$TAG-attack-giddeep"
+wait_main "$AGD" || not_ok "PGID=20 deep attack container reaches its main program"
+# shellcheck disable=SC2016 # expanded in the container
+dk exec --user hermes "$AGD" sh -c 'umask 077; d=/tmp/deep; for i in $(seq 70); do d=$d/d; done; mkdir -p "$d"'
+check "attack PGID=20: a 70-deep private tree of hermes in /tmp: root's docker exec still drops to hermes" \
+    "uid=$HERMES_UID gid=20" "$(dk exec -e HERMES_SHIM_REAL_DIR=/opt/fake "$AGD" hermes 2>&1 | cut -d' ' -f1-2)"
+
+# The start record's mount-table fallback: a container sharing another's PID namespace (whose
+# PID 1 is the other's dropped, undumpable entrypoint) must not take that PID 1 for its own.
+if [ "$FLAVOUR" = no-s6 ]; then
+    start attack-recpid --pid "container:$AD" -- sleep infinity
+    ARP="$TAG-attack-recpid"
+    sleep 3
+    check_contains "attack: sharing another container's PID 1: no record counts for this start" \
+        "note start-up repair  none recorded" "$(dk exec "$ARP" hermes-shim doctor 2>&1)"
+    check_contains "attack: sharing another container's PID 1: its entrypoint repaired" \
+        "no start-up repair has run in this container start; repairing now" "$(dk logs "$ARP" 2>&1)"
+fi
+
 summary

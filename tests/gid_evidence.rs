@@ -118,6 +118,57 @@ fn a_gid_below_100_that_owns_nothing_here_is_given() {
 }
 
 #[test]
+fn the_users_own_files_anywhere_are_no_evidence_and_cannot_stop_the_walk() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    // PGID=20: what the user makes outside HERMES_HOME (a file in /run, a 0770 directory) has
+    // its group; it is the user's own, not something 20 grants.
+    let own = r#"printf x > "$R/run/mine"; chown 10000:20 "$R/run/mine"; chmod 0664 "$R/run/mine"; mkdir -m 0770 "$R/srv/work"; chown 10000:20 "$R/srv/work""#;
+    assert_given(&exec_id("10000:20", own), 20, "the user's own files");
+    // The user's former uid (before a remap) too: HERMES_SHIM_USER names the new one, and the
+    // old files keep 10000. Only the uid being judged is left out: a file of another uid counts.
+    let other =
+        r#"printf x > "$R/run/theirs"; chown 20000:20 "$R/run/theirs"; chmod 0660 "$R/run/theirs""#;
+    assert_refused_for(
+        &exec_id("10000:20", other),
+        "(owner of /run/theirs with group access)",
+        "another user's file",
+    );
+    // Nor can a tree of the user's, too deep or too large for the walk, stop it (the walk does
+    // not enter it), where the same tree of root's refuses every gid below 100.
+    let deep = |owner: &str| {
+        format!(
+            r#"d="$R/srv/own"; mkdir "$d"; for i in $(seq 70); do d="$d/d"; mkdir "$d"; done; chown -R --no-dereference {owner} "$R/srv/own""#
+        )
+    };
+    assert_given(
+        &exec_id("10000:20", &deep("10000:10000")),
+        20,
+        "a deep tree of the user's",
+    );
+    assert_refused_for(
+        &exec_id("10000:20", &deep("0:0")),
+        "more than 64 levels deep",
+        "the same tree of root's",
+    );
+    // Root's uid is never left out: judged for root, root's files still count.
+    let shadow_for_root = exec_id("0:42", "");
+    assert_ne!(shadow_for_root.code, Some(0), "{shadow_for_root}");
+}
+
+#[test]
+fn a_refused_gids_path_is_shown_escaped_on_one_line() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    let setup = r#"f="$R/run/$(printf 'a\033]0;x\007\nb')"; printf x > "$f"; chgrp 26 "$f"; chmod 0640 "$f""#;
+    let out = exec_id("10000:26", setup);
+    assert_refused_for(
+        &out,
+        "(owner of /run/a\\u{1b}]0;x\\u{7}\\nb with group access)",
+        "escaped",
+    );
+    assert!(!out.stderr.contains('\u{1b}'), "no raw escape\n{out}");
+}
+
+#[test]
 fn a_gid_below_100_that_grants_something_here_is_refused_naming_it() {
     require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
     assert_refused_for(

@@ -17,6 +17,9 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "",
         &[
+            // Above the applets: doctor, which asks boot's remap and socket plans what a start
+            // would do, and (with the `fuzzing` feature) the parsers re-exported for fuzz/.
+            &["doctor", "fuzzing"],
             // The applets.
             &["shim", "entrypoint", "boot", "install", "tini"],
             // What the applets are built from: the sweep and running a program as the user.
@@ -24,12 +27,15 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["cli", "record", "relay"],
             &["init", "settings", "etcfile"],
             &["users"],
-            // Leaves: every syscall (the only module with `unsafe`), exit codes, escaping.
-            &["sys", "exit", "escape"],
+            // Leaves: every syscall (the only module with `unsafe`), exit codes; below them
+            // escaping, which the syscall layer's messages use too.
+            &["sys", "exit"],
+            &["escape"],
         ],
     ),
     ("boot", &[&["remap", "socket", "home"]]),
     ("boot::remap", &[&["plan"], &["error"]]),
+    ("doctor", &[&["check"], &["scan"]]),
     ("exec", &[&["launch"], &["privdrop", "program", "recorded"]]),
     (
         "fix",

@@ -122,6 +122,16 @@ build_image() {
         HERMES_SHIM_ARCH="$ARCH" "$REPO/docker/build-image.sh"
 }
 
+# cache_lock NAME: holds an exclusive lock on $CACHE_DIR/NAME.lock until the calling script
+# exits. tests/run-all.sh builds the arm64 side (tests/arm64-prep.sh) while the x86_64 steps run,
+# and both may want the same base image at once: with the lock the second waits, then finds the
+# work done instead of doing it again.
+cache_lock() {
+    mkdir -p "$CACHE_DIR"
+    exec {CACHE_LOCK_FD}>"$CACHE_DIR/$1.lock"
+    flock "$CACHE_LOCK_FD"
+}
+
 # offline_build CONTEXT ARGS...: `docker build ARGS CONTEXT` with BuildKit and no network (there
 # is no registry here). Its output goes to CONTEXT.log, removed when the build succeeds; when it
 # fails, the log's last lines and its name are printed on stderr.

@@ -115,7 +115,7 @@ docker create --name "$name" \
     --cap-add SYS_ADMIN --cap-add LINUX_IMMUTABLE --cap-add AUDIT_READ --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     -v "$cargo_home:/opt/cargo-host:ro" -v "$rustup_home:/opt/rustup:ro" \
     -e RUSTUP_HOME=/opt/rustup -e CARGO_HOME=/root/.cargo -e CARGO_TERM_COLOR=never -e CARGO_NET_OFFLINE=true \
-    -e CI=true -e HERMES_SHIM_RACE_RUNS=25 \
+    -e CI=true -e HERMES_SHIM_RACE_RUNS=25 -e HERMES_SHIM_MODEL_TREES=20 \
     "$IMAGE" bash -c "$inner" mutants "$JOBS" "${files[@]}" >/dev/null
 # The working tree as it is (committed or not, untracked files included, ignored ones not).
 git ls-files -z --cached --others --exclude-standard |

@@ -13,19 +13,22 @@ if [ -z "${HERMES_SHIM_S6_TARBALLS:-}" ] && [ -d ../shared/s6-overlay ]; then
   export HERMES_SHIM_S6_TARBALLS
 fi
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+trap '[ -z "${arm64_prep:-}" ] || kill "$arm64_prep" 2>/dev/null; rm -rf "$logs"' EXIT
 passed=0
 failed=0
 broken=()
+times=()
 
 # step NAME CMD...: runs one step, keeps its output, and counts its tests (or the step itself).
 step() {
   local name=$1
   shift
   echo "== $name"
-  local log="$logs/$name.log" rc
+  local log="$logs/$name.log" rc start
+  start=$(date +%s)
   "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
+  times+=("$name $(($(date +%s) - start))")
   local p f
   # cargo's `test result: ok. N passed; N failed` and the shell suites' `N passed, N failed`.
   local counts
@@ -43,9 +46,15 @@ step() {
 }
 
 step setup tests/setup-host.sh
+# The arm64 side's builds (mostly emulated, one core at a time) overlap the x86_64 steps below;
+# the arm64 steps wait for them (tests/arm64-prep.sh).
+tests/arm64-prep.sh >"$logs/arm64-prep.out" 2>&1 &
+arm64_prep=$!
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets --quiet -- -D warnings
 step cargo-test cargo test --quiet --no-fail-fast
+# Every parser of outside input under libFuzzer, a few seconds per target (fuzz/).
+step fuzz tests/fuzz.sh
 mapfile -t scripts < <(find . -path ./target -prune -o -path ./.git -prune -o \
     \( -name '*.sh' -o -path ./.ci/run \) -type f -print | sort)
 # The upstream-shaped test image's hook, wrapper and run script have fixed names, no .sh.
@@ -72,15 +81,23 @@ step podman-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/podman.sh
 step podman-s6 env HERMES_SHIM_FLAVOUR=s6 tests/podman.sh
 step kube-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/kube.sh
 step kube-s6 env HERMES_SHIM_FLAVOUR=s6 tests/kube.sh
+# docker/compose.yaml under Debian's docker-compose and podman-compose, both flavours.
+step compose-no-s6 env HERMES_SHIM_FLAVOUR=no-s6 tests/compose.sh
+step compose-s6 env HERMES_SHIM_FLAVOUR=s6 tests/compose.sh
 # arm64 without an arm64 machine (tests/setup-arm64.sh): the static aarch64 binary in its FROM
 # scratch image, both flavours' arm64 images through the container suite under qemu-user (side by
 # side, tests/arm64.sh), then one boot of Debian's arm64 kernel for what qemu-user cannot show
 # (tests/emulation-skips.txt).
 step hadolint-arm64 hadolint docker/cross/Dockerfile tests/vm/Dockerfile
+wait "$arm64_prep"
+echo "$?" >"$logs/arm64-prep.rc"
+prep_result() { cat "$logs/arm64-prep.out"; return "$(cat "$logs/arm64-prep.rc")"; }
+step arm64-prep prep_result
 step binary-image-arm64 env HERMES_SHIM_ARCH=aarch64 docker/build-binary-image.sh
 step container-arm64 tests/arm64.sh
 step arm64-vm tests/arm64-vm.sh
 
+echo "time per step (s): ${times[*]/%/;}"
 if [ "${#broken[@]}" -gt 0 ]; then
   echo "failing steps: ${broken[*]}"
 fi

@@ -12,7 +12,8 @@ LOG_PREFIX=setup-host
 
 mkdir -p "$CACHE_DIR"
 
-packages=(shellcheck debootstrap strace hyperfine s6 execline util-linux python3 python3-venv e2fsprogs)
+packages=(shellcheck debootstrap strace hyperfine s6 execline util-linux python3 python3-venv e2fsprogs
+    docker-compose podman-compose)
 # Debian's engine only where none is installed: docker.io conflicts with Docker CE's packages.
 command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
 install_pkgs "${packages[@]}"

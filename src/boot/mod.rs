@@ -7,8 +7,8 @@
 //! stop a container over a few files.
 
 mod home;
-mod remap;
-mod socket;
+pub(crate) mod remap;
+pub(crate) mod socket;
 
 use std::path::PathBuf;
 
@@ -91,7 +91,10 @@ fn create_home(settings: &Settings) {
     if !missing || fix::refuse_root(&root, &fix::protected(settings)).is_some() {
         return;
     }
-    let Ok(target) = exec::target(settings) else {
+    let Ok(target) = exec::target(
+        settings,
+        &users::LowGids::of_container(Some(&settings.home)),
+    ) else {
         return;
     };
     let writer = fix::Writer {

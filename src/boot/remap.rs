@@ -22,7 +22,8 @@ mod plan;
 use error::FileError;
 use error::MARKER;
 pub use error::RemapError;
-use plan::{plan, still_pending};
+pub use plan::plan;
+use plan::still_pending;
 
 /// The ids a remap moved away from, while its sweep has not finished (see the module doc).
 fn pending() -> Result<Previous, RemapError> {

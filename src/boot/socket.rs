@@ -86,6 +86,7 @@ pub fn plan(
     let me = users::passwd_entries(passwd)
         .find(|u| u.name == user)
         .ok_or_else(|| SocketError::UnknownUser(user.to_string()))?;
+    low.owned_by(me.uid);
     if me.gid == gid
         || users::group_entries(group).any(|g| g.gid == gid && g.members().any(|m| m == user))
     {
@@ -119,7 +120,7 @@ pub fn plan(
 }
 
 /// The group of the Docker socket, if one is mounted.
-fn socket_gid() -> Option<u32> {
+pub fn socket_gid() -> Option<u32> {
     SOCKETS.iter().find_map(|p| {
         std::fs::symlink_metadata(Path::new(p))
             .ok()

@@ -161,10 +161,10 @@ impl Launch {
     }
 }
 
-/// The target user of `settings`, resolved in this container's /etc/passwd and /etc/group.
-pub fn target(settings: &Settings) -> Result<Target, UserError> {
-    let low = users::LowGids::of_container(Some(&settings.home));
-    users::resolve_with(settings.user.as_ref().map_err(Clone::clone)?, &low)
+/// The target user of `settings`, resolved in this container's /etc/passwd and /etc/group,
+/// gids below 100 judged by `low`.
+pub fn target(settings: &Settings, low: &users::LowGids) -> Result<Target, UserError> {
+    users::resolve_with(settings.user.as_ref().map_err(Clone::clone)?, low)
 }
 
 /// Resolves the target user, drops to it and starts `path`; every failure refuses with 126.
@@ -175,7 +175,9 @@ pub fn run_as_target(
     caller: Caller,
     settings: &Settings,
 ) -> Exit {
-    let mut target = match target(settings) {
+    // One look at the container for the user's gids and for --group-add's.
+    let low = users::LowGids::of_container(Some(&settings.home));
+    let mut target = match target(settings, &low) {
         Ok(t) => t,
         Err(e) => {
             let spec = settings.user.as_ref().map_or_else(
@@ -185,10 +187,7 @@ pub fn run_as_target(
             return refuse(&spec, &e, caller);
         }
     };
-    keep_container_groups(
-        &mut target,
-        &users::LowGids::of_container(Some(&settings.home)),
-    );
+    keep_container_groups(&mut target, &low);
     // Read while still root: the directory need not be readable by the user.
     let started_with = recorded::read(Path::new(recorded::DIR));
     let exec = || {
@@ -214,6 +213,7 @@ pub fn run_as_target(
 /// refused one is left behind with one line. When the ids cannot be read, none are added: the
 /// drop's own verification reads them again and refuses if the kernel will not answer.
 fn keep_container_groups(t: &mut Target, low: &users::LowGids) {
+    low.owned_by(t.uid);
     let Ok(gids) = sys::gids() else {
         return;
     };

@@ -38,7 +38,7 @@ use judge::Counts;
 use prepare::PREFIX;
 pub use prepare::{Request, Sweep};
 pub use roots::{protected, refuse_root};
-pub use rule::{Previous, PreviousError};
+pub use rule::{Action, Previous, PreviousError, Rule, Skip, decide};
 pub use scope::Writer;
 
 /// The directory above `root` that `writer` could write, if any: a sweep refuses such a root

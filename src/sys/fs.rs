@@ -19,6 +19,8 @@ use nix::unistd::{self, Gid, Uid};
 
 mod dents;
 
+#[cfg(feature = "fuzzing")]
+pub use dents::record;
 pub use dents::{DT_DIR, DirBuf, Entry, seek_dir};
 
 /// How children are opened: chosen once by [`probe_openat2`], forced by `--walk`.
@@ -389,6 +391,16 @@ pub fn reachable(path: &Path) -> Result<(), Errno> {
 /// Opens the child directory `name` of `dir`, never through a symlink.
 pub fn open_dir_at(dir: BorrowedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
     fcntl::openat(dir, name, DIR_NOFOLLOW, Mode::empty())
+}
+
+/// Opens the directory `name` in `dir` as [`open_dir_at`] does, asking the kernel to leave its
+/// access time alone when it is read (`O_NOATIME`: allowed to its owner and to root); where
+/// that is refused (EPERM: neither), opens it plainly. For walks that promise to change nothing.
+pub fn open_dir_at_noatime(dir: BorrowedFd, name: &OsStr) -> Result<OwnedFd, Errno> {
+    match fcntl::openat(dir, name, DIR_NOFOLLOW | OFlag::O_NOATIME, Mode::empty()) {
+        Err(Errno::EPERM) => open_dir_at(dir, name),
+        r => r,
+    }
 }
 
 /// Creates the directory `name` in `dir` (mode masked by the umask; see [`chmod_fd`]).

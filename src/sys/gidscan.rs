@@ -1,9 +1,11 @@
 //! The walk behind the gid rule ([`crate::users::gid_use`]): every inode of the container's own
 //! mounts whose group is a gid from 1 to 99, found by directory fd (`O_NOFOLLOW`, never a
 //! symlink followed), never entering the directory it is told to skip (`HERMES_HOME`) nor any
-//! mount outside the set it starts with. Bounded: a tree larger or deeper than the bounds ends
+//! mount outside the set it starts with, nor what the users it is told of own (their own files
+//! are no evidence, and their trees could be made too deep or too large). Bounded: a tree larger or deeper than the bounds ends
 //! the walk with an error, and the caller then cannot count the gid as unused.
 
+use std::collections::BTreeSet;
 use std::ffi::{CStr, OsStr};
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use super::fs::{self, DirBuf, Kind, Open, Walk};
+use crate::escape::shown;
 
 /// At most this many entries are looked at (an image is some tens of thousands).
 pub const MAX_ENTRIES: usize = 400_000;
@@ -43,10 +46,10 @@ pub enum ScanError {
 impl fmt::Display for ScanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ScanError::Call { path, errno } => write!(f, "{}: {errno}", path.display()),
+            ScanError::Call { path, errno } => write!(f, "{}: {errno}", shown(path)),
             ScanError::TooMany => write!(f, "more than {MAX_ENTRIES} entries"),
             ScanError::TooDeep(p) => {
-                write!(f, "{} is more than {MAX_DEPTH} levels deep", p.display())
+                write!(f, "{} is more than {MAX_DEPTH} levels deep", shown(p))
             }
         }
     }
@@ -77,9 +80,14 @@ pub fn dir_ident(path: &Path) -> Option<(u64, u64)> {
     fs::stat_fd(fd.as_fd()).ok().map(|st| st.ident())
 }
 
-/// Walks everything below `/` that lies on a mount of `mounts`, except the directory `skip`;
-/// returns every inode other than a symlink whose group is 1 to 99.
-pub fn walk(mounts: &[u64], skip: Option<(u64, u64)>) -> Result<Vec<Found>, ScanError> {
+/// Walks everything below `/` that lies on a mount of `mounts`, except the directory `skip` and
+/// whatever a uid of `owners` owns (a directory of theirs is not entered); returns every other
+/// inode but a symlink whose group is 1 to 99.
+pub fn walk(
+    mounts: &[u64],
+    skip: Option<(u64, u64)>,
+    owners: &BTreeSet<u32>,
+) -> Result<Vec<Found>, ScanError> {
     let root = Path::new("/");
     let call = |path: &Path| {
         let path = path.to_path_buf();
@@ -115,7 +123,7 @@ pub fn walk(mounts: &[u64], skip: Option<(u64, u64)>) -> Result<Vec<Found>, Scan
             Err(Errno::ENOENT) => continue,
             Err(errno) => return Err(ScanError::Call { path: child, errno }),
         };
-        if !mounts.contains(&st.mnt_id) || Some(st.ident()) == skip {
+        if !mounts.contains(&st.mnt_id) || Some(st.ident()) == skip || owners.contains(&st.uid) {
             continue;
         }
         if (1..100).contains(&st.gid) && st.kind != Kind::Symlink {
@@ -139,7 +147,11 @@ pub fn walk(mounts: &[u64], skip: Option<(u64, u64)>) -> Result<Vec<Found>, Scan
         };
         // Replaced between the stat and the open: judged by what was opened.
         let now = fs::stat_fd(sub.as_fd()).map_err(call(&child))?;
-        if now.ident() != st.ident() || Some(now.ident()) == skip || !mounts.contains(&now.mnt_id) {
+        if now.ident() != st.ident()
+            || Some(now.ident()) == skip
+            || !mounts.contains(&now.mnt_id)
+            || owners.contains(&now.uid)
+        {
             continue;
         }
         stack.push((sub, child, DirBuf::new(8192)));

@@ -237,6 +237,14 @@ pub fn close_above_stderr() -> Result<(), Errno> {
     Ok(())
 }
 
+/// Whether `close_range`(2) works here, asked without closing anything (for `doctor`).
+pub fn close_range_works() -> Result<(), Errno> {
+    // SAFETY: the range is the one descriptor number no descriptor table reaches: nothing is
+    // closed, and the kernel (or a seccomp profile) still answers as it would for a real range.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) };
+    Errno::result(rc).map(drop)
+}
+
 /// Seccomp rules for other modules' tests, as an engine's profile would install them.
 #[cfg(test)]
 pub mod tests_support {

@@ -2,10 +2,12 @@
 //! nothing beyond the user's own files in this container (judged from evidence found by a
 //! walk of the container, [`scan_container`]), and the container's own supplementary groups.
 
-use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
+use crate::escape::shown;
 use crate::sys;
 
 use super::records::group_entries;
@@ -106,8 +108,9 @@ pub const OWN_MOUNTS: [&str; 7] = [
     "/tmp",
 ];
 
-/// Looks at the running container (see [`grants`]), never inside `home`.
-pub fn scan_container(home: Option<&Path>) -> Evidence {
+/// Looks at the running container (see [`grants`]), never inside `home` nor at what `owners`
+/// own.
+pub fn scan_container(home: Option<&Path>, owners: &BTreeSet<u32>) -> Evidence {
     let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
         Ok(t) => t,
         Err(e) => {
@@ -119,46 +122,73 @@ pub fn scan_container(home: Option<&Path>) -> Evidence {
     };
     let paths: Vec<&Path> = OWN_MOUNTS.iter().map(Path::new).collect();
     let skip = home.and_then(sys::gidscan::dir_ident);
-    match sys::gidscan::mounts_of(&paths).and_then(|m| sys::gidscan::walk(&m, skip)) {
+    match sys::gidscan::mounts_of(&paths).and_then(|m| sys::gidscan::walk(&m, skip, owners)) {
         Ok(found) => Evidence::Found(grants(&found, &devpts_gids(&mountinfo))),
         Err(e) => Evidence::Unknown(format!("the walk stopped: {e}")),
     }
 }
 
 /// The evidence for gids below 100, looked for once and only when a gid below 100 is judged.
+/// The user's own files are no evidence (a user with PGID=20 makes files of group 20 wherever
+/// it can write), so whoever judges a gid for a user first names the user's uid
+/// ([`LowGids::owned_by`]); the walk then neither counts nor enters what those uids own (the
+/// agent could otherwise stop it with a tree too deep or too large). Naming another uid after
+/// the walk walks again.
 pub struct LowGids {
-    evidence: OnceCell<Evidence>,
+    evidence: RefCell<Option<(BTreeSet<u32>, Rc<Evidence>)>>,
+    owners: RefCell<BTreeSet<u32>>,
     home: Option<PathBuf>,
+    fixed: bool,
 }
 
 impl LowGids {
     /// This container's, never looking inside `home` (`HERMES_HOME`: the user's own files).
     pub fn of_container(home: Option<&Path>) -> LowGids {
         LowGids {
-            evidence: OnceCell::new(),
+            evidence: RefCell::new(None),
+            owners: RefCell::new(BTreeSet::new()),
             home: home.map(Path::to_path_buf),
+            fixed: false,
         }
     }
 
-    /// Evidence already at hand (unit tests).
-    #[cfg(test)]
+    /// Evidence already at hand (unit tests, the fuzz targets): whoever the owners are.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn known(evidence: Evidence) -> LowGids {
         LowGids {
-            evidence: OnceCell::from(evidence),
+            evidence: RefCell::new(Some((BTreeSet::new(), Rc::new(evidence)))),
+            owners: RefCell::new(BTreeSet::new()),
             home: None,
+            fixed: true,
         }
     }
 
-    fn evidence(&self) -> &Evidence {
-        self.evidence
-            .get_or_init(|| scan_container(self.home.as_deref()))
+    /// `uid` is the user whose gids are judged (or was, before a remap): its files are its own,
+    /// not evidence. Root's are never left out.
+    pub fn owned_by(&self, uid: u32) {
+        if uid != 0 {
+            self.owners.borrow_mut().insert(uid);
+        }
+    }
+
+    fn evidence(&self) -> Rc<Evidence> {
+        let owners = self.owners.borrow().clone();
+        let mut cached = self.evidence.borrow_mut();
+        match &*cached {
+            Some((seen, e)) if self.fixed || *seen == owners => Rc::clone(e),
+            _ => {
+                let e = Rc::new(scan_container(self.home.as_deref(), &owners));
+                *cached = Some((owners, Rc::clone(&e)));
+                e
+            }
+        }
     }
 
     /// Why `gid` is refused, for the message: what it grants, or why that is unknown.
     pub fn why(&self, gid: u32) -> String {
-        match self.evidence() {
+        match &*self.evidence() {
             Evidence::Found(m) => match m.get(&gid) {
-                Some(Grant::Owns(p)) => format!("owner of {} with group access", p.display()),
+                Some(Grant::Owns(p)) => format!("owner of {} with group access", shown(p)),
                 Some(Grant::Terminals(at)) => format!("the group of every terminal in {at}"),
                 None => "grants nothing here".to_string(),
             },
@@ -175,7 +205,7 @@ impl LowGids {
 pub fn gid_use(gid: u32, low: &LowGids) -> GidUse {
     match gid {
         0 => GidUse::Root,
-        1..=99 => match low.evidence() {
+        1..=99 => match &*low.evidence() {
             Evidence::Found(m) if !m.contains_key(&gid) => GidUse::Given,
             _ => GidUse::System,
         },

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::sys;
 
+#[cfg(feature = "fuzzing")]
+pub use gids::Evidence;
 #[cfg(test)]
 pub use gids::test_low;
 pub use gids::{GidUse, LowGids, container_groups, gid_use, system_gid_name};
@@ -74,6 +76,7 @@ pub fn resolve_in(
     }
     groups.sort_unstable();
     groups.dedup();
+    low.owned_by(uid);
     // The user's own gid is named first, whatever the order of the rest.
     let judged = std::iter::once(gid).chain(groups.iter().copied());
     if judged.clone().any(|g| gid_use(g, low) == GidUse::Root) {

@@ -2,8 +2,11 @@
 //! target.
 
 use std::fmt;
+use std::path::Path;
 
 use nix::errno::Errno;
+
+use crate::escape::shown;
 
 /// The user name used when neither `--user` nor `HERMES_SHIM_USER` says otherwise.
 pub const DEFAULT_USER: &str = "hermes";
@@ -87,20 +90,30 @@ pub enum UserError {
 
 impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The spec is the operator's text, any bytes: shown escaped, so the refusal stays one
+        // clean line (fuzz/fuzz_targets/user_spec.rs found `a b<LF>` printed raw).
+        let show = |s: &str| shown(Path::new(s));
         match self {
-            UserError::BadSpec(s) => write!(f, "user spec '{s}' is not NAME, UID or UID:GID"),
-            UserError::Unknown(s) => write!(f, "user '{s}' not found in {PASSWD}"),
-            UserError::Root(s) => write!(f, "user '{s}' has uid 0, which would not drop root"),
-            UserError::RootGroup(s) => {
-                write!(f, "user '{s}' has gid 0, which would keep the root group")
+            UserError::BadSpec(s) => {
+                write!(f, "user spec '{}' is not NAME, UID or UID:GID", show(s))
             }
+            UserError::Unknown(s) => write!(f, "user '{}' not found in {PASSWD}", show(s)),
+            UserError::Root(s) => {
+                write!(f, "user '{}' has uid 0, which would not drop root", show(s))
+            }
+            UserError::RootGroup(s) => write!(
+                f,
+                "user '{}' has gid 0, which would keep the root group",
+                show(s)
+            ),
             UserError::SystemGroup {
                 spec,
                 gid,
                 member: false,
             } => write!(
                 f,
-                "user '{spec}' has {gid}, which grants far more than the user's own files; give it a gid of 100 or above"
+                "user '{}' has {gid}, which grants far more than the user's own files; give it a gid of 100 or above",
+                show(spec)
             ),
             UserError::SystemGroup {
                 spec,
@@ -108,7 +121,8 @@ impl fmt::Display for UserError {
                 member: true,
             } => write!(
                 f,
-                "user '{spec}' is a member (in {GROUP}) of {gid}, which grants far more than the user's own files; take it out of that group"
+                "user '{}' is a member (in {GROUP}) of {gid}, which grants far more than the user's own files; take it out of that group",
+                show(spec)
             ),
             UserError::Read(file, e) => write!(f, "cannot read {file}: {e}"),
         }
@@ -120,6 +134,25 @@ impl std::error::Error for UserError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/fuzz_targets/user_spec.rs`: a refused spec was printed raw, so a newline
+    /// in `HERMES_SHIM_USER` split the refusal in two (and an escape sequence reached the log).
+    #[test]
+    fn a_refused_spec_is_named_on_one_clean_line() {
+        for (spec, shown) in [
+            ("a b\n", r"a b\n"),
+            ("\u{8}", r"\u{8}"),
+            ("x\x1b[2Jy", r"x\u{1b}[2Jy"),
+        ] {
+            let e = UserSpec::parse(spec).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("user spec '{shown}' is not NAME, UID or UID:GID")
+            );
+        }
+        let e = UserError::Unknown("h\u{202e}x".into()).to_string();
+        assert_eq!(e, format!("user 'h\\u{{202e}}x' not found in {PASSWD}"));
+    }
 
     #[test]
     fn spec_parsing() {

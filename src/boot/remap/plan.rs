@@ -50,6 +50,9 @@ pub fn plan(
     // valid uid (PUID=501 PGID=20 from a Mac, where 20 grants something here): the uid is
     // remapped alone and the user keeps its gid; only a request for the gid alone is refused.
     let mut refused_gid = None;
+    // Files the user made before, or makes after, are its own whichever uid it has.
+    low.owned_by(old.0);
+    low.owned_by(new.0);
     if new.1 != old.1 && users::gid_use(new.1, low) == GidUse::System {
         let refused = RemapError::SystemGid {
             gid: new.1,

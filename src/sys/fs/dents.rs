@@ -81,7 +81,7 @@ impl DirBuf {
 /// The first getdents64 record of `rec`: its entry, its name (up to the NUL) and its length.
 /// The kernel's records are well formed; a bad one would be a kernel bug, reported as an I/O
 /// error on this directory rather than a panic.
-fn record(rec: &[u8]) -> Result<(Entry, &[u8], usize), Errno> {
+pub fn record(rec: &[u8]) -> Result<(Entry, &[u8], usize), Errno> {
     if rec.len() < HEADER {
         return Err(Errno::EIO);
     }

@@ -1,0 +1,259 @@
+//! Root integration tests of `hermes-shim doctor` on temporary trees, driving the built binary:
+//! a healthy home, root-owned entries (counted, the first named, escaped), an unwritable home,
+//! bad usage, and that it changes nothing, run as root or as the hermes uid, as text or JSON.
+//!
+//! Safety: the doctor only reads; the trees are fresh temporary ones, with no symlink leading
+//! out of them.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use common::fix::{Out, T, USER, clean_cmd, run_cmd};
+use common::{TempDir, bin, require};
+
+fn make(p: &Path, dir: bool, mode: u32, uid: u32, gid: u32) {
+    if dir {
+        fs::create_dir(p).unwrap();
+    } else {
+        fs::write(p, "x").unwrap();
+    }
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    lchown(p, Some(uid), Some(gid)).unwrap();
+}
+
+/// A home that is the hermes user's throughout: files, a 0700 directory, a symlink.
+fn healthy(tag: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new(tag);
+    let home = tmp.path().join("data");
+    make(&home, true, 0o700, T, T);
+    make(&home.join("config.yaml"), false, 0o600, T, T);
+    make(&home.join("sessions"), true, 0o700, T, T);
+    make(&home.join("sessions/one.json"), false, 0o644, T, T);
+    symlink("config.yaml", home.join("link")).unwrap();
+    lchown(home.join("link"), Some(T), Some(T)).unwrap();
+    (tmp, home)
+}
+
+/// What `hermes config set` as root leaves: root-owned entries, one in a root-only directory,
+/// one with a newline in its name.
+fn damage(home: &Path) {
+    make(&home.join("SOUL.md"), false, 0o644, 0, 0);
+    make(&home.join("logs"), true, 0o700, 0, 0);
+    make(&home.join("logs/agent.log"), false, 0o644, 0, 0);
+    make(&home.join("sessions/new\nline"), false, 0o644, 0, 0);
+    make(&home.join("sessions/group"), false, 0o644, T, 0);
+}
+
+fn doctor(home: &Path, as_hermes: bool, args: &[&str]) -> Out {
+    let mut cmd = clean_cmd(bin());
+    cmd.arg("doctor")
+        .args(args)
+        .env("HERMES_HOME", home)
+        .env("HERMES_SHIM_USER", USER);
+    if as_hermes {
+        // std drops root's supplementary groups along with the uid.
+        cmd.uid(T).gid(T);
+    }
+    run_cmd(cmd, 60)
+}
+
+/// The checks of a `--json` report, by name: (status, detail, action).
+fn checks(out: &Out) -> Vec<(String, String, String, Option<String>)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{out}"));
+    let healthy = v["healthy"].as_bool().unwrap();
+    assert_eq!(out.code, Some(if healthy { 0 } else { 1 }), "{out}");
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+                c["action"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn check<'a>(
+    all: &'a [(String, String, String, Option<String>)],
+    name: &str,
+) -> &'a (String, String, String, Option<String>) {
+    all.iter()
+        .find(|c| c.0 == name)
+        .unwrap_or_else(|| panic!("no {name:?} check in {all:?}"))
+}
+
+#[test]
+fn a_healthy_home_is_all_well_as_root_and_as_hermes() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-healthy");
+    for as_hermes in [false, true] {
+        let out = doctor(&home, as_hermes, &["--json"]);
+        let all = checks(&out);
+        for (name, status, detail, _) in &all {
+            assert_ne!(status, "fix", "{name}: {detail}\n{out}");
+        }
+        assert_eq!(out.code, Some(0), "{out}");
+        assert_eq!(check(&all, "ownership").1, "ok");
+        assert_eq!(check(&all, "home").1, "ok");
+        let scope = &check(&all, "repair scope").1;
+        assert_eq!(scope, if as_hermes { "note" } else { "ok" }, "{out}");
+        let text = doctor(&home, as_hermes, &[]);
+        assert_eq!(text.code, Some(0), "{text}");
+        assert!(
+            text.stdout.ends_with("hermes-shim doctor: all is well\n"),
+            "{text}"
+        );
+        assert!(!text.stdout.contains("FIX"), "{text}");
+    }
+}
+
+#[test]
+fn root_owned_entries_are_counted_named_and_the_action_given() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-damaged");
+    damage(&home);
+    let out = doctor(&home, false, &["--json"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let all = checks(&out);
+    let (_, status, detail, action) = check(&all, "ownership");
+    assert_eq!(status, "fix", "{out}");
+    assert!(
+        detail.starts_with(&format!(
+            "5 entries under {} have root's owner or group:",
+            home.display()
+        )),
+        "{detail}"
+    );
+    // Names come from the agent: printed escaped, a newline as `\n`.
+    assert!(detail.contains("sessions/new\\nline"), "{detail}");
+    assert!(!detail.contains('\n'), "{detail}");
+    assert!(
+        action
+            .as_deref()
+            .unwrap()
+            .contains("hermes-shim fix-ownership"),
+        "{action:?}"
+    );
+    // As hermes, the root-only logs/ cannot be read: its own entry counts, what is inside
+    // does not, and the checklist says so by counting 4.
+    let mine = doctor(&home, true, &["--json"]);
+    assert_eq!(mine.code, Some(1), "{mine}");
+    let all = checks(&mine);
+    assert!(
+        check(&all, "ownership").2.starts_with("4 entries under"),
+        "{mine}"
+    );
+    let text = doctor(&home, false, &[]);
+    assert_eq!(text.code, Some(1), "{text}");
+    let line = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  FIX  ownership"))
+        .unwrap_or_else(|| panic!("no FIX ownership line\n{text}"));
+    assert!(line.contains("5 entries under"), "{line}");
+    assert!(
+        text.stdout
+            .ends_with("hermes-shim doctor: 1 thing needs fixing (the FIX line says how)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unwritable_home_is_named_with_its_remedy() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-unwritable");
+    lchown(&home, Some(1000), Some(1001)).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = doctor(&home, false, &["--json"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let all = checks(&out);
+    let (_, status, detail, action) = check(&all, "home");
+    assert_eq!(status, "fix", "{out}");
+    assert!(
+        detail.contains("1000:1001 0755, NOT writable by 10000"),
+        "{detail}"
+    );
+    assert!(
+        action.as_deref().unwrap().contains("PUID=1000 PGID=1001"),
+        "{action:?}"
+    );
+    let missing = doctor(&home.join("nothing-here"), false, &["--json"]);
+    let all = checks(&missing);
+    assert!(
+        check(&all, "home").2.contains("does not exist"),
+        "{missing}"
+    );
+    assert_eq!(missing.code, Some(1));
+}
+
+type Snapshot = Vec<(PathBuf, [i64; 7])>;
+
+/// Every entry's inode, owner, group, mode, size, mtime and ctime (nanoseconds): a chown, a
+/// chmod, a write or a rename anywhere shows, since each moves the ctime.
+fn snapshot(root: &Path) -> Snapshot {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e.unwrap();
+        let m = fs::symlink_metadata(e.path()).unwrap();
+        let i = |v: u64| i64::try_from(v).unwrap();
+        out.push((
+            e.into_path(),
+            [
+                i(m.ino()),
+                i64::from(m.uid()),
+                i64::from(m.gid()),
+                i64::from(m.mode()),
+                i(m.size()),
+                m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ],
+        ));
+    }
+    out
+}
+
+#[test]
+fn it_changes_nothing_whoever_runs_it() {
+    require!(root);
+    let (tmp, home) = healthy("doctor-readonly");
+    damage(&home);
+    let before = snapshot(tmp.path());
+    assert!(before.len() >= 10, "{before:?}");
+    for as_hermes in [false, true] {
+        for args in [&[][..], &["--json"][..]] {
+            let out = doctor(&home, as_hermes, args);
+            assert_eq!(out.code, Some(1), "{out}");
+            assert_eq!(
+                snapshot(tmp.path()),
+                before,
+                "doctor {args:?} (as hermes: {as_hermes}) changed the tree\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_usage_is_exit_2() {
+    let (_tmp, home) = healthy_or_plain("doctor-usage");
+    let out = doctor(&home, false, &["--bogus"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("--bogus"), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+}
+
+/// A home for tests that need no particular owner (and so no root).
+fn healthy_or_plain(tag: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new(tag);
+    let home = tmp.path().join("data");
+    fs::create_dir(&home).unwrap();
+    (tmp, home)
+}
