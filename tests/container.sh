@@ -741,8 +741,11 @@ check "docker stop of sleep: SIGTERM reached the main program first, exit 143" 1
 if [ "$FLAVOUR" = s6 ]; then
     # A terminal keeps the old path (s6 would give a signalled main program /dev/null as stdin):
     # the program still gets SIGTERM, from the shutdown's broadcast, and its grace time.
-    out=$(dk run --rm -t "$IMAGE" sh -c 'readlink /proc/self/fd/0' 2>&1 | tr -d '\r')
-    check_contains "docker run -t under s6: the main program keeps the terminal as stdin" /dev/pts/ "$out"
+    name="docker run -t under s6: the main program keeps the terminal as stdin"
+    if ! emulated_away "$name"; then
+        out=$(dk run --rm -t "$IMAGE" sh -c 'readlink /proc/self/fd/0' 2>&1 | tr -d '\r')
+        check_contains "$name" /dev/pts/ "$out"
+    fi
 fi
 
 # The agent as installed: with HERMES_SHIM_AGENT_SOURCE (docker/build-image.sh: `sdist`, or an

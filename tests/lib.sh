@@ -288,7 +288,9 @@ need_docker() {
 # RUN_OPTS, so remove_labelled finds even a `run --rm` whose client the timeout killed. TAG
 # prefixes this run's container names; `volumes` lists the volumes it made.
 
-ENGINE=(timeout 180 docker)
+# -k: a client that forwards the TERM into a container that never ends (docker run -t does)
+# would otherwise outlive its timeout.
+ENGINE=(timeout -k 10 180 docker)
 RUN_OPTS=()
 volumes=()
 
@@ -306,7 +308,7 @@ dk() {
 }
 
 dk_run() {
-    if [ "${ENGINE[*]}" = "timeout 180 docker" ] && logged_run_fits "$@"; then
+    if [ "${ENGINE[*]}" = "timeout -k 10 180 docker" ] && logged_run_fits "$@"; then
         logged_run "$@"
     else
         "${ENGINE[@]}" run --label "$LABEL" "${RUN_OPTS[@]}" "$@"
@@ -386,12 +388,14 @@ volume() {
     dk volume create "$TAG-$1" >/dev/null
 }
 
-# wait_main CONTAINER: waits up to 30 s until the main program (`sleep`) runs: by then the
+# wait_main CONTAINER: waits up to 30 s (2 min under qemu-user) until the main program (`sleep`) runs: by then the
 # start-up repair has finished, under the entrypoint applet and under s6-overlay alike. A
 # container that stopped (the entrypoint crashed, say) will not come back: it says so at once.
 wait_main() {
-    local i
-    for i in $(seq 60); do
+    local i tries=60
+    # Under qemu-user (a foreign ARCH) s6-overlay's boot alone can take most of a minute.
+    [ -z "${ARCH_SUFFIX:-}" ] || tries=240
+    for i in $(seq "$tries"); do
         if dk exec "$1" sh -c 'for p in /proc/[0-9]*; do
                 [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && exit 0
             done; exit 1' 2>/dev/null; then
@@ -402,7 +406,7 @@ wait_main() {
                 "last log lines: $(dk logs --tail 3 "$1" 2>&1 | tr '\n' ' ')"
             return 1
         fi
-        [ "$i" -lt 60 ] && sleep 0.5
+        [ "$i" -lt "$tries" ] && sleep 0.5
     done
     return 1
 }
