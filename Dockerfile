@@ -35,17 +35,19 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY docker/shim-order.txt ./docker/
-# Static and non-PIE, for the target only so proc-macros still build (the same flags as
-# docker/build-shim.sh, which says why): the shim's own exec is pure overhead in front of every
-# `docker exec … hermes`; a static binary skips the loader, a non-PIE one its self-relocation,
-# and on x86_64 (linked by lld) the functions it runs sit side by side (docker/shim-order.sh;
-# a toolchain whose linker refuses the list builds without it).
+COPY docker/shim-order.txt docker/shim-rustflags.sh ./docker/
+# Static and non-PIE, for the target only so proc-macros still build (docker/shim-rustflags.sh
+# writes the flags for this stage and docker/build-shim.sh alike; build-shim.sh says why): the
+# shim's own exec is pure overhead in front of every `docker exec … hermes`; a static binary
+# skips the loader, a non-PIE one its self-relocation, and on x86_64 (linked by lld) the
+# functions it runs sit side by side (docker/shim-order.sh). This image's Rust moves on, and
+# with it the names in the list: names it no longer has are skipped here, and a toolchain whose
+# linker refuses the list builds without it.
 RUN triple="$(rustc -vV | sed -n 's/^host: //p')" \
-    && flags="-C target-feature=+crt-static -C relocation-model=static -C strip=symbols" \
-    && order="-C link-arg=-Wl,--symbol-ordering-file=/src/docker/shim-order.txt -C link-arg=-Wl,--no-warn-symbol-ordering" \
+    && flags="$(docker/shim-rustflags.sh | paste -sd ' ')" \
+    && ordered="$(docker/shim-rustflags.sh --order /src/docker/shim-order.txt --lenient | paste -sd ' ')" \
     && export HERMES_SHIM_REVISION \
-    && { { [ "$triple" = x86_64-unknown-linux-gnu ] && RUSTFLAGS="$flags $order" cargo build --release --locked --target "$triple"; } \
+    && { { [ "$triple" = x86_64-unknown-linux-gnu ] && RUSTFLAGS="$ordered" cargo build --release --locked --target "$triple"; } \
          || RUSTFLAGS="$flags" cargo build --release --locked --target "$triple"; } \
     && install -D -m 0755 "target/$triple/release/hermes-shim" /out/hermes-shim
 

@@ -11,7 +11,11 @@
 # `--target` is given explicitly so that these flags apply to the binary only, not to
 # build-time proc-macros (which cannot be static).
 # On x86_64, where rustc links with lld, docker/shim-order.txt has lld put the functions the
-# shim runs side by side (docker/shim-order.sh says how it is made and what it saves).
+# shim runs side by side (docker/shim-order.sh says how it is made and what it saves). Here the
+# list must match the build: a name it holds that the binary does not define (a renamed
+# function, another toolchain's hash) fails the build, rather than leaving the list to go stale
+# in silence; HERMES_SHIM_ORDER=none builds without it (docker/shim-order.sh does, to make it).
+# The flags themselves are written once, in docker/shim-rustflags.sh (the Dockerfile uses it too).
 #
 # HERMES_SHIM_ARCH=aarch64 (on an x86_64 host) builds the same static, non-PIE, stripped binary
 # for arm64 with Debian's cross Rust in a container (docker/cross/), since rustup cannot add
@@ -35,8 +39,9 @@ export HERMES_SHIM_REVISION="${HERMES_SHIM_REVISION:-}"
 # Symbols are stripped here, not by the profile: the profile's setting is part of the hash in
 # every Rust symbol name, and docker/shim-order.sh needs the same names with symbols kept
 # (HERMES_SHIM_SYMBOLS=keep).
-flags=(-C target-feature=+crt-static -C relocation-model=static)
-[ "${HERMES_SHIM_SYMBOLS:-}" = keep ] || flags+=(-C strip=symbols)
+keep=()
+[ "${HERMES_SHIM_SYMBOLS:-}" = keep ] && keep=(--keep-symbols)
+mapfile -t flags < <(docker/shim-rustflags.sh "${keep[@]}")
 build() {
     CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "$*") \
         cargo build --release --locked --quiet --target "$triple" >&2
@@ -53,13 +58,15 @@ if [ -n "$ARCH_SUFFIX" ]; then
     echo "$bin"
     exit 0
 fi
-# lld takes the ordering file; a toolchain that links with GNU ld (Rust before 1.90) does not,
-# and then gets the same program without it.
-if [ "$triple" = x86_64-unknown-linux-gnu ] && [ -f docker/shim-order.txt ]; then
-    # shellcheck disable=SC2054 # the commas belong to the linker's arguments
-    build "${flags[@]}" -C "link-arg=-Wl,--symbol-ordering-file=$PWD/docker/shim-order.txt" \
-        -C link-arg=-Wl,--no-warn-symbol-ordering 2>/dev/null ||
-        { echo "build-shim: the linker refused docker/shim-order.txt; building without it" >&2 && build "${flags[@]}"; }
+# lld takes the ordering file; a toolchain that links with GNU ld (Rust before 1.90) does not:
+# there, HERMES_SHIM_ORDER=none builds the same program without it.
+if [ "$triple" = x86_64-unknown-linux-gnu ] && [ "${HERMES_SHIM_ORDER:-}" != none ]; then
+    mapfile -t ordered < <(docker/shim-rustflags.sh "${keep[@]}" --strict \
+        --order "$PWD/docker/shim-order.txt")
+    build "${ordered[@]}" || {
+        log "the link failed; if lld named symbols of docker/shim-order.txt that this build does not define, the list is stale: run docker/shim-order.sh (as root) and commit the list; a toolchain whose linker is not lld builds with HERMES_SHIM_ORDER=none"
+        exit 1
+    }
 else
     build "${flags[@]}"
 fi

@@ -7,9 +7,11 @@
 # exec-only program's cost here (tests/bench/shim.sh measures it). Without the list the binary
 # is the same program, only slower to start.
 #
-# Rust's symbol names carry a hash of the build's metadata (toolchain, Cargo.lock): after a
-# toolchain or dependency change lld no longer finds those names and quietly keeps its own
-# order for them (the C library's names still match). Run this again then, and commit the list.
+# Rust's symbol names carry a hash of the build's metadata (toolchain, Cargo.lock) and a path
+# of modules: after a toolchain or dependency change, or a function moved or renamed, lld no
+# longer finds those names, and docker/build-shim.sh fails, naming them. Run this again then,
+# and commit the list. Only names the binary defines are listed (callgrind also names a few the
+# static C library leaves undefined, which lld would warn of).
 #
 # Usage: docker/shim-order.sh   (as root: the trace is of a real drop; valgrind is installed
 #                                if missing)
@@ -26,7 +28,8 @@ trap 'rm -rf --one-file-system "$work"' EXIT
 
 # The same build as the release one (so the same symbol names), with its symbols kept, in a
 # target directory of its own so the usual one keeps its stripped binary.
-bin=$(HERMES_SHIM_SYMBOLS=keep CARGO_TARGET_DIR="$CACHE_DIR/shim-order-target" docker/build-shim.sh)
+bin=$(HERMES_SHIM_SYMBOLS=keep HERMES_SHIM_ORDER=none CARGO_TARGET_DIR="$CACHE_DIR/shim-order-target" \
+    docker/build-shim.sh)
 # A hermes user, uid 10000, seen only inside the mount namespace below.
 { grep -v '^hermes:' /etc/passwd; echo 'hermes:x:10000:10000::/nonexistent:/bin/sh'; } >"$work/passwd"
 { grep -v '^hermes:' /etc/group; echo 'hermes:x:10000:'; } >"$work/group"
@@ -43,8 +46,10 @@ cd "$1" && HERMES_SHIM_REAL_DIR=/bin exec valgrind --tool=callgrind --demangle=n
 trace=$(find "$work/out" -name 'trace.*.1' | head -n 1)
 [ -n "$trace" ] || die "callgrind wrote no trace before the exec: $(tail -n 5 "$work/valgrind.log")"
 # Named functions in the order callgrind first names them (a call site names its callee).
+nm --defined-only "$bin" | awk '{print $3}' | sort -u >"$work/defined"
 sed -nE 's/^c?fn=\([0-9]+\) //p' "$trace" | grep -vE '^(0x|\(below main\))' |
-    awk '!seen[$0]++' >"$work/order"
+    awk 'NR == FNR { defined[$0] = 1; next } defined[$0] && !seen[$0]++' "$work/defined" - \
+    >"$work/order"
 n=$(wc -l <"$work/order")
 [ "$n" -ge 50 ] || die "only $n functions traced; expected the shim's whole path"
 mv "$work/order" docker/shim-order.txt

@@ -14,11 +14,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
+use crate::exec::{self, Caller, Launch, Prepared};
 use crate::exit::Exit;
 use crate::settings::Settings;
-use crate::shim::{Launch, Prepared};
 use crate::sys::process;
-use crate::{record, relay, shim, sys};
+use crate::{record, sys};
 
 /// What the container runs, from its arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,11 +73,11 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
             Ok((p, rest, me.filter(|_| again)))
         }
         Program::Hermes(rest) => {
-            shim::real_program(&settings.real_dir, OsStr::new("hermes")).map(|p| (p, rest, me))
+            exec::real_program(&settings.real_dir, OsStr::new("hermes")).map(|p| (p, rest, me))
         }
     };
     let checked = found
-        .and_then(|(p, rest, loop_check)| shim::check_program(&p, loop_check).map(|()| (p, rest)));
+        .and_then(|(p, rest, loop_check)| exec::check_program(&p, loop_check).map(|()| (p, rest)));
     let (program, rest) = match checked {
         Ok(found) => found,
         Err(e) => {
@@ -91,7 +91,7 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
         // No drop, so nothing of root's to keep from the program: no relay.
         let how = Launch::for_main(pid1, false);
         let low = crate::users::LowGids::of_container(Some(&settings.home));
-        let hermes = shim::target(settings, &low).ok().map(|t| t.uid);
+        let hermes = exec::target(settings, &low).ok().map(|t| t.uid);
         if let Some(why) = unusable_home(ruid, hermes, &settings.home) {
             say!("{why}");
             return Exit::NotRun;
@@ -112,8 +112,8 @@ pub fn run(args: &[OsString], me: Option<&Metadata>, settings: &Settings) -> Exi
     }
     // Run by hand from a root prompt (`docker exec -it c sh`, then the entrypoint), the
     // program must not get root's terminal any more than through the shim.
-    let how = Launch::for_main(pid1, !pid1 && relay::needed());
-    shim::run_as_target(&program, rest, how, shim::Caller::Entrypoint, settings)
+    let how = Launch::for_main_here(pid1);
+    exec::run_as_target(&program, rest, how, Caller::Entrypoint, settings)
 }
 
 /// Why a container started as `ruid` (neither root nor the hermes user `hermes`, e.g. `docker

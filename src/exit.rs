@@ -1,4 +1,5 @@
-//! How an applet ends: one type for all of them, turned into the process's exit code in `main`.
+//! How an applet ends: one type for all of them, turned into the process's exit code by the
+//! binary's entry point (`src/start.rs`).
 
 /// An applet's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +30,6 @@ impl Exit {
             Exit::NotFound => 127,
             Exit::Program(code) => code,
         }
-    }
-}
-
-impl From<Exit> for std::process::ExitCode {
-    fn from(e: Exit) -> Self {
-        std::process::ExitCode::from(e.code())
     }
 }
 

@@ -4,9 +4,9 @@
 //! records, and how names are printed.
 
 pub use crate::escape::shown;
+pub use crate::fix::Previous;
 pub use crate::install::{Found, console_scripts, plan};
-pub use crate::policy::{Previous, exclude_path, opt_out};
-pub use crate::settings::{MAX_REMAP_ID, Settings, WalkChoice};
+pub use crate::settings::{MAX_REMAP_ID, Settings, WalkChoice, exclude_path, opt_out};
 pub use crate::sys::fs::{Entry as DirEntry, record as getdents_record};
 pub use crate::users::{
     Evidence, LowGids, Target, UserError, UserSpec, group_entries, passwd_entries, resolve_in,

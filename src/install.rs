@@ -7,11 +7,15 @@
 //! again), and refuses, before changing anything, to replace whatever else has one of the names.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
 
 use crate::escape::shown;
 use crate::exit::Exit;
 use crate::settings::Settings;
+use crate::sys;
 
 const PREFIX: &str = "hermes-shim install";
 
@@ -112,13 +116,96 @@ fn found_at(path: &Path, shim: &Path) -> Found {
     }
 }
 
+/// Why the applet refuses (nothing changed, or `created` links before the failing one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallError {
+    /// /proc/self/exe cannot be read.
+    NoSelf,
+    /// This binary's path has no directory.
+    NoDir(PathBuf),
+    /// `venv/lib` cannot be listed.
+    NotAVenv {
+        lib: PathBuf,
+        venv: PathBuf,
+        errno: Errno,
+    },
+    NotInstalled {
+        dist: String,
+        venv: PathBuf,
+    },
+    Several {
+        count: usize,
+        dist: String,
+        venv: PathBuf,
+    },
+    Unreadable {
+        file: PathBuf,
+        errno: Errno,
+    },
+    NoScripts(PathBuf),
+    /// `refused` of the `names` are taken by something else (each named on a line before).
+    InTheWay {
+        refused: usize,
+        names: usize,
+    },
+    Link {
+        link: PathBuf,
+        errno: Errno,
+        created: usize,
+    },
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::NoSelf => {
+                f.write_str("cannot find this binary (/proc/self/exe) — is /proc mounted?")
+            }
+            InstallError::NoDir(me) => write!(f, "{} has no directory", shown(me)),
+            InstallError::NotAVenv { lib, venv, errno } => {
+                write!(f, "{}: {errno} — is {} a venv?", shown(lib), shown(venv))
+            }
+            InstallError::NotInstalled { dist, venv } => write!(
+                f,
+                "no {dist} installed in {} — pip install it there first, or pass --venv",
+                shown(venv)
+            ),
+            InstallError::Several { count, dist, venv } => write!(
+                f,
+                "{count} installations of {dist} in {} — keep one",
+                shown(venv)
+            ),
+            InstallError::Unreadable { file, errno } => write!(f, "{}: {errno}", shown(file)),
+            InstallError::NoScripts(file) => {
+                write!(f, "{} lists no console script", shown(file))
+            }
+            InstallError::InTheWay { refused, names } => write!(
+                f,
+                "nothing changed; remove or rename what is in the way, then run it again ({refused} of {names} names)"
+            ),
+            InstallError::Link {
+                link,
+                errno,
+                created,
+            } => write!(
+                f,
+                "cannot create {}: {errno} ({created} created before it)",
+                shown(link)
+            ),
+        }
+    }
+}
+
 /// The `entry_points.txt` of `dist` in the venv (any `lib/python*/site-packages`).
-fn entry_points(venv: &Path, dist: &str) -> Result<PathBuf, String> {
+fn entry_points(venv: &Path, dist: &str) -> Result<PathBuf, InstallError> {
     let want = normalized(dist);
     let mut found = Vec::new();
     let lib = venv.join("lib");
-    let pythons = std::fs::read_dir(&lib)
-        .map_err(|e| format!("{}: {e} — is {} a venv?", shown(&lib), shown(venv)))?;
+    let pythons = std::fs::read_dir(&lib).map_err(|e| InstallError::NotAVenv {
+        lib: lib.clone(),
+        venv: venv.to_path_buf(),
+        errno: sys::errno_of(&e),
+    })?;
     for py in pythons.flatten() {
         let site = py.path().join("site-packages");
         for entry in std::fs::read_dir(&site).into_iter().flatten().flatten() {
@@ -135,29 +222,38 @@ fn entry_points(venv: &Path, dist: &str) -> Result<PathBuf, String> {
     }
     match found.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(format!(
-            "no {dist} installed in {} — pip install it there first, or pass --venv",
-            shown(venv)
-        )),
-        _ => Err(format!(
-            "{} installations of {dist} in {} — keep one",
-            found.len(),
-            shown(venv)
-        )),
+        [] => Err(InstallError::NotInstalled {
+            dist: dist.to_string(),
+            venv: venv.to_path_buf(),
+        }),
+        _ => Err(InstallError::Several {
+            count: found.len(),
+            dist: dist.to_string(),
+            venv: venv.to_path_buf(),
+        }),
     }
 }
 
 /// Runs the applet; returns its exit code.
 pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings) -> Exit {
-    let refuse = |msg: String| {
-        say!("{PREFIX}: {msg}");
-        Exit::Refused
-    };
-    let Ok(me) = std::fs::read_link("/proc/self/exe") else {
-        return refuse("cannot find this binary (/proc/self/exe) — is /proc mounted?".into());
-    };
+    match install(venv, dist, dry_run, settings) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            say!("{PREFIX}: {e}");
+            Exit::Refused
+        }
+    }
+}
+
+fn install(
+    venv: Option<PathBuf>,
+    dist: &str,
+    dry_run: bool,
+    settings: &Settings,
+) -> Result<(), InstallError> {
+    let me = std::fs::read_link("/proc/self/exe").map_err(|_| InstallError::NoSelf)?;
     let (Some(dir), Some(shim_name)) = (me.parent(), me.file_name()) else {
-        return refuse(format!("{} has no directory", shown(&me)));
+        return Err(InstallError::NoDir(me.clone()));
     };
     let venv = venv.unwrap_or_else(|| {
         settings
@@ -165,16 +261,18 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings
             .parent()
             .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
     });
-    let file = match entry_points(&venv, dist) {
-        Ok(f) => f,
-        Err(e) => return refuse(e),
-    };
+    let file = entry_points(&venv, dist)?;
     let names = match std::fs::read_to_string(&file) {
         Ok(text) => console_scripts(&text),
-        Err(e) => return refuse(format!("{}: {e}", shown(&file))),
+        Err(e) => {
+            return Err(InstallError::Unreadable {
+                errno: sys::errno_of(&e),
+                file,
+            });
+        }
     };
     if names.is_empty() {
-        return refuse(format!("{} lists no console script", shown(&file)));
+        return Err(InstallError::NoScripts(file));
     }
     let todo = match plan(&names, shim_name, |n| found_at(&dir.join(n), &me)) {
         Ok(todo) => todo,
@@ -182,11 +280,10 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings
             for r in &refused {
                 say!("{PREFIX}: refusing: {}/{r}", shown(dir));
             }
-            return refuse(format!(
-                "nothing changed; remove or rename what is in the way, then run it again ({} of {} names)",
-                refused.len(),
-                names.len()
-            ));
+            return Err(InstallError::InTheWay {
+                refused: refused.len(),
+                names: names.len(),
+            });
         }
     };
     let mut created = 0;
@@ -201,10 +298,11 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings
             continue;
         }
         if !dry_run && let Err(e) = std::os::unix::fs::symlink(shim_name, &link) {
-            return refuse(format!(
-                "cannot create {}: {e} ({created} created before it)",
-                shown(&link)
-            ));
+            return Err(InstallError::Link {
+                errno: sys::errno_of(&e),
+                link,
+                created,
+            });
         }
         created += 1;
         let verb = if dry_run { "would create" } else { "created" };
@@ -225,7 +323,7 @@ pub fn run(venv: Option<PathBuf>, dist: &str, dry_run: bool, settings: &Settings
         },
         todo.len() - created
     );
-    Exit::Ok
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,6 +347,24 @@ mod tests {
             Found::Other("a file".into())
         });
         assert_eq!(taken, Err(vec![r"x\ry exists and is a file".to_string()]));
+    }
+
+    #[test]
+    fn a_venv_that_cannot_be_listed_is_named_with_its_errno() {
+        let venv = Path::new("/nonexistent/hermes-shim-venv");
+        let e = entry_points(venv, "hermes-agent").unwrap_err();
+        assert_eq!(
+            e,
+            InstallError::NotAVenv {
+                lib: venv.join("lib"),
+                venv: venv.into(),
+                errno: Errno::ENOENT
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/hermes-shim-venv/lib: ENOENT: No such file or directory — is /nonexistent/hermes-shim-venv a venv?"
+        );
     }
 
     #[test]

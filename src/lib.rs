@@ -26,13 +26,13 @@ mod doctor;
 mod entrypoint;
 mod escape;
 mod etcfile;
+mod exec;
 mod exit;
 mod fix;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod init;
 mod install;
-mod policy;
 mod record;
 mod relay;
 mod settings;
@@ -57,8 +57,8 @@ pub fn run() -> Exit {
         .cloned()
         .unwrap_or_else(|| cli::SELF_NAME.into());
     // No applet runs setuid or setgid: installed that way, any user could chown as root.
-    let me = shim::self_exe();
-    if let Some(exit) = shim::refuse_setuid(me.as_ref()) {
+    let me = exec::self_exe();
+    if let Some(exit) = exec::refuse_setuid(me.as_ref()) {
         return exit;
     }
     let me = me.as_ref();

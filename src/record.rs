@@ -13,9 +13,11 @@
 //! root's alone is neither trusted nor written.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+
+use crate::etcfile::{Staged, Tag};
 
 const DIR: &str = "/run/hermes-shim";
 const FILE: &str = "/run/hermes-shim/boot";
@@ -99,20 +101,9 @@ pub fn write(code: u8) -> io::Result<()> {
             "{DIR} is not a directory that only root can write"
         )));
     }
-    let tmp = format!("{FILE}.new");
-    let _ = fs::remove_file(&tmp);
-    let result = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(line(&id, code).as_bytes()))
-        .and_then(|()| fs::rename(&tmp, FILE));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    // Staged beside it and renamed over it, as the files of /etc are: a start cut short never
+    // leaves half a record.
+    Staged::new(Path::new(FILE), &line(&id, code), Tag::New).and_then(Staged::commit)
 }
 
 /// The exit code of the start-up repair that ran in this start, if one did.

@@ -5,11 +5,11 @@
 
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use clap::ValueEnum;
 
-use crate::policy::{self, ExcludeError};
+use crate::escape::shown;
 use crate::users::{UserError, UserSpec};
 
 /// One variable an applet reads.
@@ -166,7 +166,7 @@ impl Settings {
             .unwrap_or_default()
             .split(':')
             .filter(|s| !s.is_empty())
-            .map(policy::exclude_path)
+            .map(|v| exclude_path_from("HERMES_SHIM_EXCLUDE", v))
             .collect();
         let walk = match text("HERMES_SHIM_WALK") {
             None => Ok(WalkChoice::Auto),
@@ -181,7 +181,7 @@ impl Settings {
             user,
             real_dir: get("HERMES_SHIM_REAL_DIR")
                 .map_or_else(|| PathBuf::from(DEFAULT_REAL_DIR), PathBuf::from),
-            opt_out: policy::opt_out(text("HERMES_DOCKER_EXEC_AS_ROOT").as_deref()),
+            opt_out: opt_out(text("HERMES_DOCKER_EXEC_AS_ROOT").as_deref()),
             home: get("HERMES_HOME")
                 .filter(|v| !v.is_empty())
                 .map_or_else(|| PathBuf::from(DEFAULT_HOME), PathBuf::from),
@@ -223,6 +223,67 @@ fn remap_request(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Request>
         gid: id("HERMES_GID", "PGID")?,
     };
     Ok((req.uid.is_some() || req.gid.is_some()).then_some(req))
+}
+
+/// `HERMES_DOCKER_EXEC_AS_ROOT` opts out of the drop only for `1`, `true` or `yes` in any
+/// letter case. Everything else, including whitespace around a true word, keeps the drop:
+/// a typo must never leave root-owned files behind.
+pub fn opt_out(value: Option<&str>) -> bool {
+    matches!(value, Some(v) if v == "1" || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes"))
+}
+
+/// An `--exclude` or `HERMES_SHIM_EXCLUDE` entry (`from` says which) that names nothing under
+/// the sweep root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExcludeError {
+    /// Absolute, or with `..`.
+    NotRelative { from: &'static str, value: String },
+    /// Empty, or only `.`.
+    Empty { from: &'static str, value: String },
+}
+
+impl fmt::Display for ExcludeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExcludeError::NotRelative { from, value } => write!(
+                f,
+                "{from} {}: must be a path relative to the sweep root, without '..'",
+                shown(Path::new(value))
+            ),
+            ExcludeError::Empty { from, value } => {
+                write!(f, "{from} {value:?}: names no entry under the sweep root")
+            }
+        }
+    }
+}
+
+/// Normalises an `--exclude` value to a relative path under the sweep root.
+pub fn exclude_path(value: &str) -> Result<PathBuf, ExcludeError> {
+    exclude_path_from("--exclude", value)
+}
+
+/// Normalises an exclude entry that came `from` an option or a variable (named by its error).
+fn exclude_path_from(from: &'static str, value: &str) -> Result<PathBuf, ExcludeError> {
+    let mut out = PathBuf::new();
+    for c in Path::new(value).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(ExcludeError::NotRelative {
+                    from,
+                    value: value.to_string(),
+                });
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(ExcludeError::Empty {
+            from,
+            value: value.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -300,7 +361,18 @@ mod tests {
         let x = with(&[("HERMES_SHIM_EXCLUDE", "ok:../up")])
             .excludes
             .unwrap_err();
-        assert_eq!(x, ExcludeError::NotRelative("../up".into()));
+        assert_eq!(
+            x,
+            ExcludeError::NotRelative {
+                from: "HERMES_SHIM_EXCLUDE",
+                value: "../up".into()
+            }
+        );
+        assert_eq!(
+            x.to_string(),
+            "HERMES_SHIM_EXCLUDE ../up: must be a path relative to the sweep root, without '..'",
+            "named by where it came from"
+        );
     }
 
     #[test]
@@ -356,5 +428,45 @@ mod tests {
             "README's environment table differs from settings::VARIABLES; put this there:\n{}",
             markdown_table()
         );
+    }
+
+    #[test]
+    fn truthiness_table() {
+        for yes in ["1", "true", "TRUE", "True", "tRuE", "yes", "YES", "Yes"] {
+            assert!(opt_out(Some(yes)), "{yes:?} opts out");
+        }
+        for no in [
+            "0", "false", "no", "", "garbage", "2", " 1", "1 ", "y", "on", "01", "yes\n", "t",
+        ] {
+            assert!(!opt_out(Some(no)), "{no:?} must keep the drop");
+        }
+        assert!(!opt_out(None));
+    }
+
+    #[test]
+    fn excludes() {
+        assert_eq!(exclude_path("a/b/").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(exclude_path("./a//b").unwrap(), PathBuf::from("a/b"));
+        for (bad, says) in [
+            (
+                "/abs",
+                "--exclude /abs: must be a path relative to the sweep root",
+            ),
+            (
+                "../x",
+                "--exclude ../x: must be a path relative to the sweep root",
+            ),
+            ("a/../b", "without '..'"),
+            // Shown escaped, on one line (what user_spec.rs in fuzz/ checks).
+            (
+                "/a\nb",
+                "--exclude /a\\nb: must be a path relative to the sweep root",
+            ),
+            (".", "--exclude \".\": names no entry under the sweep root"),
+            ("", "--exclude \"\": names no entry"),
+        ] {
+            let e = exclude_path(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 }

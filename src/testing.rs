@@ -1,10 +1,12 @@
-//! What the unit tests share: fresh temporary directories and the rule for tests that need root.
+//! What the tests share: fresh temporary directories and the rule for tests that need root. The
+//! one temporary-directory helper of the crate: the integration tests include this file too
+//! (tests/common/mod.rs).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh directory under `$TMPDIR` (the sealed tmpfs when run by cargo, see tests/sealed.sh),
-/// removed with everything in it when dropped.
+/// mode 0755 so that other uids can traverse it, removed with everything in it when dropped.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
@@ -12,9 +14,11 @@ impl TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("hermes-shim-unit-{tag}-{}-{n}", std::process::id()));
+            std::env::temp_dir().join(format!("hermes-shim-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         TempDir(dir)
     }
 
@@ -25,7 +29,16 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        // remove_dir_all removes symlinks, never what they point to.
+        // A mount a root test left behind is taken away first (lazily, and never followed into),
+        // so that the removal cannot cross into it; remove_dir_all removes symlinks, never what
+        // they point to.
+        if nix::unistd::geteuid().is_root() {
+            let _ = std::process::Command::new("umount")
+                .arg("-R")
+                .arg("-l")
+                .arg(&self.0)
+                .output();
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

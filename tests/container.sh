@@ -24,14 +24,8 @@ HERMES_UID=10000
 # immutable VOLUME 1|0: sets or clears the immutable flag of `stuck` at the top of VOLUME, from a
 # throwaway container (the only immutable file this script ever makes; nothing on a host path).
 immutable() {
-    dk run --rm --cap-add LINUX_IMMUTABLE --entrypoint /usr/bin/python3 -v "$1:/d" "$IMAGE" -c '
-import array, fcntl, os, sys
-fd = os.open("/d/stuck", os.O_RDONLY | os.O_NOFOLLOW)
-flags = array.array("i", [0])
-fcntl.ioctl(fd, 0x80086601, flags, True)  # FS_IOC_GETFLAGS
-flags[0] = flags[0] | 0x10 if sys.argv[1] == "1" else flags[0] & ~0x10  # FS_IMMUTABLE_FL
-fcntl.ioctl(fd, 0x40086602, flags, True)  # FS_IOC_SETFLAGS
-' "$2"
+    dk run --rm --cap-add LINUX_IMMUTABLE --entrypoint /usr/bin/python3 -v "$1:/d" \
+        -v "$REPO/tests/py/ct_immutable.py:/immutable.py:ro" "$IMAGE" /immutable.py "$2"
 }
 
 cleanup() {
@@ -70,13 +64,9 @@ install -m 0755 /dev/stdin "$WORK/fake/guards" <<'EOF'
 #!/bin/sh
 grep -E '^(NoNewPrivs|Seccomp_filters):' /proc/self/status | tr -s '\t ' ' ' | paste -sd ' '
 EOF
-install -m 0755 /dev/stdin "$WORK/fake/connect" <<'EOF'
-#!/usr/bin/python3
-import socket
-s = socket.socket(socket.AF_UNIX)
-s.connect("/var/run/docker.sock")
-print("connected")
-EOF
+install -m 0755 "$REPO/tests/py/ct_connect.py" "$WORK/fake/connect"
+# What statx answers (the old-kernel profile must make it ENOSYS).
+install -m 0755 "$REPO/tests/py/ct_statx_answer.py" "$WORK/fake/statx-answer"
 FAKE=(-v "$WORK/fake:/opt/fake:ro")
 
 # The seccomp profile the default one is not: allow everything but openat2, which answers ENOSYS
@@ -397,12 +387,7 @@ start oldk --security-opt "seccomp=$WORK/seccomp-old-kernel.json" "${FAKE[@]}" \
     -v "$OLDK:/opt/data" "${oldk_bind[@]}" -- sleep infinity
 wait_main "$OLDK" || not_ok "old kernel: the container reaches its main program"
 check "old kernel: the profile is in force (statx answers ENOSYS)" ENOSYS \
-    "$(docker exec "$OLDK" /usr/bin/python3 -c '
-import ctypes, errno, platform
-libc = ctypes.CDLL(None, use_errno=True)
-nr = {"x86_64": 332, "aarch64": 291}[platform.machine()]
-r = libc.syscall(nr, -100, b"/", 0, 0, ctypes.create_string_buffer(256))
-print(errno.errorcode[ctypes.get_errno()] if r < 0 else "answered")' 2>&1)"
+    "$(docker exec "$OLDK" /usr/bin/python3 /opt/fake/statx-answer 2>&1)"
 check "old kernel: the start-up repair ran" 1 "$(summaries "$OLDK" 1)"
 check "old kernel: the volume's root-made files are hermes's" "hermes:hermes hermes:hermes" \
     "$(docker exec "$OLDK" stat -c %U:%G /opt/data/sessions/s.json /opt/data/auth.json 2>&1 | paste -sd ' ')"
@@ -659,18 +644,8 @@ check "--user hermes, docker stop: ends by SIGTERM (143), not SIGKILL (137)" 143
 echo "# start-up parity: the Docker socket's group, a missing HERMES_HOME, --user"
 SOCK_GID=4998
 # Real listening sockets, as dockerd's would be; they live until the checks are done.
-/usr/bin/python3 -c '
-import os, socket, sys, time
-socks = []
-for path in sys.argv[1:]:
-    s = socket.socket(socket.AF_UNIX)
-    os.umask(0o117)  # the socket is made 0660, as dockerd makes its own
-    s.bind(path)
-    s.listen(8)
-    socks.append(s)
-print("listening", flush=True)
-time.sleep(3600)
-' "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" "$WORK/ttysock/docker.sock" >"$WORK/listening" &
+/usr/bin/python3 "$REPO/tests/py/ct_listen.py" "$WORK/sock/docker.sock" "$WORK/rootsock/docker.sock" \
+    "$WORK/ttysock/docker.sock" >"$WORK/listening" &
 LISTENER=$!
 for _ in $(seq 50); do [ -s "$WORK/listening" ] && break; sleep 0.1; done
 # Its group, given from a throwaway container, as the host's docker group would be.
@@ -886,19 +861,7 @@ echo "# terminal and seccomp: the entrypoint by hand, close_range EPERM, a filte
 mkdir -m 0755 "$WORK/term"
 # Which terminal the program has, against root's (argv[1], what `tty` said at root's prompt):
 # on 0, and as its controlling terminal; and its filters. One line.
-install -m 0755 /dev/stdin "$WORK/term/whose-tty" <<'EOF'
-#!/usr/bin/python3
-import os, sys
-roots = os.stat(sys.argv[1]).st_rdev
-# The controlling terminal's device (0: none), field 7 of /proc/self/stat.
-nr = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[4])
-ctty = os.makedev((nr >> 8) & 0xfff, (nr & 0xff) | ((nr >> 12) & 0xfff00)) if nr else 0
-stdin = os.fstat(0).st_rdev if os.isatty(0) else 0
-status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
-print("WHOSE uid=%d stdin-is-roots=%s ctty=%s ctty-is-roots=%s filters=%s" % (
-    os.getuid(), stdin == roots, nr != 0, ctty == roots,
-    status.get("Seccomp_filters", "?").strip()), flush=True)
-EOF
+install -m 0755 "$REPO/tests/py/ct_whose_tty.py" "$WORK/term/whose-tty"
 # Whether descriptors 3 and 7 reached the program (the shell keeps its script on another).
 install -m 0755 /dev/stdin "$WORK/term/fds" <<'EOF'
 #!/bin/sh
@@ -910,33 +873,7 @@ echo $said
 EOF
 # Drives `docker exec -it CONTAINER sh` on a pty of its own, as a person at a terminal: types
 # each line, waiting a little after each, and prints the whole transcript.
-install -m 0755 /dev/stdin "$WORK/term/drive.py" <<'EOF'
-#!/usr/bin/python3
-import os, pty, select, sys, time
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("docker", ["docker", "exec", "-it", "-e", "HERMES_SHIM_REAL_DIR=/opt/term", sys.argv[1], "sh"])
-seen = bytearray()
-def drain(secs):
-    end = time.time() + secs
-    while time.time() < end:
-        if select.select([fd], [], [], max(0, end - time.time()))[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            seen.extend(data)
-drain(1.0)
-for line in sys.argv[2:]:
-    os.write(fd, line.encode() + b"\n")
-    drain(4.0)
-os.write(fd, b"exit\n")
-drain(1.0)
-os.waitpid(pid, 0)
-sys.stdout.write(seen.decode(errors="replace").replace("\r", ""))
-EOF
+install -m 0755 "$REPO/tests/py/ct_drive.py" "$WORK/term/drive.py"
 # prctl(PR_SET_SECCOMP, …) refused (22 is PR_SET_SECCOMP): the terminal filter cannot go in.
 cat >"$WORK/seccomp-no-filter.json" <<'EOF'
 {

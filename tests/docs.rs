@@ -91,8 +91,10 @@ fn messages() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for p in sources() {
         let text = read(&p);
+        // The test module written inline at the end of a file; one in a file of its own
+        // (`mod tests;`, exec/privdrop.rs) leaves the code after it to be read.
         let code = text
-            .find("#[cfg(test)]\nmod tests")
+            .find("#[cfg(test)]\nmod tests {")
             .map_or(text.as_str(), |i| &text[..i]);
         let file = p.strip_prefix(repo()).unwrap().display().to_string();
         let mut add = |m: String| {

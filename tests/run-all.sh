@@ -61,6 +61,8 @@ mapfile -t scripts < <(find . -path ./target -prune -o -path ./.git -prune -o \
 mapfile -t -O "${#scripts[@]}" scripts < <(find tests/upstream -type f \
     -exec awk 'FNR == 1 && /^#!/ { print FILENAME } { nextfile }' {} + | sort)
 step shellcheck shellcheck "${scripts[@]}"
+# The Python programs the Rust tests and the container suite run (tests/py/).
+step lint-python tests/lint-python.sh
 step hadolint hadolint Dockerfile tests/upstream/Dockerfile
 # Both image flavours through the whole container suite: without s6-overlay, and the production
 # one under s6-overlay's /init (its release tarballs from HERMES_SHIM_S6_TARBALLS; without them

@@ -5,9 +5,13 @@
 //! not executable. Pure file checks, no root. The negative tests feed deliberately broken trees
 //! to the same lint so a lint that accepts everything fails the suite.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use common::TempDir;
 
 /// Services and bundles s6-overlay 3.2.3.2 itself defines; ours may depend on or contain them.
 const BUILTINS: &[&str] = &[
@@ -230,13 +234,12 @@ fn fix_ownership_oneshot_is_in_the_user_bundle() {
 }
 
 /// A temporary copy of a small valid tree that a test then breaks in one way.
-struct Scratch(PathBuf);
+struct Scratch(TempDir);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("hermes-shim-s6lint-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let tmp = TempDir::new(&format!("s6lint-{tag}"));
+        let dir = tmp.path();
         let svc = dir.join("s6-rc.d/svc");
         fs::create_dir_all(svc.join("dependencies.d")).unwrap();
         fs::create_dir_all(dir.join("user-bundles.d/user/contents.d")).unwrap();
@@ -248,16 +251,10 @@ impl Scratch {
         let script = dir.join("scripts/svc");
         fs::write(&script, "#!/command/with-contenv sh\ntrue\n").unwrap();
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch(dir)
+        Scratch(tmp)
     }
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path().join(rel)
     }
 }
 
@@ -265,12 +262,12 @@ impl Drop for Scratch {
 fn assert_caught(tag: &str, expect: &str, damage: impl FnOnce(&Scratch)) {
     let tree = Scratch::new(tag);
     assert_eq!(
-        lint(&tree.0),
+        lint(tree.0.path()),
         Vec::<String>::new(),
         "{tag}: the valid scratch tree must lint clean"
     );
     damage(&tree);
-    let problems = lint(&tree.0);
+    let problems = lint(tree.0.path());
     assert!(
         problems.iter().any(|p| p.contains(expect)),
         "{tag}: expected a problem containing {expect:?}, got {problems:?}"

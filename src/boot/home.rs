@@ -9,8 +9,9 @@
 //! image's `useradd` would make 0755 under Debian's umask; 0700 is the safer of the two the
 //! issue allows, and the user can widen it).
 
+use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
@@ -22,10 +23,48 @@ use crate::sys::fs;
 const PARENT_MODE: u32 = 0o755;
 const HOME_MODE: u32 = 0o700;
 
-/// Creates `root` (already accepted by [`crate::policy::refuse_root`]) and any missing parent;
+/// Why a missing home was not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeError {
+    /// A call failed: on `what` (a component's name, or `/`), or `what` is the call (`fchmod`,
+    /// `fchown`).
+    Call {
+        root: PathBuf,
+        what: String,
+        errno: Errno,
+    },
+    /// The component `at` is a symlink or not a directory.
+    NotADirectory {
+        root: PathBuf,
+        at: PathBuf,
+        errno: Errno,
+    },
+}
+
+impl fmt::Display for HomeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HomeError::Call { root, what, errno } => {
+                write!(f, "cannot create {}: {what}: {errno}", shown(root))
+            }
+            HomeError::NotADirectory { root, at, errno } => write!(
+                f,
+                "not creating {}: {} is a symlink or not a directory ({errno}); nothing is created through one",
+                shown(root),
+                shown(at)
+            ),
+        }
+    }
+}
+
+/// Creates `root` (already accepted by [`crate::fix::refuse_root`]) and any missing parent;
 /// returns false when it already existed.
-pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, String> {
-    let fail = |what: &str, e: Errno| format!("cannot create {}: {what}: {e}", shown(root));
+pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, HomeError> {
+    let fail = |what: &str, errno: Errno| HomeError::Call {
+        root: root.to_path_buf(),
+        what: what.to_string(),
+        errno,
+    };
     let names: Vec<_> = root
         .components()
         .filter_map(|c| match c {
@@ -62,16 +101,43 @@ pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, String> {
                 created = true;
                 fd
             }
-            Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
-                return Err(format!(
-                    "not creating {}: {} is a symlink or not a directory ({e}); nothing is created through one",
-                    shown(root),
-                    shown(&Path::new("/").join(names[..=i].iter().collect::<std::path::PathBuf>()))
-                ));
+            Err(errno @ (Errno::ELOOP | Errno::ENOTDIR)) => {
+                return Err(HomeError::NotADirectory {
+                    root: root.to_path_buf(),
+                    at: Path::new("/").join(names[..=i].iter().collect::<PathBuf>()),
+                    errno,
+                });
             }
             Err(e) => return Err(fail(&name.to_string_lossy(), e)),
         };
         dir = next;
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_home_the_component_and_the_errno() {
+        let call = HomeError::Call {
+            root: "/home/hermes/.hermes".into(),
+            what: "fchown".into(),
+            errno: Errno::EPERM,
+        };
+        assert_eq!(
+            call.to_string(),
+            "cannot create /home/hermes/.hermes: fchown: EPERM: Operation not permitted"
+        );
+        let link = HomeError::NotADirectory {
+            root: "/home/hermes/.hermes".into(),
+            at: "/home".into(),
+            errno: Errno::ENOTDIR,
+        };
+        assert_eq!(
+            link.to_string(),
+            "not creating /home/hermes/.hermes: /home is a symlink or not a directory (ENOTDIR: Not a directory); nothing is created through one"
+        );
+    }
 }

@@ -13,12 +13,11 @@ pub(crate) mod socket;
 use std::path::PathBuf;
 
 use crate::escape::shown;
+use crate::exec;
 use crate::exit::Exit;
 use crate::fix::{self, Request};
-use crate::policy;
 use crate::record;
 use crate::settings::Settings;
-use crate::shim;
 use crate::users::{self, UserSpec};
 
 const PREFIX: &str = "hermes-shim boot";
@@ -89,10 +88,10 @@ fn create_home(settings: &Settings) {
         std::fs::symlink_metadata(&root),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound
     );
-    if !missing || policy::refuse_root(&root, &fix::protected(settings)).is_some() {
+    if !missing || fix::refuse_root(&root, &fix::protected(settings)).is_some() {
         return;
     }
-    let Ok(target) = shim::target(
+    let Ok(target) = exec::target(
         settings,
         &users::LowGids::of_container(Some(&settings.home)),
     ) else {

@@ -13,8 +13,11 @@
 //! and through it the host. Mounting the socket is the operator's decision; this only makes it
 //! work for the user the operator runs the agent as.
 
+use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+
+use nix::errno::Errno;
 
 use crate::etcfile::{Staged, Tag};
 use crate::sys;
@@ -44,6 +47,31 @@ pub enum Plan {
     },
 }
 
+/// Why the socket's group cannot be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketError {
+    Read {
+        path: &'static str,
+        errno: Errno,
+    },
+    UnknownUser(String),
+    /// Both names a new group could have are taken (by other gids).
+    NamesTaken(u32),
+}
+
+impl fmt::Display for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketError::Read { path, errno } => write!(f, "cannot read {path}: {errno}"),
+            SocketError::UnknownUser(user) => write!(f, "user '{user}' not found in {PASSWD}"),
+            SocketError::NamesTaken(gid) => write!(
+                f,
+                "the names {NEW_GROUP} and {NEW_GROUP}{gid} are both taken"
+            ),
+        }
+    }
+}
+
 /// Plans the membership for the socket group `gid` (pure: /etc/passwd and /etc/group text in).
 pub fn plan(
     passwd: &str,
@@ -51,13 +79,13 @@ pub fn plan(
     user: &str,
     gid: u32,
     low: &LowGids,
-) -> Result<Plan, String> {
+) -> Result<Plan, SocketError> {
     if users::gid_use(gid, low) == GidUse::Root {
         return Ok(Plan::RootGroup);
     }
     let me = users::passwd_entries(passwd)
         .find(|u| u.name == user)
-        .ok_or_else(|| format!("user '{user}' not found in /etc/passwd"))?;
+        .ok_or_else(|| SocketError::UnknownUser(user.to_string()))?;
     low.owned_by(me.uid);
     if me.gid == gid
         || users::group_entries(group).any(|g| g.gid == gid && g.members().any(|m| m == user))
@@ -83,7 +111,7 @@ pub fn plan(
     let name = [NEW_GROUP.to_string(), format!("{NEW_GROUP}{gid}")]
         .into_iter()
         .find(|n| !taken(n))
-        .ok_or_else(|| format!("the names {NEW_GROUP} and {NEW_GROUP}{gid} are both taken"))?;
+        .ok_or(SocketError::NamesTaken(gid))?;
     Ok(Plan::Join {
         text: users::with_line(group, &format!("{name}:x:{gid}:{user}")),
         group: name,
@@ -106,8 +134,11 @@ pub fn grant(prefix: &str, user: &str, low: &LowGids) {
     let Some(gid) = socket_gid() else {
         return;
     };
-    let read = |p: &str| {
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {}", sys::errno_of(&e)))
+    let read = |path: &'static str| {
+        std::fs::read_to_string(path).map_err(|e| SocketError::Read {
+            path,
+            errno: sys::errno_of(&e),
+        })
     };
     let planned = read(PASSWD)
         .and_then(|passwd| Ok((passwd, read(GROUP)?)))
@@ -146,8 +177,28 @@ pub fn grant(prefix: &str, user: &str, low: &LowGids) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_unknown_user_and_taken_names_are_refused_by_name() {
+        let e = plan(PASSWD, GROUPS, "nobody-here", 998).unwrap_err();
+        assert_eq!(e, SocketError::UnknownUser("nobody-here".into()));
+        assert_eq!(e.to_string(), "user 'nobody-here' not found in /etc/passwd");
+        let taken = format!("{GROUPS}hostdocker:x:1:\nhostdocker998:x:2:\n");
+        assert_eq!(
+            plan(PASSWD, &taken, "hermes", 998),
+            Err(SocketError::NamesTaken(998))
+        );
+        let read = SocketError::Read {
+            path: GROUP,
+            errno: Errno::EACCES,
+        };
+        assert_eq!(
+            read.to_string(),
+            "cannot read /etc/group: EACCES: Permission denied"
+        );
+    }
+
     /// The plan with the unit tests' evidence ([`users::test_low`]).
-    fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, String> {
+    fn plan(passwd: &str, group: &str, user: &str, gid: u32) -> Result<Plan, SocketError> {
         super::plan(passwd, group, user, gid, &users::test_low())
     }
 

@@ -21,12 +21,11 @@ use serde::Serialize;
 
 use crate::boot::{remap, socket};
 use crate::escape::shown;
+use crate::exec;
 use crate::exit::Exit;
-use crate::fix::{self, Request, Writer};
-use crate::policy::{Previous, Rule};
+use crate::fix::{self, Previous, Request, Rule, Writer};
 use crate::record;
 use crate::settings::Settings;
-use crate::shim;
 use crate::sys::{self, fs, guard};
 use crate::users::{self, GROUP, LowGids, PASSWD, UserSpec};
 
@@ -97,7 +96,7 @@ fn checks(settings: &Settings) -> Vec<Check> {
     let as_root = euid == 0;
     let low = LowGids::of_container(Some(&settings.home));
     let mut out = Vec::new();
-    let target = match shim::target(settings, &low) {
+    let target = match exec::target(settings, &low) {
         Ok(t) => t,
         Err(e) => {
             let action = match e {
@@ -275,7 +274,7 @@ fn socket_state(user: &str, low: &LowGids) -> check::Socket {
     let planned = std::fs::read_to_string(PASSWD)
         .and_then(|p| Ok((p, std::fs::read_to_string(GROUP)?)))
         .map_err(|e| e.to_string())
-        .and_then(|(p, g)| socket::plan(&p, &g, user, gid, low));
+        .and_then(|(p, g)| socket::plan(&p, &g, user, gid, low).map_err(|e| e.to_string()));
     match planned {
         Ok(socket::Plan::Nothing) => check::Socket::Member(gid),
         Ok(socket::Plan::Join { .. }) | Err(_) => check::Socket::Missing(gid),

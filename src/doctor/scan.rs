@@ -2,7 +2,7 @@
 //!
 //! The walk uses the sweep's own primitives (`sys::fs`: children opened relative to their
 //! parent's fd, never through a symlink, stat'ed without following one) and its own rule
-//! ([`policy::decide`]), so it counts what a `fix-ownership` run would change and skips what
+//! ([`fix::decide`]), so it counts what a `fix-ownership` run would change and skips what
 //! that run would skip: other mounts (not entered), excludes, hard links, devices, other owners.
 //! It only reads, so a race with the agent can only make the count stale, never change a file;
 //! directories are opened with `O_NOATIME` where allowed, so not even their access times move.
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::policy::{self, Action, Rule, Skip};
+use crate::fix::{self, Action, Rule, Skip};
 use crate::sys::fs::{self, DirBuf, Kind, Stat};
 
 /// How many of the entries found are named.
@@ -46,7 +46,7 @@ pub struct Found {
 impl Found {
     fn judge(&mut self, path: &Path, st: &Stat, rule: &Rule) {
         self.scanned += 1;
-        match policy::decide(st.kind, st.uid, st.gid, st.nlink, rule) {
+        match fix::decide(st.kind, st.uid, st.gid, st.nlink, rule) {
             Action::Change { .. } => {
                 self.count += 1;
                 if self.first.len() < NAMED {
@@ -141,7 +141,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Previous;
+    use crate::fix::Previous;
     use std::os::unix::fs::{MetadataExt, symlink};
 
     /// As any user: this process's own ids stand for root's (the rule moves them), so every

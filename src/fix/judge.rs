@@ -1,6 +1,7 @@
 //! The per-entry judge: looks at one child of a directory without following it, decides with
 //! the ownership rule, and changes it through a handle of its own, re-judged on that handle.
 //! Whatever a name pointed at when it was listed, only the inode in hand is judged and changed.
+//! The walker is told what to do next ([`WalkState`]); the judge knows nothing of the walk.
 
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -10,22 +11,79 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::escape::shown;
-use crate::policy::{self, Action, Skip};
 use crate::sys::fs::{self, Kind, Open, Stat};
 
-use super::verdict::Next;
-use super::walk::{Counts, Shared};
+use super::config::Config;
+use super::rule::{self, Action, Skip};
+use super::verdict::{Next, Probe, Verdict};
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub scanned: u64,
+    pub changed: u64,
+    pub other_owner: u64,
+    pub device: u64,
+    pub hardlink: u64,
+    pub mount: u64,
+    pub excluded: u64,
+    pub errors: u64,
+}
+
+impl Counts {
+    /// Adds another worker's counts.
+    pub fn add(&mut self, o: &Counts) {
+        self.scanned += o.scanned;
+        self.changed += o.changed;
+        self.other_owner += o.other_owner;
+        self.device += o.device;
+        self.hardlink += o.hardlink;
+        self.mount += o.mount;
+        self.excluded += o.excluded;
+        self.errors += o.errors;
+    }
+
+    /// Counts one skipped entry.
+    pub fn skip(&mut self, s: Skip) {
+        match s {
+            Skip::OtherOwner => self.other_owner += 1,
+            Skip::Device => self.device += 1,
+            Skip::Hardlink => self.hardlink += 1,
+            Skip::Mount => self.mount += 1,
+            Skip::Excluded => self.excluded += 1,
+        }
+    }
+}
 
 /// Judges and changes the entries of one directory; borrows a worker's counters and path.
-pub struct Judge<'a, 's> {
-    pub sh: &'a Shared<'s>,
+pub struct Judge<'a> {
+    pub cfg: &'a Config,
+    /// Whether chown works here at all, shared by the workers.
+    pub verdict: &'a Verdict<Probe>,
     pub counts: &'a mut Counts,
     /// The directory the entries are in (for messages and excludes).
     pub dir: &'a Path,
 }
 
-/// A directory to descend into: its fd and identity.
-pub type Descend = Option<(OwnedFd, (u64, u64))>;
+/// What the walker does after an entry (the verdict of walkdir's and ignore's walkers).
+pub enum WalkState {
+    /// Enter this directory: its fd and identity.
+    Descend(OwnedFd, (u64, u64)),
+    /// Nothing to enter: go on with the next entry.
+    Skip,
+    /// Chown is impossible here: stop the whole walk.
+    Quit,
+}
+
+/// What became of an inode the rule was applied to.
+pub enum Applied {
+    /// On the sweep's mount: judged (and changed, if the rule said so).
+    OnMount,
+    /// On another mount: skipped as such.
+    Foreign,
+    /// Its chown showed that chown is impossible here: the walk must stop.
+    Quit,
+}
 
 /// A name that vanished or changed type between listing and opening: a rename in flight, not
 /// a failure; the entry is simply no longer here.
@@ -43,15 +101,14 @@ fn say_all(lines: Vec<String>) {
     }
 }
 
-impl Judge<'_, '_> {
-    /// Handles the child `name` of `dir`, listed with getdents type `d_type`; returns a
-    /// directory to descend into.
-    pub fn entry(&mut self, dir: BorrowedFd, name: &CStr, d_type: u8) -> Descend {
+impl Judge<'_> {
+    /// Handles the child `name` of `dir`, listed with getdents type `d_type`.
+    pub fn entry(&mut self, dir: BorrowedFd, name: &CStr, d_type: u8) -> WalkState {
         self.counts.scanned += 1;
-        if !self.sh.cfg.excludes.is_empty() && self.excluded(name) {
+        if !self.cfg.excludes.is_empty() && self.excluded(name) {
             self.warn_if_movable(dir, name);
             self.skipped(name, Skip::Excluded);
-            return None;
+            return WalkState::Skip;
         }
         if d_type == fs::DT_DIR {
             return self.directory(dir, name);
@@ -62,16 +119,16 @@ impl Judge<'_, '_> {
     /// Handles a child that was not listed as a directory. `may_enter` is false when it was
     /// a directory a moment ago: an entry flipping type again is left for the next run rather
     /// than chased.
-    fn other(&mut self, dir: BorrowedFd, name: &CStr, may_enter: bool) -> Descend {
+    fn other(&mut self, dir: BorrowedFd, name: &CStr, may_enter: bool) -> WalkState {
         let st = match fs::stat_at(dir, name) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
                 self.vanished();
-                return None;
+                return WalkState::Skip;
             }
             Err(e) => {
                 self.error(os(name), "statx", e);
-                return None;
+                return WalkState::Skip;
             }
         };
         if st.kind == Kind::Dir {
@@ -79,20 +136,22 @@ impl Judge<'_, '_> {
                 return self.directory(dir, name);
             }
             self.vanished();
-            return None;
+            return WalkState::Skip;
         }
         // On another mount: not even opened (a non-directory mount point is a bind-mounted
         // file, whatever its owner).
-        if self.sh.cfg.foreign(&st) {
+        if self.cfg.foreign(&st) {
             self.skipped(name, Skip::Mount);
-            return None;
+            return WalkState::Skip;
         }
         match self.decide(&st) {
-            Action::Keep => {}
-            Action::Skip(s) => self.skipped(name, s),
+            Action::Keep => WalkState::Skip,
+            Action::Skip(s) => {
+                self.skipped(name, s);
+                WalkState::Skip
+            }
             Action::Change { .. } => self.change_other(dir, name),
         }
-        None
     }
 
     /// A name that disappeared (or changed type) between listing and looking: not counted.
@@ -102,76 +161,107 @@ impl Judge<'_, '_> {
 
     /// Re-checks a non-directory on the handle we will change, then changes it through that
     /// handle.
-    fn change_other(&mut self, dir: BorrowedFd, name: &CStr) {
-        let handle = match fs::open_child(dir, name, Open::Handle, self.sh.cfg.walk) {
+    fn change_other(&mut self, dir: BorrowedFd, name: &CStr) -> WalkState {
+        let handle = match fs::open_child(dir, name, Open::Handle, self.cfg.walk) {
             Ok(h) => h,
-            Err(Errno::EXDEV) => return self.skipped(name, Skip::Mount),
-            Err(e) if in_flight(e) => return self.vanished(),
-            Err(e) => return self.error(os(name), "open", e),
+            Err(Errno::EXDEV) => {
+                self.skipped(name, Skip::Mount);
+                return WalkState::Skip;
+            }
+            Err(e) if in_flight(e) => {
+                self.vanished();
+                return WalkState::Skip;
+            }
+            Err(e) => {
+                self.error(os(name), "open", e);
+                return WalkState::Skip;
+            }
         };
         let st = match fs::stat_fd(handle.as_fd()) {
             Ok(st) => st,
-            Err(e) => return self.error(os(name), "statx", e),
+            Err(e) => {
+                self.error(os(name), "statx", e);
+                return WalkState::Skip;
+            }
         };
         if st.kind == Kind::Dir {
             // Swapped for a directory since we looked; it is not entered this run.
-            return self.vanished();
+            self.vanished();
+            return WalkState::Skip;
         }
-        self.apply(handle.as_fd(), &st, name);
+        match self.apply(handle.as_fd(), &st, name) {
+            Applied::Quit => WalkState::Quit,
+            Applied::OnMount | Applied::Foreign => WalkState::Skip,
+        }
     }
 
     /// Opens a child directory, judges and changes it through its own fd, and returns it to
     /// descend into when it is on the sweep's mount.
-    fn directory(&mut self, dir: BorrowedFd, name: &CStr) -> Descend {
-        let fd = match fs::open_child(dir, name, Open::Dir, self.sh.cfg.walk) {
+    fn directory(&mut self, dir: BorrowedFd, name: &CStr) -> WalkState {
+        let fd = match fs::open_child(dir, name, Open::Dir, self.cfg.walk) {
             Ok(fd) => fd,
             Err(Errno::EXDEV) => {
                 self.skipped(name, Skip::Mount);
-                return None;
+                return WalkState::Skip;
             }
             Err(Errno::ENOENT) => {
                 self.vanished();
-                return None;
+                return WalkState::Skip;
             }
             // Became a symlink or a file since it was listed: judge it as what it is now.
             Err(Errno::ENOTDIR | Errno::ELOOP) => return self.other(dir, name, false),
             Err(e) => {
                 self.error(os(name), "open", e);
-                return None;
+                return WalkState::Skip;
             }
         };
         let st = match fs::stat_fd(fd.as_fd()) {
             Ok(st) => st,
             Err(e) => {
                 self.error(os(name), "statx", e);
-                return None;
+                return WalkState::Skip;
             }
         };
-        (self.apply(fd.as_fd(), &st, name) && !self.sh.queue.stopped()).then(|| (fd, st.ident()))
+        match self.apply(fd.as_fd(), &st, name) {
+            Applied::Quit => WalkState::Quit,
+            // Another worker found chown impossible: nothing more is entered.
+            Applied::OnMount if self.stopped() => WalkState::Skip,
+            Applied::OnMount => WalkState::Descend(fd, st.ident()),
+            Applied::Foreign => WalkState::Skip,
+        }
     }
 
-    /// Applies the ownership rule to the inode behind `fd`, whose fresh stat is `st`; returns
-    /// false when it lies on another mount (and was skipped as such).
-    pub fn apply(&mut self, fd: BorrowedFd, st: &Stat, name: &CStr) -> bool {
-        if self.sh.cfg.foreign(st) {
+    /// Applies the ownership rule to the inode behind `fd`, whose fresh stat is `st`.
+    pub fn apply(&mut self, fd: BorrowedFd, st: &Stat, name: &CStr) -> Applied {
+        if self.cfg.foreign(st) {
             self.skipped(name, Skip::Mount);
-            return false;
+            return Applied::Foreign;
         }
         match self.decide(st) {
             Action::Keep => {}
             Action::Skip(s) => self.skipped(name, s),
-            Action::Change { uid, gid } => self.change(fd, uid, gid, name),
+            Action::Change { uid, gid } => {
+                if self.change(fd, uid, gid, name) == Next::Stop {
+                    return Applied::Quit;
+                }
+            }
         }
-        true
+        Applied::OnMount
+    }
+
+    /// Whether the walk is stopping: chown was found impossible here (by any worker).
+    fn stopped(&self) -> bool {
+        self.verdict.impossible()
     }
 
     fn decide(&self, st: &Stat) -> Action {
-        policy::decide(st.kind, st.uid, st.gid, st.nlink, &self.sh.cfg.rule)
+        rule::decide(st.kind, st.uid, st.gid, st.nlink, &self.cfg.rule)
     }
 
-    /// chown through the handle (nothing in a dry run), telling the verdict how it went.
-    fn change(&mut self, fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>, name: &CStr) {
-        let cfg = self.sh.cfg;
+    /// chown through the handle (nothing in a dry run), telling the verdict how it went; says
+    /// whether the walk goes on.
+    fn change(&mut self, fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>, name: &CStr) -> Next {
+        let cfg = self.cfg;
         let result = if cfg.dry_run {
             Ok(())
         } else {
@@ -181,7 +271,7 @@ impl Judge<'_, '_> {
             Ok(()) => {
                 self.counts.changed += 1;
                 if !cfg.dry_run {
-                    say_all(self.sh.verdict.succeeded());
+                    say_all(self.verdict.succeeded());
                 }
                 if cfg.verbose {
                     say!(
@@ -194,19 +284,18 @@ impl Judge<'_, '_> {
             Err(e @ (Errno::EPERM | Errno::EINVAL)) => {
                 self.counts.errors += 1;
                 let line = self.error_line(os(name), "fchownat", e);
-                let (lines, next) = self.sh.verdict.denied(line);
+                let (lines, next) = self.verdict.denied(line);
                 say_all(lines);
-                if next == Next::Stop {
-                    self.sh.queue.stop();
-                }
+                return next;
             }
             Err(e) => self.error(os(name), "fchownat", e),
         }
+        Next::Go
     }
 
     pub fn skipped(&mut self, name: &CStr, why: Skip) {
         self.counts.skip(why);
-        if self.sh.cfg.verbose {
+        if self.cfg.verbose {
             say!(
                 "hermes-shim fix-ownership: skipped {} ({})",
                 shown(&self.dir.join(os(name))),
@@ -224,7 +313,7 @@ impl Judge<'_, '_> {
 
     /// Reports a failing entry (`rel` relative to the current directory) and counts it.
     pub fn error(&mut self, rel: &OsStr, call: &str, e: Errno) {
-        if self.sh.queue.stopped() {
+        if self.stopped() {
             return;
         }
         self.counts.errors += 1;
@@ -236,7 +325,7 @@ impl Judge<'_, '_> {
     /// from the root down to it is, or after this sweep will be, writable by the target. A later
     /// sweep would then hand over whatever is root's in it (see [`super::scope`]).
     fn warn_if_movable(&self, dir: BorrowedFd, name: &CStr) {
-        let cfg = self.sh.cfg;
+        let cfg = self.cfg;
         let Ok(st) = fs::stat_at(dir, name) else {
             return;
         };
@@ -255,7 +344,7 @@ impl Judge<'_, '_> {
     /// from the fd; a directory that cannot be looked at, or a climb that never meets the root
     /// (the agent moved the directory out meanwhile), counts as writable.
     fn way_writable(&self, dir: BorrowedFd) -> bool {
-        let cfg = self.sh.cfg;
+        let cfg = self.cfg;
         let mut up: Option<OwnedFd> = None;
         for _ in 0..=super::frames::MAX_DEPTH {
             let here = up.as_ref().map_or(dir, AsFd::as_fd);
@@ -285,15 +374,14 @@ impl Judge<'_, '_> {
 
     fn excluded(&self, name: &CStr) -> bool {
         let full = self.dir.join(os(name));
-        let rel = full.strip_prefix(&self.sh.cfg.root).unwrap_or(&full);
-        self.sh.cfg.excludes.iter().any(|x| x == rel)
+        let rel = full.strip_prefix(&self.cfg.root).unwrap_or(&full);
+        self.cfg.excludes.iter().any(|x| x == rel)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fix::config::Config;
     use nix::libc::DT_REG;
     use std::ffi::CString;
     use std::os::unix::fs::MetadataExt;
@@ -307,13 +395,11 @@ mod tests {
         f: impl FnOnce(&mut Judge, BorrowedFd) -> T,
     ) -> (T, Counts) {
         let (cfg, fd, _) = Config::dry_run_of_own(root);
-        let sh = Shared::one_worker(&cfg);
-        if stop {
-            sh.queue.stop();
-        }
+        let verdict = Verdict::decided(stop);
         let mut counts = Counts::default();
         let mut judge = Judge {
-            sh: &sh,
+            cfg: &cfg,
+            verdict: &verdict,
             counts: &mut counts,
             dir: root,
         };
@@ -322,9 +408,13 @@ mod tests {
     }
 
     /// Judges the entry `name` of `root`, listed with getdents type `d_type`.
-    fn entry(root: &Path, name: &str, d_type: u8, stop: bool) -> (Descend, Counts) {
+    fn entry(root: &Path, name: &str, d_type: u8, stop: bool) -> (Option<(u64, u64)>, Counts) {
         let name = CString::new(name).unwrap();
-        with_judge(root, stop, |j, dir| j.entry(dir, &name, d_type))
+        with_judge(root, stop, |j, dir| match j.entry(dir, &name, d_type) {
+            WalkState::Descend(_, ident) => Some(ident),
+            WalkState::Skip => None,
+            WalkState::Quit => panic!("a dry run never finds chown impossible"),
+        })
     }
 
     fn tree() -> (crate::testing::TempDir, PathBuf) {
@@ -345,7 +435,7 @@ mod tests {
         let (_base, root) = tree();
         let (descend, c) = entry(&root, "dir", fs::DT_DIR, false);
         let want = std::fs::metadata(root.join("dir")).unwrap();
-        assert_eq!(descend.map(|(_, id)| id), Some((want.dev(), want.ino())));
+        assert_eq!(descend, Some((want.dev(), want.ino())));
         assert_eq!((c.scanned, c.changed, c.errors), (1, 1, 0), "{c:?}");
     }
 

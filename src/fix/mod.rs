@@ -10,13 +10,16 @@
 //!
 //! A sweep is asked for with a [`Request`] (by the applet from its options, by `boot` from the
 //! settings) and runs only once [`Sweep::prepare`] has turned it into a checked configuration;
-//! every refusal ([`Refusal`]) happens there, before anything changes.
+//! every refusal ([`refusal::Refusal`]) happens there, before anything changes.
 
 mod config;
 mod frames;
 mod judge;
+mod prepare;
 mod queue;
 mod refusal;
+mod roots;
+mod rule;
 mod scope;
 mod verdict;
 mod walk;
@@ -29,72 +32,19 @@ use serde::Serialize;
 use crate::cli::FixOptions;
 use crate::escape::shown;
 use crate::exit::Exit;
-use crate::policy::{self, Previous};
-use crate::settings::{Settings, WalkChoice};
-use crate::users::{UserError, UserSpec};
+use crate::settings::Settings;
 
-pub use config::{Sweep, protected};
-pub use refusal::Refusal;
+use judge::Counts;
+use prepare::PREFIX;
+pub use prepare::{Request, Sweep};
+pub use roots::{protected, refuse_root};
+pub use rule::{Action, Previous, PreviousError, Rule, Skip, decide};
 pub use scope::Writer;
-use walk::Counts;
-
-const PREFIX: &str = "hermes-shim fix-ownership";
-
-/// What a sweep is asked to do, before any check.
-pub struct Request {
-    pub root: PathBuf,
-    pub user: Result<UserSpec, UserError>,
-    /// `--also-from`, as written (parsed in its turn, so refusals keep their order).
-    pub also_from: Option<Previous>,
-    pub also_from_raw: Option<String>,
-    pub excludes: Vec<String>,
-    /// `HERMES_SHIM_EXCLUDE`, already parsed by the settings.
-    pub env_excludes: Result<Vec<PathBuf>, policy::ExcludeError>,
-    pub walk: Result<WalkChoice, crate::settings::SettingError>,
-    pub dry_run: bool,
-    pub verbose: bool,
-}
-
-impl Request {
-    /// The sweep of `$HERMES_HOME` that `boot` runs: the settings' user, excludes and walk,
-    /// and the user's previous ids after a remap.
-    pub fn start_up(settings: &Settings, previous: Previous) -> Request {
-        Request {
-            root: settings.home.clone(),
-            user: settings.user.clone(),
-            also_from: (previous != Previous::default()).then_some(previous),
-            also_from_raw: None,
-            excludes: Vec::new(),
-            env_excludes: settings.excludes.clone(),
-            walk: settings.walk.clone(),
-            dry_run: false,
-            verbose: false,
-        }
-    }
-
-    /// The applet's request: its options, over the settings.
-    fn from_options(opts: &FixOptions, settings: &Settings) -> Request {
-        Request {
-            root: opts.path.clone().unwrap_or_else(|| settings.home.clone()),
-            user: match &opts.user {
-                Some(spec) => UserSpec::parse(spec),
-                None => settings.user.clone(),
-            },
-            also_from: None,
-            also_from_raw: opts.also_from.clone(),
-            excludes: opts.exclude.clone(),
-            env_excludes: settings.excludes.clone(),
-            walk: opts.walk.map_or_else(|| settings.walk.clone(), Ok),
-            dry_run: opts.dry_run,
-            verbose: opts.verbose,
-        }
-    }
-}
 
 /// The directory above `root` that `writer` could write, if any: a sweep refuses such a root
 /// (the agent could swap another directory in under its name), so boot does not create it.
 pub fn writable_ancestor(root: &std::path::Path, writer: &Writer) -> Option<PathBuf> {
-    config::writable_ancestor(root, writer)
+    prepare::writable_ancestor(root, writer)
 }
 
 /// Runs the applet.

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 use crate::escape::shown;
-use crate::policy::{ExcludeError, PreviousError, RootRefusal};
+use crate::settings::ExcludeError;
+
+use super::roots::RootRefusal;
+use super::rule::PreviousError;
 use crate::settings::SettingError;
 use crate::users::UserError;
 

@@ -14,55 +14,17 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::escape::shown;
-use crate::policy::{self, Skip};
 use crate::sys::fs::{self, Stat};
 
 use super::config::Config;
 use super::frames::Frames;
-use super::judge::{Judge, os};
+use super::judge::{Applied, Counts, Judge, WalkState, os};
 use super::queue::{Queue, StopOnPanic};
-use super::verdict::Verdict;
+use super::rule;
+use super::verdict::{Probe, Verdict};
 
 /// Most workers; past a few, the disk or the dentry cache is the bottleneck, not the CPU.
 const MAX_WORKERS: usize = 4;
-
-/// What one run did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub scanned: u64,
-    pub changed: u64,
-    pub other_owner: u64,
-    pub device: u64,
-    pub hardlink: u64,
-    pub mount: u64,
-    pub excluded: u64,
-    pub errors: u64,
-}
-
-impl Counts {
-    /// Adds another worker's counts.
-    fn add(&mut self, o: &Counts) {
-        self.scanned += o.scanned;
-        self.changed += o.changed;
-        self.other_owner += o.other_owner;
-        self.device += o.device;
-        self.hardlink += o.hardlink;
-        self.mount += o.mount;
-        self.excluded += o.excluded;
-        self.errors += o.errors;
-    }
-
-    /// Counts one skipped entry.
-    pub fn skip(&mut self, s: Skip) {
-        match s {
-            Skip::OtherOwner => self.other_owner += 1,
-            Skip::Device => self.device += 1,
-            Skip::Hardlink => self.hardlink += 1,
-            Skip::Mount => self.mount += 1,
-            Skip::Excluded => self.excluded += 1,
-        }
-    }
-}
 
 /// A directory to walk: already opened, checked and (if needed) changed.
 pub struct Job {
@@ -73,14 +35,23 @@ pub struct Job {
     depth: usize,
 }
 
-/// The probe that tells whether chown is impossible here (see [`Verdict`]).
-type Probe = Box<dyn FnOnce() -> bool + Send>;
-
 /// State shared by the workers.
 pub struct Shared<'c> {
     pub cfg: &'c Config,
     pub queue: Queue<Job>,
     pub verdict: Verdict<Probe>,
+}
+
+impl Shared<'_> {
+    /// A judge of the entries of `dir`, counting into `counts`.
+    fn judge<'a>(&'a self, counts: &'a mut Counts, dir: &'a Path) -> Judge<'a> {
+        Judge {
+            cfg: self.cfg,
+            verdict: &self.verdict,
+            counts,
+            dir,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +79,7 @@ pub struct Outcome {
 /// is a no-op).
 fn chown_impossible(root: Option<OwnedFd>, target: (u32, u32)) -> bool {
     let mapped = |file: &str, id: u32| {
-        std::fs::read_to_string(file).map_or(true, |map| policy::id_mapped(&map, id))
+        std::fs::read_to_string(file).map_or(true, |map| rule::id_mapped(&map, id))
     };
     if !mapped("/proc/self/uid_map", target.0) || !mapped("/proc/self/gid_map", target.1) {
         return true;
@@ -143,19 +114,18 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_st: &Stat) -> Outcome {
     let parent = cfg.root.parent().unwrap_or(Path::new("/"));
     let name = std::ffi::CString::new(cfg.root.file_name().unwrap_or_default().as_bytes())
         .expect("a path component holds no NUL");
-    let here = Judge {
-        sh: &shared,
-        counts: &mut counts,
-        dir: parent,
-    }
-    .apply(root_fd.as_fd(), root_st, &name);
-    if here && !shared.queue.stopped() {
-        shared.queue.push(Job {
+    let applied = shared
+        .judge(&mut counts, parent)
+        .apply(root_fd.as_fd(), root_st, &name);
+    match applied {
+        Applied::OnMount if !shared.verdict.impossible() => shared.queue.push(Job {
             fd: root_fd,
             path: cfg.root.clone(),
             ident: root_st.ident(),
             depth: 0,
-        });
+        }),
+        Applied::Quit => shared.queue.stop(),
+        Applied::OnMount | Applied::Foreign => {}
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
@@ -211,12 +181,8 @@ impl<'s, 'c> Worker<'s, 'c> {
         self.frames.start(job.fd, job.ident, job.depth);
         while !self.sh.queue.stopped() {
             let mut name = std::mem::take(&mut self.name);
-            let mut judge = Judge {
-                sh: self.sh,
-                counts: &mut self.counts,
-                dir: &self.path,
-            };
-            let descend = match self.frames.next_entry(&mut name) {
+            let mut judge = self.sh.judge(&mut self.counts, &self.path);
+            let next = match self.frames.next_entry(&mut name) {
                 None => {
                     self.name = name;
                     break;
@@ -239,9 +205,14 @@ impl<'s, 'c> Worker<'s, 'c> {
                     continue;
                 }
             };
-            if let Some((fd, ident)) = descend {
-                let cname = CStr::from_bytes_with_nul(&name).expect("one NUL at the end");
-                self.push(fd, ident, cname);
+            match next {
+                WalkState::Descend(fd, ident) => {
+                    let cname = CStr::from_bytes_with_nul(&name).expect("one NUL at the end");
+                    self.push(fd, ident, cname);
+                }
+                WalkState::Skip => {}
+                // Chown is impossible here: every worker stops at its next entry.
+                WalkState::Quit => self.sh.queue.stop(),
             }
             self.name = name;
         }

@@ -7,12 +7,12 @@
 pub mod fix;
 pub mod fixture;
 pub mod report;
+pub mod sandbox;
 pub mod seccomp;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The built `hermes-shim` binary.
 pub fn bin() -> PathBuf {
@@ -91,37 +91,11 @@ macro_rules! require {
 #[allow(unused_imports)]
 pub(crate) use require;
 
-/// A fresh directory under `$TMPDIR` (the sealed tmpfs, see tests/sealed.sh; else /tmp), mode
-/// 0755 so that other uids can traverse it, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p =
-            std::env::temp_dir().join(format!("hermes-shim-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Unmount anything a test left behind before removing, never crossing into it.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.0)
-            .output();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The crate's one temporary-directory helper (and its rule for root tests), shared with the
+/// unit tests.
+#[path = "../../src/testing.rs"]
+mod testing;
+pub use testing::TempDir;
 
 /// Runs `cmd` and returns its output, panicking only if it could not be started.
 pub fn run<S: AsRef<OsStr>>(cmd: &mut Command, what: S) -> Output {

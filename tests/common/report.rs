@@ -2,10 +2,9 @@
 //! summary line, the `--verbose` lines, and the one-line refusal.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fix::{Out, PREFIX, WALKS};
@@ -23,136 +22,80 @@ pub struct Counts {
     pub errors: u64,
 }
 
-/// Any JSON document in which no object has a key twice: `serde_json::Value` would silently
-/// keep the last of two, and a report must not say two things.
-struct NoDuplicateKeys;
-
-impl<'de> Deserialize<'de> for NoDuplicateKeys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NoDuplicateKeys)
-    }
+/// The `--json` report as the contract defines it: every key, each once, and no other (serde's
+/// derive refuses a key given twice, where `serde_json::Value` would silently keep the last, and
+/// `deny_unknown_fields` refuses a key the contract does not name).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Contract {
+    root: String,
+    dry_run: bool,
+    walk: String,
+    mount_ids: String,
+    uid: u32,
+    gid: u32,
+    scanned: u64,
+    changed: u64,
+    skipped: Skipped,
+    errors: u64,
+    elapsed_ms: u64,
 }
 
-impl<'de> Visitor<'de> for NoDuplicateKeys {
-    type Value = NoDuplicateKeys;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_unit<E>(self) -> Result<Self, E> {
-        Ok(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
-        Ok(self)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
-        let mut seen = BTreeSet::new();
-        while let Some(k) = map.next_key::<String>()? {
-            map.next_value::<NoDuplicateKeys>()?;
-            if !seen.insert(k.clone()) {
-                return Err(de::Error::custom(format!("duplicate key {k:?}")));
-            }
-        }
-        Ok(self)
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Skipped {
+    other_owner: u64,
+    device: u64,
+    hardlink: u64,
+    mount: u64,
+    excluded: u64,
 }
 
-/// Stdout of `out` as exactly one JSON object, with no key twice.
+fn contract(out: &Out) -> Contract {
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON report as documented ({e})\n{out}"))
+}
+
+/// Stdout of `out` as exactly one JSON object, the report as documented.
 pub fn json_object(out: &Out) -> Map<String, Value> {
-    let text = out.stdout.trim();
-    let parsed = serde_json::from_str::<NoDuplicateKeys>(text)
-        .and_then(|_| serde_json::from_str::<Value>(text));
-    match parsed {
+    contract(out);
+    match serde_json::from_str::<Value>(out.stdout.trim()) {
         Ok(Value::Object(obj)) => obj,
         Ok(_) => panic!("stdout JSON is not an object\n{out}"),
         Err(e) => panic!("stdout is not one JSON object ({e})\n{out}"),
     }
 }
 
-fn json_u64(obj: &Map<String, Value>, key: &str, ctx: &Out) -> u64 {
-    obj.get(key)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("JSON key {key:?} is not a count: {:?}\n{ctx}", obj.get(key)))
-}
-
 /// Validates the JSON on stdout against the contract (every documented key, root, `dry_run`, walk,
 /// uid, gid) and the summary line on stderr, checks both agree, and returns the counts.
 pub fn report(out: &Out, root: &Path, walk: Option<&str>, dry: bool, target: (u32, u32)) -> Counts {
-    let obj = json_object(out);
-    for k in [
-        "root",
-        "dry_run",
-        "walk",
-        "mount_ids",
-        "uid",
-        "gid",
-        "scanned",
-        "changed",
-        "skipped",
-        "errors",
-        "elapsed_ms",
-    ] {
-        assert!(obj.contains_key(k), "JSON lacks key {k:?}\n{out}");
-    }
-    assert_eq!(
-        obj["root"],
-        Value::from(root.to_str().unwrap()),
-        "JSON root\n{out}"
-    );
-    assert_eq!(obj["dry_run"], Value::Bool(dry), "JSON dry_run\n{out}");
-    match (walk, &obj["walk"]) {
-        (Some(w), j) => assert_eq!(j, &Value::from(w), "JSON walk\n{out}"),
-        (None, Value::String(s)) if WALKS.contains(&s.as_str()) => {}
-        (None, j) => panic!("JSON walk is {j:?}, not one of {WALKS:?}\n{out}"),
+    let r = contract(out);
+    assert_eq!(r.root, root.to_str().unwrap(), "JSON root\n{out}");
+    assert_eq!(r.dry_run, dry, "JSON dry_run\n{out}");
+    match walk {
+        Some(w) => assert_eq!(r.walk, w, "JSON walk\n{out}"),
+        None => assert!(
+            WALKS.contains(&r.walk.as_str()),
+            "JSON walk is {:?}, not one of {WALKS:?}\n{out}",
+            r.walk
+        ),
     }
     let ids = ["statx", "name_to_handle_at", "fdinfo"];
     assert!(
-        matches!(&obj["mount_ids"], Value::String(s) if ids.contains(&s.as_str())),
+        ids.contains(&r.mount_ids.as_str()),
         "JSON mount_ids is {:?}, not one of {ids:?}\n{out}",
-        obj["mount_ids"]
+        r.mount_ids
     );
-    assert_eq!(
-        json_u64(&obj, "uid", out),
-        u64::from(target.0),
-        "JSON uid\n{out}"
-    );
-    assert_eq!(
-        json_u64(&obj, "gid", out),
-        u64::from(target.1),
-        "JSON gid\n{out}"
-    );
-    json_u64(&obj, "elapsed_ms", out);
-    let Some(Value::Object(sk)) = obj.get("skipped") else {
-        panic!("JSON skipped is not an object\n{out}")
-    };
-    for k in ["other_owner", "device", "hardlink", "mount", "excluded"] {
-        assert!(sk.contains_key(k), "JSON skipped lacks key {k:?}\n{out}");
-    }
+    assert_eq!((r.uid, r.gid), target, "JSON uid and gid\n{out}");
     let counts = Counts {
-        scanned: json_u64(&obj, "scanned", out),
-        changed: json_u64(&obj, "changed", out),
-        hardlink: json_u64(sk, "hardlink", out),
-        device: json_u64(sk, "device", out),
-        mount: json_u64(sk, "mount", out),
-        excluded: json_u64(sk, "excluded", out),
-        other_owner: json_u64(sk, "other_owner", out),
-        errors: json_u64(&obj, "errors", out),
+        scanned: r.scanned,
+        changed: r.changed,
+        hardlink: r.skipped.hardlink,
+        device: r.skipped.device,
+        mount: r.skipped.mount,
+        excluded: r.skipped.excluded,
+        other_owner: r.skipped.other_owner,
+        errors: r.errors,
     };
     let summary = summary(out, root, dry);
     assert_eq!(summary, counts, "summary line and JSON disagree\n{out}");
