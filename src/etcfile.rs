@@ -115,7 +115,7 @@ pub fn is_mount_point(path: &Path) -> io::Result<bool> {
         CString::new(path.file_name().unwrap_or_default().as_bytes()).map_err(io::Error::other)?;
     let parent = sysfs::stat_fd(dir.as_fd())?;
     match sysfs::stat_at(dir.as_fd(), &name) {
-        Ok(st) => Ok(st.dev != parent.dev || st.mnt_id != parent.mnt_id),
+        Ok(st) => Ok(st.mount() != parent.mount()),
         Err(Errno::ENOENT) => Ok(false),
         Err(e) => Err(e.into()),
     }

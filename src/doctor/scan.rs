@@ -111,7 +111,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
         let Ok(st) = fs::stat_at(top.fd.as_fd(), cname) else {
             continue;
         };
-        if st.dev != root_st.dev || st.mnt_id != root_st.mnt_id {
+        if st.mount() != root_st.mount() {
             continue;
         }
         let path = top.path.join(os);

@@ -25,8 +25,7 @@ pub struct Config {
     /// The root's device and inode (to know it again when climbing back to it).
     pub root_ident: (u64, u64),
     /// The root's device and mount id: entries elsewhere are on another mount.
-    pub root_dev: u64,
-    pub root_mnt: u64,
+    pub root_mount: (u64, u64),
     /// Where mount ids come from on this kernel (named by `--verbose` and the JSON report).
     pub mount_ids: fs::MountIds,
     /// The target user, as directory permissions see it (see [`super::scope`]).
@@ -46,7 +45,7 @@ impl Config {
     /// True when `st` lies on another mount than the root: another device, or another mount
     /// of the same device, such as a bind mount of a host directory of the volume's filesystem.
     pub fn foreign(&self, st: &fs::Stat) -> bool {
-        st.dev != self.root_dev || st.mnt_id != self.root_mnt
+        st.mount() != self.root_mount
     }
 }
 
@@ -76,8 +75,7 @@ impl Config {
             verbose: false,
             excludes: vec![PathBuf::from("skip")],
             root_ident: st.ident(),
-            root_dev: st.dev,
-            root_mnt: st.mnt_id,
+            root_mount: st.mount(),
             mount_ids,
             writer: Writer {
                 uid: me.uid() + 1,
@@ -101,8 +99,7 @@ mod tests {
             verbose: false,
             excludes: vec![],
             root_ident: (7, 2),
-            root_dev: 7,
-            root_mnt: 30,
+            root_mount: (7, 30),
             mount_ids: fs::MountIds::Statx,
             writer: Writer {
                 uid: 10000,

@@ -90,6 +90,12 @@ impl Stat {
     pub fn ident(&self) -> (u64, u64) {
         (self.dev, self.ino)
     }
+
+    /// Device and mount id: two inodes with the same pair were reached through the same mount.
+    /// The device alone cannot tell a bind mount of the same filesystem apart.
+    pub fn mount(&self) -> (u64, u64) {
+        (self.dev, self.mnt_id)
+    }
 }
 
 /// Set once statx itself is refused (Linux < 4.11 answers ENOSYS; a seccomp profile older than
