@@ -104,10 +104,12 @@ fi
 
 # Inside: a writable CARGO_HOME holding a copy of the fetched registry; the race tests at 25
 # sweeps per backend instead of 100 (enough for the attacker to get going), since the suite runs
-# once per mutant; CI set, so a test that cannot run fails instead of skipping.
+# once per mutant; CI set, so a test that cannot run fails instead of skipping. cargo mutants
+# copies the tree into TMPDIR, which must not be /tmp: tests/sealed.sh covers /tmp with a tmpfs.
 # shellcheck disable=SC2016 # expanded by the shell in the container
 inner='set -eu
-mkdir -p /root/.cargo
+mkdir -p /root/.cargo /var/tmp/mutants
+export TMPDIR=/var/tmp/mutants
 cp -a /opt/cargo-host/registry /root/.cargo/
 export PATH="/opt/cargo-host/bin:$PATH"
 exec cargo mutants --no-shuffle --jobs "$1" --output /out --colors never "${@:2}"'

@@ -35,4 +35,9 @@ esac
 if [ "$(id -u)" -ne 0 ] || [ -n "${HERMES_SHIM_SEALED:-}" ]; then
     exec "$@"
 fi
+# The seal's tmpfs over /tmp would hide a test binary built there (cargo mutants copies the
+# tree into TMPDIR).
+case "$(realpath -m -- "$1")" in
+    /tmp/*) die "$1 lies under /tmp, which the seal covers with a tmpfs; build elsewhere (CARGO_TARGET_DIR, or TMPDIR for cargo mutants)" ;;
+esac
 exec unshare --mount --propagation private -- "$BASH" "$0" --inside "$@"
