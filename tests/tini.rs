@@ -103,6 +103,28 @@ fn a_bad_option_is_one_line_and_exit_2_with_nothing_run() {
 }
 
 #[test]
+fn hermes_shim_tini_is_tinis_own_command_line() {
+    // `hermes-shim tini ARGS` hands ARGS to tini's parser as the symlink does: -h and --version
+    // are tini's, not the command-line parser's of the other subcommands.
+    let t = TempDir::new("tini-sub");
+    for (args, want) in [
+        (&["-h"][..], "usage: tini [-h]"),
+        (&["--version"][..], "tini (hermes-shim "),
+    ] {
+        let via_link = run(Command::new(tini(t.path())).args(args), "tini");
+        let _ = std::fs::remove_file(t.path().join("tini"));
+        let via_sub = run(
+            Command::new(common::bin()).arg("tini").args(args),
+            "hermes-shim tini",
+        );
+        assert_eq!(via_sub.status.code(), Some(0), "{args:?}");
+        let out = String::from_utf8_lossy(&via_sub.stdout);
+        assert!(out.starts_with(want), "{args:?}: {out}");
+        assert_eq!(via_sub.stdout, via_link.stdout, "{args:?}");
+    }
+}
+
+#[test]
 fn s_makes_it_the_reaper_of_orphans_and_w_names_them() {
     // The subshell's `sleep` is orphaned at once: with -s it comes to tini, which -w reports.
     let prog = ["sh", "-c", "(sleep 0.2 &); sleep 1"];
