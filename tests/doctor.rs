@@ -49,11 +49,16 @@ fn damage(home: &Path) {
 }
 
 fn doctor(home: &Path, as_hermes: bool, args: &[&str]) -> Out {
+    doctor_for(USER, home, as_hermes, args)
+}
+
+/// The doctor with `user` as `HERMES_SHIM_USER`.
+fn doctor_for(user: &str, home: &Path, as_hermes: bool, args: &[&str]) -> Out {
     let mut cmd = clean_cmd(bin());
     cmd.arg("doctor")
         .args(args)
         .env("HERMES_HOME", home)
-        .env("HERMES_SHIM_USER", USER);
+        .env("HERMES_SHIM_USER", user);
     if as_hermes {
         // std drops root's supplementary groups along with the uid.
         cmd.uid(T).gid(T);
@@ -193,6 +198,52 @@ fn an_unwritable_home_is_named_with_its_remedy() {
         "{missing}"
     );
     assert_eq!(missing.code, Some(1));
+}
+
+#[test]
+fn a_home_that_is_not_a_directory_is_named_and_not_looked_into() {
+    require!(root);
+    let (tmp, home) = healthy("doctor-not-dir");
+    let file = tmp.path().join("file");
+    make(&file, false, 0o600, T, T);
+    let link = tmp.path().join("link");
+    symlink(&home, &link).unwrap();
+    for not_dir in [&file, &link] {
+        let out = doctor(not_dir, false, &["--json"]);
+        assert_eq!(out.code, Some(1), "{out}");
+        let all = checks(&out);
+        assert_eq!(check(&all, "home").1, "fix", "{out}");
+        for absent in ["ownership", "repair scope"] {
+            assert!(
+                all.iter().all(|c| c.0 != absent),
+                "{}: a {absent} check of what is no directory\n{out}",
+                not_dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_refused_user_gets_the_remedy_for_its_refusal() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-refused-user");
+    for (user, remedy) in [
+        ("10000:0", "give the user a gid of 100 or above"),
+        (
+            "no-such-user-here",
+            "set HERMES_SHIM_USER to a user this container has",
+        ),
+    ] {
+        let out = doctor_for(user, &home, false, &["--json"]);
+        assert_eq!(out.code, Some(1), "{out}");
+        let all = checks(&out);
+        let (_, status, _, action) = check(&all, "user");
+        assert_eq!(status, "fix", "{user}: {out}");
+        assert!(
+            action.as_deref().is_some_and(|a| a.starts_with(remedy)),
+            "{user}: {action:?}"
+        );
+    }
 }
 
 type Snapshot = Vec<(PathBuf, [i64; 7])>;
