@@ -109,6 +109,21 @@ fn a_healthy_home_is_all_well_as_root_and_as_hermes() {
         assert_eq!(out.code, Some(0), "{out}");
         assert_eq!(check(&all, "ownership").1, "ok");
         assert_eq!(check(&all, "home").1, "ok");
+        // The container's own groups are root's supplementary groups: only root sees them.
+        assert_eq!(
+            check(&all, "user").2.contains("seen only as root"),
+            as_hermes,
+            "{out}"
+        );
+        for kernel in [
+            "mount ids",
+            "openat2",
+            "close_range",
+            "seccomp",
+            "terminal filter",
+        ] {
+            check(&all, kernel);
+        }
         let scope = &check(&all, "repair scope").1;
         assert_eq!(scope, if as_hermes { "note" } else { "ok" }, "{out}");
         let text = doctor(&home, as_hermes, &[]);
@@ -221,6 +236,31 @@ fn a_home_that_is_not_a_directory_is_named_and_not_looked_into() {
             );
         }
     }
+}
+
+#[test]
+fn root_sees_the_groups_the_drop_keeps() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-group-add");
+    // What `docker run --group-add 5000` gives the container's root.
+    let held = [nix::unistd::Gid::from_raw(5000)];
+    let mut cmd = clean_cmd(bin());
+    cmd.arg("doctor")
+        .arg("--json")
+        .env("HERMES_HOME", &home)
+        .env("HERMES_SHIM_USER", USER);
+    // SAFETY: setgroups is one raw syscall on a slice prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || nix::unistd::setgroups(&held).map_err(std::io::Error::from));
+    }
+    let out = run_cmd(cmd, 60);
+    let all = checks(&out);
+    let (_, status, detail, _) = check(&all, "user");
+    assert_eq!(status, "ok", "{out}");
+    assert!(
+        detail.contains("group_add kept through the drop: 5000"),
+        "{detail}"
+    );
 }
 
 #[test]

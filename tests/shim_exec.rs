@@ -277,3 +277,31 @@ fn a_closed_stdout_reaches_the_program_as_dev_null() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "/dev/null");
 }
+
+#[test]
+fn the_entrypoint_refuses_only_itself_as_its_own_program() {
+    require!(root);
+    let sb = Sandbox::new("entry-loop");
+    let run = sb.path("run");
+    fs::create_dir(&run).unwrap();
+    let me = common::bin().into_os_string();
+    let entry = |args: &[&str]| {
+        let mut argv = vec![me.clone(), os("entrypoint"), me.clone()];
+        argv.extend(args.iter().map(|a| os(a)));
+        let mut cmd = sb.command_with_mounts(&[(run.clone(), "/run")], &argv);
+        cmd.env("HERMES_HOME", sb.home());
+        sb.run(cmd)
+    };
+    // `entrypoint hermes-shim entrypoint` would exec itself forever: refused before anything.
+    let o = entry(&["entrypoint"]);
+    assert_eq!(o.status.code(), Some(126), "{}", o.stderr);
+    assert!(o.stderr.contains("is hermes-shim itself"), "{}", o.stderr);
+    // Any other applet of the binary is a program like another (run as the hermes user).
+    let o = entry(&["--version"]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("hermes-shim "),
+        "{:?}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
