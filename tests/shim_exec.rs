@@ -279,7 +279,7 @@ fn a_closed_stdout_reaches_the_program_as_dev_null() {
 }
 
 #[test]
-fn the_entrypoint_refuses_only_itself_as_its_own_program() {
+fn the_entrypoint_repairs_then_refuses_only_itself_as_its_program() {
     require!(root);
     let sb = Sandbox::new("entry-loop");
     let run = sb.path("run");
@@ -296,9 +296,19 @@ fn the_entrypoint_refuses_only_itself_as_its_own_program() {
     let o = entry(&["entrypoint"]);
     assert_eq!(o.status.code(), Some(126), "{}", o.stderr);
     assert!(o.stderr.contains("is hermes-shim itself"), "{}", o.stderr);
-    // Any other applet of the binary is a program like another (run as the hermes user).
+    // Any other applet of the binary is a program like another (run as the hermes user), after
+    // the start-up repair: no start of this container has run one (the run directory is empty).
+    let made = sb.home().join("made-by-root");
+    fs::write(&made, "x").unwrap();
     let o = entry(&["--version"]);
     assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(o.stderr.contains("repairing now"), "{}", o.stderr);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(&made).unwrap()),
+        HERMES_UID,
+        "{}",
+        o.stderr
+    );
     assert!(
         String::from_utf8_lossy(&o.stdout).starts_with("hermes-shim "),
         "{:?}",
