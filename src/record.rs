@@ -36,17 +36,8 @@ impl StartId {
     pub fn current() -> Option<StartId> {
         let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
         let me = ns("self")?;
-        let same = if let Some(pid1) = ns("1") {
-            pid1 == me
-        } else {
-            // A PID 1 of another uid that dropped privileges (the entrypoint applet as PID 1)
-            // is not dumpable: its namespace link is closed even to root without
-            // CAP_SYS_PTRACE (a `docker exec` of `doctor`), but its mount table is open. Mount
-            // ids are unique across namespaces, so the same table is the same namespace.
-            let table = |pid: &str| fs::read(format!("/proc/{pid}/mountinfo")).ok();
-            table("1").is_some_and(|t| Some(t) == table("self"))
-        };
-        if !same {
+        let table = |pid: &str| fs::read(format!("/proc/{pid}/mountinfo")).ok();
+        if !same_namespace(&me, ns("1").as_deref(), table) {
             return None;
         }
         let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
@@ -55,6 +46,18 @@ impl StartId {
             boot_id: boot_id.trim().to_string(),
             pid1_start: start_time(&stat)?,
         })
+    }
+}
+
+/// Whether PID 1 is in this process's mount namespace (`me`): by its namespace link where that
+/// is readable. A PID 1 of another uid that dropped privileges (the entrypoint applet as PID 1)
+/// is not dumpable: its link is closed even to root without CAP_SYS_PTRACE (a `docker exec` of
+/// `doctor`), but its mount table (`table`, by pid) is open. Mount ids are unique across
+/// namespaces, so the same table is the same namespace.
+fn same_namespace(me: &Path, pid1: Option<&Path>, table: impl Fn(&str) -> Option<Vec<u8>>) -> bool {
+    match pid1 {
+        Some(pid1) => pid1 == me,
+        None => table("1").is_some_and(|t| Some(t) == table("self")),
     }
 }
 
@@ -127,6 +130,34 @@ pub fn this_start() -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid1_is_in_our_namespace_by_its_link_or_else_by_its_mount_table() {
+        fn tables(
+            one: Option<&'static str>,
+            own: Option<&'static str>,
+        ) -> impl Fn(&str) -> Option<Vec<u8>> {
+            move |pid| match pid {
+                "1" => one.map(|t| t.as_bytes().to_vec()),
+                "self" => own.map(|t| t.as_bytes().to_vec()),
+                _ => panic!("{pid}"),
+            }
+        }
+        let me = Path::new("mnt:[4026531841]");
+        let never = |_: &str| -> Option<Vec<u8>> { panic!("the link decides") };
+        assert!(same_namespace(me, Some(me), never));
+        assert!(!same_namespace(
+            me,
+            Some(Path::new("mnt:[4026532000]")),
+            never
+        ));
+        let t = "2130 2100 0:42 / / rw - overlay overlay rw\n";
+        let other = "17 1 8:1 / / rw - ext4 /dev/sda1 rw\n";
+        assert!(same_namespace(me, None, tables(Some(t), Some(t))));
+        assert!(!same_namespace(me, None, tables(Some(other), Some(t))));
+        assert!(!same_namespace(me, None, tables(None, Some(t))));
+        assert!(!same_namespace(me, None, tables(Some(t), None)));
+    }
 
     #[test]
     fn start_time_is_field_22_even_with_odd_command_names() {
