@@ -499,6 +499,13 @@ echo "another start: $(entry)"
 echo "$boot $start $code" >/run/hermes-shim/boot
 chmod 0775 /run/hermes-shim
 echo "group-writable: $(entry)"
+chmod 0755 /run/hermes-shim
+chown 10000 /run/hermes-shim/boot
+echo "not root's: $(entry)"
+# A /run that cannot take the record: boot says why, in the kernel's words.
+umount /run
+mount -t tmpfs -o ro tmpfs /run
+echo "read-only run: $("$0" boot 2>&1 | grep 'cannot record' || true)"
 "#;
     let mut cmd = common::fix::clean_cmd("unshare");
     cmd.args(["-m", "--propagation", "private", "-p", "-f", "--mount-proc"])
@@ -529,7 +536,11 @@ echo "group-writable: $(entry)"
         said("recorded:").contains("already ran in this container start (exit 0)"),
         "{out}"
     );
-    for case in ["another start:", "group-writable:"] {
+    assert!(
+        said("read-only run:").contains("(Read-only file system"),
+        "{out}"
+    );
+    for case in ["another start:", "group-writable:", "not root's:"] {
         assert!(
             said(case).contains("no start-up repair has run in this container start"),
             "{case} the record must not count\n{out}"
