@@ -374,6 +374,8 @@ mod tests {
 hermes = hermes_cli.main:main
 hermes-acp = acp_adapter.entry:main
 # a comment
+# hermes-old = old_cli:main
+; hermes-off = off:main
   hermes-agent=run_agent:main
 
 [gui_scripts]
