@@ -195,13 +195,20 @@ fn p_signals_tini_when_its_parent_dies() {
 
 #[test]
 fn g_passes_signals_to_the_whole_process_group() {
-    for (flag, sleep_survives) in [("-g", false), ("-s", true)] {
+    // -vv also names each signal passed on; less says nothing of it.
+    for (flags, sleep_survives, names_it) in [
+        (&["-g"][..], false, false),
+        (&["-s"][..], true, false),
+        (&["-s", "-v", "-v"][..], true, true),
+    ] {
+        let flag = flags.join(" ");
         let t = TempDir::new("tini-g");
         let pidfile = t.path().join("sleep.pid");
         let mut child = Command::new(tini(t.path()))
-            .args([flag, "--", "sh", "-c"])
+            .args(flags)
+            .args(["--", "sh", "-c"])
             .arg(format!("sleep 30 & echo $! >{}; wait", pidfile.display()))
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -227,6 +234,13 @@ fn g_passes_signals_to_the_whole_process_group() {
         assert_eq!(
             !ended, sleep_survives,
             "{flag}: the sleep in the program's group"
+        );
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+        assert_eq!(
+            said.contains("passing signal 15 on to"),
+            names_it,
+            "{flag}: {said}"
         );
     }
 }
