@@ -275,6 +275,48 @@ fn the_programs_last_output_reaches_root_after_it_ends() {
     assert!(t.contains("done=0"), "{t}");
 }
 
+/// Says it started, waits until the relay has been stopped, writes its last line and ends.
+const LAST_WORDS: &str = "#!/bin/sh
+touch \"$1/started\"
+while [ ! -e \"$1/stopped\" ]; do sleep 0.05; done
+echo last-words-of-the-program
+touch \"$1/ending\"
+";
+
+#[test]
+fn output_left_in_the_pty_when_the_program_ends_is_drained() {
+    require!(root, tools: ["python3"]);
+    // The relay stopped (SIGSTOP) while the program writes its last line and ends: when it runs
+    // again, its poll finds the program's end and that line at once, and takes the end first.
+    // The line then reaches root only through the drain.
+    let sb = Sandbox::new("pty-drain");
+    let prog = sb.program("last", LAST_WORDS);
+    let out = sb.out();
+    let o = out.display();
+    let line = format!(
+        "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -STOP $(cat {o}/pid); \
+         touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; sleep 1; \
+         kill -CONT $(cat {o}/pid)) & sh -c 'echo $$ >{o}/pid; exec {} {o}'; echo done=$?",
+        sb.link(prog.file_name().unwrap().to_str().unwrap())
+            .display()
+    );
+    // Without job control, the shell waits through the stop instead of taking the terminal back.
+    let t = drive_pty(
+        &sb,
+        &[
+            "type:set +m".into(),
+            format!("type:{line}"),
+            "wait:8".into(),
+        ],
+    );
+    assert!(out.join("ending").exists(), "the program never ended\n{t}");
+    assert!(t.contains("done=0"), "{t}");
+    assert!(
+        t.contains("last-words-of-the-program"),
+        "the program's last line was lost\n{t}"
+    );
+}
+
 /// Opens its controlling terminal, as a program whose 0, 1 and 2 are not terminals could still
 /// do to reach root's; records "opened" or the errno's name.
 const CTTY_PROBE: &str = include_str!("py/ctty_probe.py");
