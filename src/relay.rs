@@ -242,12 +242,9 @@ pub fn monitor(exec: impl FnOnce() -> Exit) -> Exit {
             libc::SIGCHLD => match pty::child_state(program) {
                 ChildState::Exited(code) => return Exit::Program(code),
                 ChildState::Killed(s) => return Exit::Program(init::exit_code(Ended::Killed(s))),
-                // Stop with it; whoever continues this process continues the program.
-                ChildState::Stopped => {
-                    pty::stop_self();
-                    pty::give_foreground(tty, program);
-                    let _ = process::send(-program, libc::SIGCONT);
-                }
+                // Stop with it; whoever continues this process continues the program: the
+                // SIGCONT that does stays pending (blocked) and is the next signal taken here.
+                ChildState::Stopped => pty::stop_self(),
                 ChildState::Running => {}
             },
             libc::SIGCONT => {
