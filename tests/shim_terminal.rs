@@ -317,6 +317,50 @@ fn output_left_in_the_pty_when_the_program_ends_is_drained() {
     );
 }
 
+/// Leaves a child in its process group that ignores SIGHUP (the end of the session would not
+/// end it) and records a SIGTERM; says so, and waits for it.
+const FAMILY: &str = r#"#!/bin/sh
+sh -c 'trap "" HUP; trap "echo TERM >$1/child-got; exit 0" TERM; echo $$ >$1/child
+while :; do sleep 0.1; done' child "$1" &
+while [ ! -e "$1/child" ]; do sleep 0.05; done
+touch "$1/started"
+wait
+"#;
+
+#[test]
+fn a_signal_to_roots_shim_reaches_the_programs_whole_group() {
+    require!(root, tools: ["python3"]);
+    // `docker exec -it c hermes`, then SIGTERM to that exec: the relay passes it to the monitor,
+    // and the monitor to the program's process group, a child the program left included.
+    let sb = Sandbox::new("pty-group");
+    let prog = sb.program("family", FAMILY);
+    let out = sb.out();
+    let o = out.display();
+    let line = format!(
+        "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -TERM $(cat {o}/pid)) & \
+         sh -c 'echo $$ >{o}/pid; exec {} {o}'; echo status=$?",
+        sb.link(prog.file_name().unwrap().to_str().unwrap())
+            .display()
+    );
+    let t = drive_pty(&sb, &[format!("type:{line}"), "wait:3".into()]);
+    let got = fs::read_to_string(out.join("child-got")).ok();
+    if got.is_none()
+        && let Ok(pid) = fs::read_to_string(out.join("child"))
+        && let Ok(pid) = pid.trim().parse()
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(t.contains("status=143"), "{t}");
+    assert_eq!(
+        got.as_deref(),
+        Some("TERM\n"),
+        "the program's child never got the SIGTERM\n{t}"
+    );
+}
+
 /// Opens its controlling terminal, as a program whose 0, 1 and 2 are not terminals could still
 /// do to reach root's; records "opened" or the errno's name.
 const CTTY_PROBE: &str = include_str!("py/ctty_probe.py");
@@ -482,7 +526,14 @@ const TWO_LINES: &str = include_str!("py/two_lines.py");
 fn job_control_and_the_exit_status_go_through_the_relay() {
     require!(root, tools: ["python3"]);
     let sb = Sandbox::new("pty-jobs");
-    common::write_program(&sb.real_dir().join("two"), TWO_LINES, 0o755);
+    // The reader is a child of the program, as a shell wrapper makes it: Ctrl-Z stops the whole
+    // group, and fg must continue the whole group.
+    let reader = sb.real_dir().join("two.py");
+    common::write_program(&reader, TWO_LINES, 0o755);
+    sb.program(
+        "two",
+        &format!("#!/bin/sh\n{} \"$@\"\nexit $?\n", reader.display()),
+    );
     let out = sb.out();
     let t = drive_pty(
         &sb,
