@@ -14,8 +14,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag};
-use nix::sys::stat::Mode;
 
 use crate::escape::shown;
 use crate::sys::fs;
@@ -72,12 +70,7 @@ pub fn create(root: &Path, uid: u32, gid: u32) -> Result<bool, HomeError> {
             _ => None,
         })
         .collect();
-    let mut dir: OwnedFd = fcntl::open(
-        "/",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| fail("/", e))?;
+    let mut dir: OwnedFd = fs::open_root(Path::new("/")).map_err(|e| fail("/", e))?;
     let mut created = false;
     for (i, name) in names.iter().enumerate() {
         let last = i + 1 == names.len();
