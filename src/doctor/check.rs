@@ -350,6 +350,11 @@ mod tests {
         assert_eq!(root.status, Status::Fix);
         assert!(root.detail.contains("NOT writable by hermes"), "{root:?}");
         assert_eq!(root.action.as_deref(), Some(REPAIR));
+        // Root's owner or root's group alone is what the repair changes too.
+        for (uid, gid) in [(0, 1001), (1000, 0)] {
+            let half = super::home(home, Some(&st(uid, gid, 0o755)), &w(), "hermes");
+            assert_eq!(half.action.as_deref(), Some(REPAIR), "{uid}:{gid}");
+        }
         let host = super::home(home, Some(&st(1000, 1001, 0o755)), &w(), "hermes");
         assert!(host.action.unwrap().contains("PUID=1000 PGID=1001"));
         let own = super::home(home, Some(&st(10000, 10000, 0o500)), &w(), "hermes");
