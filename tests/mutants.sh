@@ -12,8 +12,8 @@
 # toolchain is mounted read-only. It
 # ends with a score per file and the mutants that survived; survivors listed with a reason in
 # tests/mutants-equivalent.txt (no input can tell them apart from the original) are counted apart.
-# Not part of tests/run-all.sh: over the whole crate (1,368 mutants) it takes 3 to 4 hours on 2 cores;
-# HERMES_SHIM_MUTANTS_AFTER (below) runs it in parts.
+# Not part of tests/run-all.sh: over the whole crate (1,368 mutants) it takes 3 to 4 hours on
+# 2 cores; HERMES_SHIM_MUTANTS_AFTER (below) runs it in parts.
 #
 #   HERMES_SHIM_MUTANTS_JOBS  mutants built and tested at once (default: the number of cores)
 #   HERMES_SHIM_MUTANTS_OUT   where cargo mutants' report is kept
