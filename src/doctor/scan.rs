@@ -185,6 +185,41 @@ mod tests {
     }
 
     #[test]
+    fn held_counts_only_roots_hard_links_and_devices() {
+        let rule = Rule {
+            target: (10000, 10000),
+            previous: Previous {
+                uid: Some(1000),
+                gid: None,
+            },
+        };
+        let st = |kind, uid, gid, nlink| Stat {
+            dev: 1,
+            ino: 2,
+            kind,
+            uid,
+            gid,
+            nlink,
+            mode: 0o644,
+            mnt_id: 3,
+        };
+        let mut found = Found::default();
+        // Skipped by the repair, but not root's: the hermes user's device, and a hard link of
+        // the user's previous uid.
+        found.judge(
+            Path::new("dev"),
+            &st(Kind::CharDevice, 10000, 10000, 1),
+            &rule,
+        );
+        found.judge(Path::new("old"), &st(Kind::File, 1000, 10000, 2), &rule);
+        assert_eq!((found.held, found.count), (0, 0), "{found:?}");
+        found.judge(Path::new("rdev"), &st(Kind::CharDevice, 0, 10000, 1), &rule);
+        found.judge(Path::new("rlink"), &st(Kind::File, 10000, 0, 2), &rule);
+        assert_eq!(found.held, 2, "{found:?}");
+        assert_eq!(found.held_first, [Path::new("rdev"), Path::new("rlink")]);
+    }
+
+    #[test]
     fn a_root_that_is_a_symlink_is_not_followed() {
         let tmp = crate::testing::TempDir::new("doctor-scan-link");
         std::fs::create_dir(tmp.path().join("real")).unwrap();
