@@ -135,10 +135,19 @@ fn same_pid_before_and_after_exec() {
     sb.probe("hermes");
     let mut optout = sb.via_exec("hermes", &[]);
     optout.env("HERMES_DOCKER_EXEC_AS_ROOT", "yes");
+    // The entrypoint run by hand, not PID 1 and with no terminal: no relay, so the same PID too.
+    let run = sb.path("run");
+    fs::create_dir(&run).unwrap();
+    let mut entry = sb.command_with_mounts(
+        &[(run, "/run")],
+        &[common::bin().into(), "entrypoint".into()],
+    );
+    entry.env("HERMES_HOME", sb.home());
     for (what, cmd) in [
         ("symlink", sb.via_link("hermes", &[])),
         ("exec", sb.via_exec("hermes", &[])),
         ("opt-out", optout),
+        ("entrypoint", entry),
     ] {
         let o = sb.run(cmd);
         sb.report(&o, what);
