@@ -217,6 +217,39 @@ mod tests {
         found.judge(Path::new("rlink"), &st(Kind::File, 10000, 0, 2), &rule);
         assert_eq!(found.held, 2, "{found:?}");
         assert_eq!(found.held_first, [Path::new("rdev"), Path::new("rlink")]);
+        for i in 0..NAMED {
+            found.judge(
+                Path::new(&format!("more{i}")),
+                &st(Kind::BlockDevice, 0, 0, 1),
+                &rule,
+            );
+        }
+        assert_eq!(found.held, 2 + NAMED as u64);
+        assert_eq!(
+            found.held_first.len(),
+            NAMED,
+            "only the first few are named"
+        );
+    }
+
+    #[test]
+    fn directories_too_deep_are_counted_not_entered() {
+        let tmp = crate::testing::TempDir::new("doctor-scan-deep");
+        let root = tmp.path().join("home");
+        let mut p = root.clone();
+        for _ in 0..=MAX_DEPTH + 1 {
+            p.push("d");
+        }
+        std::fs::create_dir_all(&p).unwrap();
+        let rule = Rule {
+            target: (1, 1),
+            previous: Previous::default(),
+        };
+        let found = scan(&root, &rule, &[]).unwrap();
+        // The root and MAX_DEPTH + 1 levels below it are looked at; the last of those is not
+        // entered, so the one below it is never seen.
+        assert_eq!(found.too_deep, 1, "{found:?}");
+        assert_eq!(found.scanned, MAX_DEPTH as u64 + 2, "{found:?}");
     }
 
     #[test]
