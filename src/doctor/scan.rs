@@ -142,7 +142,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
 mod tests {
     use super::*;
     use crate::fix::Previous;
-    use std::os::unix::fs::{MetadataExt, symlink};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
     /// As any user: this process's own ids stand for root's (the rule moves them), so every
     /// entry of ours counts, and nothing outside the tree or excluded does.
@@ -250,6 +250,33 @@ mod tests {
         // entered, so the one below it is never seen.
         assert_eq!(found.too_deep, 1, "{found:?}");
         assert_eq!(found.scanned, MAX_DEPTH as u64 + 2, "{found:?}");
+    }
+
+    #[test]
+    fn directories_it_cannot_open_are_counted() {
+        if !crate::testing::root_or_skip("directories_it_cannot_open_are_counted") {
+            return;
+        }
+        let tmp = crate::testing::TempDir::new("doctor-scan-locked");
+        let root = tmp.path().join("home");
+        let locked = root.join("locked");
+        std::fs::create_dir_all(locked.join("inside")).unwrap();
+        std::os::unix::fs::lchown(&locked, Some(4242), Some(4242)).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let rule = Rule {
+            target: (1, 1),
+            previous: Previous::default(),
+        };
+        // Root without its effective capabilities, as a caller the permission bits apply to. A
+        // thread of its own: capset changes the calling thread only, and this one then ends.
+        let found = std::thread::spawn(move || {
+            crate::sys::lose_effective_capabilities().expect("capset");
+            scan(&root, &rule, &[]).unwrap()
+        })
+        .join()
+        .unwrap();
+        // home and locked are looked at; what is inside locked is not.
+        assert_eq!((found.unreadable, found.scanned), (1, 2), "{found:?}");
     }
 
     #[test]

@@ -237,6 +237,29 @@ pub fn errno_of(e: &std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
+/// For tests elsewhere in the crate: the calling thread keeps its permitted capabilities but
+/// loses its effective ones, so root meets permission bits as any user does.
+#[cfg(test)]
+pub fn lose_effective_capabilities() -> Result<(), Errno> {
+    let mut header = [0x2008_0522_u32, 0];
+    let mut data = [0_u32; 6];
+    // SAFETY: a version-3 header and two records of three u32 each (effective, permitted,
+    // inheritable), as capget(2) and capset(2) read and write them; each changes this thread.
+    Errno::result(unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_capget,
+            header.as_mut_ptr(),
+            data.as_mut_ptr(),
+        )
+    })?;
+    (data[0], data[3]) = (0, 0);
+    // SAFETY: as above.
+    Errno::result(unsafe {
+        nix::libc::syscall(nix::libc::SYS_capset, header.as_mut_ptr(), data.as_ptr())
+    })
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
