@@ -467,6 +467,38 @@ fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
     );
 }
 
+#[test]
+fn as_pid_1_with_no_terminal_at_all_no_filter_is_added() {
+    require!(root, tools: ["unshare", "setsid"]);
+    // `docker run` without -t: a session of its own and no terminal anywhere, so the program
+    // gets no filter beyond what its caller already had (the probe is paid only on the
+    // terminal path).
+    let sb = Sandbox::new("entry-pid1-quiet");
+    sb.probe("hermes");
+    let mut argv: Vec<OsString> = ["setsid", "unshare", "--pid", "--fork", "--mount-proc"]
+        .into_iter()
+        .map(os)
+        .collect();
+    argv.extend([common::bin().into_os_string(), os("entrypoint")]);
+    let mut cmd = sb.command_with_mounts(&own_run(&sb), &argv);
+    cmd.env("HERMES_HOME", sb.home());
+    let o = sb.run(cmd);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let filters = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp_filters:"))
+            .map(|v| v.trim().to_string())
+    };
+    let mine = filters(&fs::read_to_string("/proc/self/status").unwrap());
+    assert_eq!(
+        filters(&sb.read_out("status")),
+        mine,
+        "the program's filters, against this test's own\n{}",
+        o.stderr
+    );
+}
+
 /// What one pty run of the injector left behind.
 struct Attempt {
     during: Option<String>,
