@@ -241,23 +241,11 @@ pub fn errno_of(e: &std::io::Error) -> Errno {
 /// loses its effective ones, so root meets permission bits as any user does.
 #[cfg(test)]
 pub fn lose_effective_capabilities() -> Result<(), Errno> {
-    let mut header = [0x2008_0522_u32, 0];
-    let mut data = [0_u32; 6];
-    // SAFETY: a version-3 header and two records of three u32 each (effective, permitted,
-    // inheritable), as capget(2) and capset(2) read and write them; each changes this thread.
-    Errno::result(unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_capget,
-            header.as_mut_ptr(),
-            data.as_mut_ptr(),
-        )
-    })?;
-    (data[0], data[3]) = (0, 0);
-    // SAFETY: as above.
-    Errno::result(unsafe {
-        nix::libc::syscall(nix::libc::SYS_capset, header.as_mut_ptr(), data.as_ptr())
-    })
-    .map(drop)
+    tests::try_set_caps(
+        0,
+        tests::thread_caps("CapPrm"),
+        tests::thread_caps("CapInh"),
+    )
 }
 
 #[cfg(test)]
@@ -284,7 +272,7 @@ mod tests {
     }
 
     /// A capability set of this thread, from `/proc/thread-self/status`.
-    fn thread_caps(key: &str) -> u64 {
+    pub(super) fn thread_caps(key: &str) -> u64 {
         let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
         let hex = status
             .lines()
@@ -298,7 +286,11 @@ mod tests {
         try_set_caps(effective, permitted, inheritable).expect("capset");
     }
 
-    fn try_set_caps(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    pub(super) fn try_set_caps(
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+    ) -> Result<(), Errno> {
         #[repr(C)]
         struct Header {
             version: u32,
@@ -369,7 +361,7 @@ mod tests {
                     )
                 } == -1;
                 // Only permitted, not effective: /proc's two sets differ, and both count.
-                let lowered = try_set_caps(0, thread_caps("CapPrm"), thread_caps("CapInh")).is_ok();
+                let lowered = lose_effective_capabilities().is_ok();
                 let code = match Linux.capabilities() {
                     _ if !installed || !refused || !lowered => 10,
                     Ok(caps)
