@@ -52,13 +52,19 @@ fn doctor(home: &Path, as_hermes: bool, args: &[&str]) -> Out {
     doctor_for(USER, home, as_hermes, args)
 }
 
-/// The doctor with `user` as `HERMES_SHIM_USER`.
-fn doctor_for(user: &str, home: &Path, as_hermes: bool, args: &[&str]) -> Out {
+/// The doctor's command line, with `user` as `HERMES_SHIM_USER`.
+fn doctor_cmd(user: &str, home: &Path, args: &[&str]) -> std::process::Command {
     let mut cmd = clean_cmd(bin());
     cmd.arg("doctor")
         .args(args)
         .env("HERMES_HOME", home)
         .env("HERMES_SHIM_USER", user);
+    cmd
+}
+
+/// The doctor with `user` as `HERMES_SHIM_USER`.
+fn doctor_for(user: &str, home: &Path, as_hermes: bool, args: &[&str]) -> Out {
+    let mut cmd = doctor_cmd(user, home, args);
     if as_hermes {
         // std drops root's supplementary groups along with the uid.
         cmd.uid(T).gid(T);
@@ -244,11 +250,7 @@ fn root_sees_the_groups_the_drop_keeps() {
     let (_tmp, home) = healthy("doctor-group-add");
     // What `docker run --group-add 5000` gives the container's root.
     let held = [nix::unistd::Gid::from_raw(5000)];
-    let mut cmd = clean_cmd(bin());
-    cmd.arg("doctor")
-        .arg("--json")
-        .env("HERMES_HOME", &home)
-        .env("HERMES_SHIM_USER", USER);
+    let mut cmd = doctor_cmd(USER, &home, &["--json"]);
     // SAFETY: setgroups is one raw syscall on a slice prepared before the fork.
     unsafe {
         cmd.pre_exec(move || nix::unistd::setgroups(&held).map_err(std::io::Error::from));
