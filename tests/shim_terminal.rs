@@ -275,6 +275,17 @@ fn the_programs_last_output_reaches_root_after_it_ends() {
     assert!(t.contains("done=0"), "{t}");
 }
 
+/// A shell line that runs the shim as `name` with the sandbox's output directory as its
+/// argument, first writing its pid (the relay's, once it execs) to `pid` there.
+fn shim_with_its_pid(sb: &Sandbox, name: &str) -> String {
+    let o = sb.out();
+    let o = o.display();
+    format!(
+        "sh -c 'echo $$ >{o}/pid; exec {} {o}'",
+        sb.link(name).display()
+    )
+}
+
 /// Says it started, waits until the relay has been stopped, writes its last line and ends.
 const LAST_WORDS: &str = "#!/bin/sh
 touch \"$1/started\"
@@ -290,15 +301,14 @@ fn output_left_in_the_pty_when_the_program_ends_is_drained() {
     // again, its poll finds the program's end and that line at once, and takes the end first.
     // The line then reaches root only through the drain.
     let sb = Sandbox::new("pty-drain");
-    let prog = sb.program("last", LAST_WORDS);
+    sb.program("last", LAST_WORDS);
     let out = sb.out();
     let o = out.display();
     let line = format!(
         "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -STOP $(cat {o}/pid); \
          touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; sleep 1; \
-         kill -CONT $(cat {o}/pid)) & sh -c 'echo $$ >{o}/pid; exec {} {o}'; echo done=$?",
-        sb.link(prog.file_name().unwrap().to_str().unwrap())
-            .display()
+         kill -CONT $(cat {o}/pid)) & {}; echo done=$?",
+        shim_with_its_pid(&sb, "last")
     );
     // Without job control, the shell waits through the stop instead of taking the terminal back.
     let t = drive_pty(
@@ -333,14 +343,13 @@ fn a_signal_to_roots_shim_reaches_the_programs_whole_group() {
     // `docker exec -it c hermes`, then SIGTERM to that exec: the relay passes it to the monitor,
     // and the monitor to the program's process group, a child the program left included.
     let sb = Sandbox::new("pty-group");
-    let prog = sb.program("family", FAMILY);
+    sb.program("family", FAMILY);
     let out = sb.out();
     let o = out.display();
     let line = format!(
         "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -TERM $(cat {o}/pid)) & \
-         sh -c 'echo $$ >{o}/pid; exec {} {o}'; echo status=$?",
-        sb.link(prog.file_name().unwrap().to_str().unwrap())
-            .display()
+         {}; echo status=$?",
+        shim_with_its_pid(&sb, "family")
     );
     let t = drive_pty(&sb, &[format!("type:{line}"), "wait:3".into()]);
     let got = fs::read_to_string(out.join("child-got")).ok();
