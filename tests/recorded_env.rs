@@ -151,3 +151,29 @@ exec "$0" exec env"#
         );
     }
 }
+
+#[test]
+fn a_recorded_directory_over_its_bounds_is_read_in_part_and_says_so() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env", "seq"]);
+    let etc = etc_dir("recorded-many-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-many-home");
+    // RECORD's 9 entries and 1,030 more: 15 over the bound of 1,024 files.
+    let many = "for i in $(seq 1030); do printf x > $d/MANY_$i; done";
+    let out = exec_env(&etc, &home, RECORD, many);
+    assert_eq!(out.code, Some(0), "the program still runs\n{out}");
+    assert_eq!(
+        out.stderr,
+        "hermes-shim: WARNING: /run/s6/container_environment holds more than 1024 files or \
+         1048576 bytes; 15 entries are not added\n",
+        "{out}"
+    );
+    let added = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("MANY_"))
+        .count();
+    assert!(
+        (1024 - 9..=1024).contains(&added),
+        "the first 1,024 entries are read: {added} of them MANY_\n{out}"
+    );
+}

@@ -199,6 +199,8 @@ mod tests {
             c"SET=by-exec",
             c"EMPTYSET=",
             c"HOME=/root",
+            // A string with no `=` sets nothing, even when it is exactly a recorded name.
+            c"BARE",
         ];
         let files = [
             file("ZED", 0, Some("z\n")),
@@ -218,6 +220,7 @@ mod tests {
             file("A-B", 0, Some("x")),
             file("UNREAD", 0, None),
             file("SE", 0, Some("prefix of SET, not set itself")),
+            file("BARE", 0, Some("recorded")),
         ];
         let got: Vec<String> = missing(&own, &files)
             .into_iter()
@@ -226,6 +229,7 @@ mod tests {
         assert_eq!(
             got,
             [
+                "BARE=recorded",
                 "BROWSER=/opt/browser",
                 "SE=prefix of SET, not set itself",
                 "ZED=z"

@@ -19,7 +19,7 @@ pub const OPEN_FRAMES: usize = 32;
 /// level), so a hostile chain is cut here and reported; real trees are nowhere near it.
 pub const MAX_DEPTH: usize = 16 * 1024;
 /// getdents buffer per open frame.
-const DIRBUF: usize = 16 * 1024;
+const DIRBUF: usize = 16_384;
 
 /// One directory on the stack.
 struct Frame {

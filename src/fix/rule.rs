@@ -259,7 +259,15 @@ mod tests {
             "+5:",
             "1:2:3",
         ] {
-            assert!(Previous::parse(bad).is_err(), "{bad:?}");
+            let e = Previous::parse(bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "--also-from {bad:?}: give the user's previous ids as UID:GID, UID: or :GID, \
+                     none of them 0"
+                ),
+                "the refusal names the value and the remedy"
+            );
         }
         for spec in ["10000:10001", "10000:", ":10001"] {
             assert_eq!(Previous::parse(spec).unwrap().spec(), spec);
