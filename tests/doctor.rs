@@ -350,3 +350,34 @@ fn healthy_or_plain(tag: &str) -> (TempDir, PathBuf) {
     fs::create_dir(&home).unwrap();
     (tmp, home)
 }
+
+#[test]
+fn a_directory_the_kernel_will_not_list_is_never_all_well() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-getdents");
+    for errno in [nix::libc::ENOSYS, nix::libc::EPERM] {
+        for as_hermes in [false, true] {
+            let mut cmd = doctor_cmd(USER, &home, &["--json"]);
+            if as_hermes {
+                cmd.uid(T).gid(T);
+            }
+            common::seccomp::answer(&mut cmd, &[(nix::libc::SYS_getdents64, errno)]);
+            let out = run_cmd(cmd, 60);
+            let all = checks(&out);
+            let (_, status, detail, _) = check(&all, "ownership");
+            let who = if as_hermes {
+                "could not be read — run the doctor as root"
+            } else {
+                "could not be read even as root"
+            };
+            assert_eq!(
+                status, "note",
+                "errno {errno}, as hermes: {as_hermes}\n{out}"
+            );
+            assert!(
+                detail.contains(&format!("1 directory {who}")),
+                "errno {errno}, as hermes: {as_hermes}: the home itself\n{out}"
+            );
+        }
+    }
+}

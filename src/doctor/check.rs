@@ -190,15 +190,22 @@ pub fn ownership(home: &Path, found: &Found, as_root: bool) -> Check {
             "run `hermes-shim fix-ownership --dry-run` as root, which walks any depth, to see what the repair would change there",
         );
     }
-    if found.unreadable > 0 && !as_root {
+    if found.unreadable > 0 {
         let unreadable = found.unreadable;
-        return Check::note(
-            "ownership",
+        let dirs = plural(unreadable, "y", "ies");
+        // As root a directory is unreadable only when the kernel or the filesystem refuses
+        // (an I/O error, a seccomp profile answering getdents64): the repair cannot look
+        // there either, so the check does not say all is well.
+        let detail = if as_root {
             format!(
-                "no root-owned entry under {h} that this user can see; {unreadable} director{} could not be read — run the doctor as root to look inside",
-                plural(unreadable, "y", "ies")
-            ),
-        );
+                "no root-owned entry under {h} among what could be read; {unreadable} director{dirs} could not be read even as root — see the kernel log for I/O errors, and the container's seccomp profile"
+            )
+        } else {
+            format!(
+                "no root-owned entry under {h} that this user can see; {unreadable} director{dirs} could not be read — run the doctor as root to look inside"
+            )
+        };
+        return Check::note("ownership", detail);
     }
     Check::ok("ownership", format!("no root-owned entry under {h}"))
 }
@@ -400,11 +407,20 @@ mod tests {
         );
         assert!(!one.detail.ends_with('…'));
         assert_eq!(ownership(home, &found(0, &[], 0), true).status, Status::Ok);
-        assert_eq!(
-            ownership(home, &found(0, &[], 3), false).status,
-            Status::Note
+        let user = ownership(home, &found(0, &[], 3), false);
+        assert_eq!(user.status, Status::Note);
+        assert!(
+            user.detail
+                .contains("3 directories could not be read — run the doctor as root"),
+            "{user:?}"
         );
-        assert_eq!(ownership(home, &found(0, &[], 3), true).status, Status::Ok);
+        let root = ownership(home, &found(0, &[], 1), true);
+        assert_eq!(root.status, Status::Note);
+        assert!(
+            root.detail
+                .contains("1 directory could not be read even as root"),
+            "{root:?}"
+        );
     }
 
     #[test]
