@@ -132,3 +132,51 @@ echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
     }
 }
 per_walk!(immutable_files_first_do_not_pass_for_chown_being_impossible);
+
+fn a_chown_that_worked_settles_it_before_any_denial(walk: &str) {
+    require!(root, tools: ["unshare", "mount", "chattr"]);
+    // A root that is the hermes user's and immutable, so the probe's own chown of it is denied
+    // and would say "impossible". But the first entry listed (tmpfs lists newest first) is an
+    // ordinary root-owned file whose chown succeeds: from then on chown is known to work, and
+    // the 8 immutable files after it are 8 ordinary errors, never a stop.
+    let dir = TempDir::new(&format!("fo-worked-first-{walk}"));
+    let script = r#"set -e
+mount -t tmpfs -o mode=0755 tmpfs "$1"
+mkdir "$1/home"
+chown 10000:10000 "$1/home"
+for i in $(seq 8); do : > "$1/home/stuck$i"; chattr +i "$1/home/stuck$i"; done
+: > "$1/home/ordinary"
+chattr +i "$1/home"
+echo "first: $(ls -U "$1/home" | head -n 1)"
+rc=0
+"$0" fix-ownership "$1/home" --user 10000:10000 || rc=$?
+echo "rc: $rc"
+echo "ordinary: $(stat -c %u:%g "$1/home/ordinary")"
+"#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(dir.path()).env("HERMES_SHIM_WALK", walk);
+    let out = run_cmd(cmd, 60);
+    let field = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("first"), "ordinary", "precondition\n{out}");
+    assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
+    assert_eq!(field("ordinary"), "10000:10000", "--walk {walk}\n{out}");
+    assert!(
+        !out.stderr.contains("not permitted here"),
+        "--walk {walk}: chown worked once, so it is not impossible\n{out}"
+    );
+    let c = summary(&out, &dir.path().join("home"), false);
+    assert_eq!((c.changed, c.errors), (1, 8), "--walk {walk}\n{out}");
+    assert_eq!(
+        out.stderr_lines_with(": fchownat").len(),
+        8,
+        "--walk {walk}: each immutable file reported\n{out}"
+    );
+}
+per_walk!(a_chown_that_worked_settles_it_before_any_denial);

@@ -284,3 +284,58 @@ fn directories_that_vanish_mid_sweep_are_not_errors(walk: &str) {
     assert_eq!(owner(&home.join("rootfile")), (T, T));
 }
 per_walk!(directories_that_vanish_mid_sweep_are_not_errors);
+
+/// The one race a sweep cannot be made to lose on purpose: a name that vanishes between its
+/// statx and the open of the handle that changes it. The fallback walk's open of that handle
+/// (`openat` with exactly these flags) is answered with an errno by a seccomp filter.
+fn sweep_with_the_handle_open_answered(tag: &str, errno: i32) -> (Fx, common::fix::Out) {
+    let mut fx = Fx::new(tag);
+    fx.file("a", 0o644, 0, 0).file("b", 0o644, 0, 0);
+    let flags = nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+    let mut cmd = clean_cmd(common::bin());
+    cmd.args([
+        "fix-ownership",
+        "--walk",
+        "fallback",
+        "--user",
+        "10000:10000",
+    ])
+    .arg(fx.path());
+    common::seccomp::answer_if(
+        &mut cmd,
+        &[(
+            nix::libc::SYS_openat,
+            Some((2, u32::try_from(flags).unwrap())),
+            errno,
+        )],
+    );
+    let out = common::fix::run_cmd(cmd, 30);
+    (fx, out)
+}
+
+#[test]
+fn a_name_gone_between_its_statx_and_its_open_is_no_error() {
+    require!(root);
+    let (fx, out) = sweep_with_the_handle_open_answered("fo-gone", nix::libc::ENOENT);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("error:"), "{out}");
+    let r = common::report::summary(&out, fx.path(), false);
+    assert_eq!(
+        (r.scanned, r.changed, r.errors),
+        (1, 1, 0),
+        "only the root (root's, so changed) is counted: a and b are no longer there\n{out}"
+    );
+    assert_eq!(owner(&fx.abs("a")), (0, 0), "{out}");
+    // Any other failure of that open is an error, named.
+    let (fx, out) = sweep_with_the_handle_open_answered("fo-gone-eio", nix::libc::EIO);
+    assert_eq!(out.code, Some(1), "{out}");
+    let r = common::report::summary(&out, fx.path(), false);
+    assert_eq!((r.scanned, r.changed, r.errors), (3, 1, 2), "{out}");
+    for name in ["a", "b"] {
+        assert!(
+            out.stderr
+                .contains(&format!("{}: open: EIO", fx.abs(name).display())),
+            "{name}\n{out}"
+        );
+    }
+}

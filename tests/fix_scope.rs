@@ -161,6 +161,15 @@ fn an_exclude_is_warned_of_whenever_a_directory_on_its_way_is_the_agents() {
         out.stderr_lines_with("WARNING").is_empty(),
         "control\n{out}"
     );
+    // Control, one level deeper: the climb passes a stranger's directory before the root.
+    Fx::make_dir(&root.join("s"), 0o755, 1, 1);
+    Fx::make_dir(&root.join("s/secrets"), 0o700, 0, 0);
+    let out = fo(&root, "fallback", &["--exclude", "s/secrets"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr_lines_with("WARNING").is_empty(),
+        "control, deeper\n{out}"
+    );
 }
 
 #[test]

@@ -30,22 +30,48 @@ fn insn(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 /// Makes `cmd` run with the system calls of `answers` failing with their errno.
 #[allow(dead_code)] // not every test binary simulates an old kernel
 pub fn answer<'c>(cmd: &'c mut Command, answers: &[(libc::c_long, i32)]) -> &'c mut Command {
+    let all: Vec<Answer> = answers.iter().map(|&(nr, e)| (nr, None, e)).collect();
+    answer_if(cmd, &all)
+}
+
+/// One call answered with an errno: its number, the value the low 32 bits of one argument
+/// (by index) must have for the answer to apply, if any, and the errno.
+pub type Answer = (libc::c_long, Option<(u32, u32)>, i32);
+
+/// Makes `cmd` run with the calls of `answers` failing with their errno when their argument
+/// matches; the same call with other arguments goes through.
+#[allow(dead_code)] // not every test binary answers by argument
+pub fn answer_if<'c>(cmd: &'c mut Command, answers: &[Answer]) -> &'c mut Command {
     let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
-    // seccomp_data: nr at 0, arch at 4. Another architecture's calls are let through: this
-    // simulates a kernel, it guards nothing.
+    // seccomp_data: nr at 0, arch at 4, the six u64 arguments from 16 (the low word first on
+    // both architectures, which are little-endian). Another architecture's calls are let
+    // through: this simulates a kernel, it guards nothing.
+    const { assert!(cfg!(target_endian = "little")) };
     let mut f = vec![
         insn(ld, 0, 0, 4),
         insn(jeq, 1, 0, NATIVE),
         insn(ret, 0, 0, RET_ALLOW),
         insn(ld, 0, 0, 0),
     ];
-    for (nr, errno) in answers {
-        let nr = u32::try_from(*nr).expect("a syscall number");
-        let errno = u32::try_from(*errno).expect("an errno");
-        f.push(insn(jeq, 0, 1, nr));
-        f.push(insn(ret, 0, 0, RET_ERRNO | errno));
+    for &(nr, arg, errno) in answers {
+        let nr = u32::try_from(nr).expect("a syscall number");
+        let errno = u32::try_from(errno).expect("an errno");
+        match arg {
+            None => {
+                f.push(insn(jeq, 0, 1, nr));
+                f.push(insn(ret, 0, 0, RET_ERRNO | errno));
+            }
+            // Not this call: past the four that follow. Not this value: reload the number.
+            Some((index, value)) => {
+                f.push(insn(jeq, 0, 4, nr));
+                f.push(insn(ld, 0, 0, 16 + 8 * index));
+                f.push(insn(jeq, 0, 1, value));
+                f.push(insn(ret, 0, 0, RET_ERRNO | errno));
+                f.push(insn(ld, 0, 0, 0));
+            }
+        }
     }
     f.push(insn(ret, 0, 0, RET_ALLOW));
     // SAFETY: between fork and exec the child only makes two prctl calls on memory it owns (the
