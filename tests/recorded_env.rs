@@ -177,3 +177,24 @@ fn a_recorded_directory_over_its_bounds_is_read_in_part_and_says_so() {
         "the first 1,024 entries are read: {added} of them MANY_\n{out}"
     );
 }
+
+#[test]
+fn a_recorded_value_the_kernel_would_refuse_is_left_out_and_the_program_runs() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env", "head", "tr"]);
+    let etc = etc_dir("recorded-long-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-long-home");
+    // `NAME=value` and its NUL: EDGE's is exactly the kernel's 128 KiB, OVER's one byte more,
+    // which would fail the exec with E2BIG.
+    let long = "head -c 131066 /dev/zero | tr '\\0' e > $d/EDGE
+head -c 131067 /dev/zero | tr '\\0' o > $d/OVER";
+    let out = exec_env(&etc, &home, RECORD, long);
+    assert_eq!(out.code, Some(0), "the program runs\n{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(var(&out, "EDGE").map(str::len), Some(131_066), "{out}");
+    assert_eq!(var(&out, "OVER"), None, "{out}");
+    assert_eq!(
+        var(&out, "BROWSER"),
+        Some("/opt/browser"),
+        "the rest is added\n{out}"
+    );
+}

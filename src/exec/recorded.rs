@@ -29,6 +29,11 @@ const NOT_RECORDED: [&[u8]; 7] = [
     b"HOME", b"USER", b"LOGNAME", b"PWD", b"OLDPWD", b"SHLVL", b"_",
 ];
 
+/// The longest string the kernel takes into an environment, its NUL included
+/// (`MAX_ARG_STRLEN`: 32 pages, and pages are 4 KiB at least). One longer would fail the whole
+/// exec with E2BIG, so it is left out.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
 /// Whether a directory with this status may be read: root's, and writable by nobody else
 /// (group write only for root's group).
 pub fn trusted(st: &Stat) -> bool {
@@ -60,8 +65,8 @@ pub fn value_of(content: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The `NAME=value` strings of `files` to add to an environment `own`: valid names, regular
-/// files of root's, not set in `own`, not one of [`NOT_RECORDED`]. Sorted by name, so the
-/// program sees the same order every time.
+/// files of root's, not set in `own`, not one of [`NOT_RECORDED`], within [`MAX_ARG_STRLEN`].
+/// Sorted by name, so the program sees the same order every time.
 pub fn missing(own: &[&CStr], files: &[File]) -> Vec<CString> {
     let set = |name: &[u8]| {
         own.iter().any(|kv| {
@@ -77,6 +82,7 @@ pub fn missing(own: &[&CStr], files: &[File]) -> Vec<CString> {
             let value = value_of(f.content.as_deref()?)?;
             CString::new([&f.name[..], b"=", &value].concat()).ok()
         })
+        .filter(|kv| kv.as_bytes_with_nul().len() <= MAX_ARG_STRLEN)
         .collect();
     add.sort();
     add
@@ -221,16 +227,21 @@ mod tests {
             file("UNREAD", 0, None),
             file("SE", 0, Some("prefix of SET, not set itself")),
             file("BARE", 0, Some("recorded")),
+            // The longest value the kernel takes with its name, and one byte more.
+            file("EDGE", 0, Some(&"e".repeat(MAX_ARG_STRLEN - 6))),
+            file("OVER", 0, Some(&"o".repeat(MAX_ARG_STRLEN - 5))),
         ];
         let got: Vec<String> = missing(&own, &files)
             .into_iter()
             .map(|c| c.into_string().unwrap())
             .collect();
+        let edge = format!("EDGE={}", "e".repeat(MAX_ARG_STRLEN - 6));
         assert_eq!(
             got,
             [
                 "BARE=recorded",
                 "BROWSER=/opt/browser",
+                &edge,
                 "SE=prefix of SET, not set itself",
                 "ZED=z"
             ]

@@ -117,15 +117,17 @@ pub fn sweep(cfg: &Config, root_fd: OwnedFd, root_st: &Stat) -> Outcome {
     let applied = shared
         .judge(&mut counts, parent)
         .apply(root_fd.as_fd(), root_st, &name);
+    // No worker runs yet, so the verdict is not impossible here unless the root's own denial
+    // made it so, and then apply said Quit.
     match applied {
-        Applied::OnMount if !shared.verdict.impossible() => shared.queue.push(Job {
+        Applied::OnMount => shared.queue.push(Job {
             fd: root_fd,
             path: cfg.root.clone(),
             ident: root_st.ident(),
             depth: 0,
         }),
         Applied::Quit => shared.queue.stop(),
-        Applied::OnMount | Applied::Foreign => {}
+        Applied::Foreign => {}
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
