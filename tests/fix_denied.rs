@@ -46,6 +46,50 @@ fn chown_impossible_is_said_once_and_stops(walk: &str) {
 per_walk!(chown_impossible_is_said_once_and_stops);
 
 #[test]
+fn one_unmapped_target_id_is_enough_to_make_chown_impossible() {
+    require!(root, tools: ["unshare", "sh", "mkfifo"]);
+    // A user namespace that maps root and one of the target's ids but not the other: every
+    // chown to the pair is EINVAL, though a chown to root's own ids (the probe's other test)
+    // works. The maps are written from outside, as root, once the child is in its namespace.
+    let script = r#"set -e
+mkfifo "$1/ready" "$1/go"
+unshare --user sh -c 'echo > "$0/ready"; read x < "$0/go"; exec "$@"' "$1" \
+    "$0" fix-ownership --user 10000:10000 "$2" &
+pid=$!
+read x < "$1/ready"
+printf "$3" > /proc/$pid/uid_map
+printf "$4" > /proc/$pid/gid_map
+echo > "$1/go"
+wait $pid"#;
+    for (uids, gids) in [
+        ("0 0 1\n10000 10000 1\n", "0 0 1\n"),
+        ("0 0 1\n", "0 0 1\n10000 10000 1\n"),
+    ] {
+        let fifos = TempDir::new("fo-half-mapped-fifos");
+        let mut fx = victim("fo-half-mapped");
+        for i in 0..20 {
+            fx.file(&format!("f{i}"), 0o644, 0, 0);
+        }
+        let mut cmd = clean_cmd("sh");
+        cmd.args(["-c", script])
+            .arg(common::bin())
+            .arg(fifos.path())
+            .arg(fx.path())
+            .args([uids, gids]);
+        let out = run_cmd(cmd, 30);
+        let case = format!("uid_map {uids:?}, gid_map {gids:?}");
+        assert_eq!(out.code, Some(1), "{case}\n{out}");
+        assert_eq!(
+            out.stderr_lines_with("chown is not permitted here").len(),
+            1,
+            "{case}: said once\n{out}"
+        );
+        assert!(!out.stderr.contains("error:"), "{case}: no flood\n{out}");
+        fx.check_untouched(&out);
+    }
+}
+
+#[test]
 fn a_few_denied_chowns_are_ordinary_errors() {
     require!(root, tools: ["chattr"]);
     // One immutable root-owned file refuses chown with EPERM even to root. With nothing else to
