@@ -21,8 +21,6 @@ use crate::sys::fs::{self, DirBuf, Kind, Stat};
 pub const NAMED: usize = 5;
 /// Directories deeper than this are not entered (and counted as such).
 pub const MAX_DEPTH: usize = 64;
-/// Each open directory's getdents buffer.
-const BUF: usize = 16 * 1024;
 
 /// What the walk found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -80,7 +78,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
     found.judge(root, &root_st, rule);
     let mut stack = vec![Dir {
         fd: root_fd,
-        buf: DirBuf::new(BUF),
+        buf: DirBuf::new(DirBuf::WALK),
         path: root.to_path_buf(),
         rel: PathBuf::new(),
     }];
@@ -127,7 +125,7 @@ pub fn scan(root: &Path, rule: &Rule, excludes: &[PathBuf]) -> Result<Found, Err
         match opened {
             Ok(fd) => stack.push(Dir {
                 fd,
-                buf: DirBuf::new(BUF),
+                buf: DirBuf::new(DirBuf::WALK),
                 path,
                 rel,
             }),

@@ -18,8 +18,6 @@ pub const OPEN_FRAMES: usize = 32;
 /// Deepest level entered. Memory per worker grows with depth (a frame and a path component per
 /// level), so a hostile chain is cut here and reported; real trees are nowhere near it.
 pub const MAX_DEPTH: usize = 16 * 1024;
-/// getdents buffer per open frame.
-const DIRBUF: usize = 16_384;
 
 /// One directory on the stack.
 struct Frame {
@@ -58,7 +56,7 @@ impl Frames {
     /// Enters a directory, closing the shallowest open frame past the window.
     pub fn push(&mut self, fd: OwnedFd, ident: (u64, u64)) {
         self.frames.push(Frame {
-            open: Some((fd, DirBuf::new(DIRBUF))),
+            open: Some((fd, DirBuf::new(DirBuf::WALK))),
             ident,
             cookie: 0,
         });
@@ -109,7 +107,7 @@ impl Frames {
         });
         match reopened {
             Ok(fd) => {
-                parent.open = Some((fd, DirBuf::new(DIRBUF)));
+                parent.open = Some((fd, DirBuf::new(DirBuf::WALK)));
                 Ok(())
             }
             Err(e) => {

@@ -58,7 +58,7 @@ pub fn list(dir: &OwnedFd) -> Result<Listing, Errno> {
         files: Vec::new(),
         left: 0,
     };
-    let mut buf = DirBuf::new(16 * 1024);
+    let mut buf = DirBuf::new(DirBuf::WALK);
     let mut name = Vec::new();
     let mut total = 0;
     while buf.next(dir.as_fd(), &mut name)?.is_some() {

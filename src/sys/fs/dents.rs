@@ -36,6 +36,10 @@ pub struct Entry {
 pub const DT_DIR: u8 = libc::DT_DIR;
 
 impl DirBuf {
+    /// The buffer the walks use: 16 KiB, some 60 records of the longest name (280 bytes each)
+    /// and hundreds of ordinary ones per getdents64 call.
+    pub const WALK: usize = 16_384;
+
     /// A reader with a `cap`-byte buffer.
     pub fn new(cap: usize) -> DirBuf {
         DirBuf {
