@@ -16,6 +16,10 @@
 # 2 cores; HERMES_SHIM_MUTANTS_AFTER (below) runs it in parts.
 #
 #   HERMES_SHIM_MUTANTS_JOBS  mutants built and tested at once (default: the number of cores)
+#   HERMES_SHIM_MUTANTS_TIMEOUT seconds after which a mutant's test run counts as hung, which
+#                             counts as caught (default: cargo mutants' own, 5 times the
+#                             unmutated run); keep it well above a survivor's run, about the
+#                             unmutated run's time, or a survivor passes for caught
 #   HERMES_SHIM_MUTANTS_OUT   where cargo mutants' report is kept
 #                             (default ~/.cache/hermes-shim/mutants/DATE-REVISION)
 #   HERMES_SHIM_MUTANTS_AFTER an earlier run's report: the mutants it caught or found unviable
@@ -44,6 +48,12 @@ usage() {
 
 case "$JOBS" in '' | *[!0-9]* | 0) usage "HERMES_SHIM_MUTANTS_JOBS='$JOBS' is not a positive number" ;; esac
 files=()
+run_opts=()
+timeout="${HERMES_SHIM_MUTANTS_TIMEOUT:-}"
+if [ -n "$timeout" ]; then
+    case "$timeout" in *[!0-9]* | 0) usage "HERMES_SHIM_MUTANTS_TIMEOUT='$timeout' is not a positive number of seconds" ;; esac
+    run_opts+=(--timeout "$timeout")
+fi
 for f in "$@"; do
     case "$f" in
         src/*.rs) [ -f "$f" ] || usage "$f: no such file" ;;
@@ -119,7 +129,7 @@ docker create --name "$name" \
     -v "$cargo_home:/opt/cargo-host:ro" -v "$rustup_home:/opt/rustup:ro" \
     -e RUSTUP_HOME=/opt/rustup -e CARGO_HOME=/root/.cargo -e CARGO_TERM_COLOR=never -e CARGO_NET_OFFLINE=true \
     -e CI=true -e HERMES_SHIM_RACE_RUNS=25 -e HERMES_SHIM_MODEL_TREES=20 \
-    "$IMAGE" bash -c "$inner" mutants "$JOBS" "${files[@]}" >/dev/null
+    "$IMAGE" bash -c "$inner" mutants "$JOBS" "${files[@]}" "${run_opts[@]}" >/dev/null
 # The working tree as it is (committed or not, untracked files included, ignored ones not).
 git ls-files -z --cached --others --exclude-standard |
     tar --null -T - -cf - | docker cp - "$name:/src"
