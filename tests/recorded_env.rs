@@ -14,7 +14,7 @@ const PASSWD: &str =
 const GROUP: &str = "root:x:0:\nhermgrp:x:10001:\n";
 
 /// The recorded directory as s6-overlay leaves it, with what a start-up script could add and
-/// what must never be taken: a symlink to /etc/shadow, a FIFO, a bad name, the drop's own HOME,
+/// what must never be taken: a symlink to /etc/shadow (missing here) and one to /etc/passwd, a FIFO, a bad name, the drop's own HOME,
 /// an empty file (no variable), a value the exec sets itself, a file of another user's.
 const RECORD: &str = r"d=/run/s6/container_environment
 mkdir -p -m 0755 /run/s6 && mkdir -m 0755 $d
@@ -25,9 +25,14 @@ printf /recorded-home > $d/HOME
 printf x > $d/BAD-NAME
 : > $d/EMPTY
 ln -s /etc/shadow $d/LINKED
+ln -s /etc/passwd $d/LINKED_FILE
 mkfifo $d/FIFO
 printf theirs > $d/THEIRS && chown 10000 $d/THEIRS
 ";
+
+/// The warning's start when the directory is over its bounds.
+const TOO_MANY: &str = "hermes-shim: WARNING: /run/s6/container_environment holds more than 1024 \
+                        files, 1048576 bytes in all or a file over 131072 bytes";
 
 /// Builds the recorded directory, runs `extra` (a change to it), then `hermes-shim exec env`
 /// with `SET=mine` as `docker exec -e` would set it.
@@ -71,7 +76,14 @@ fn recorded_variables_the_exec_lacks_are_added_and_the_execs_own_win() {
         Some("/nonexistent"),
         "the drop's own HOME\n{out}"
     );
-    for never in ["BAD-NAME", "EMPTY", "LINKED", "FIFO", "THEIRS"] {
+    for never in [
+        "BAD-NAME",
+        "EMPTY",
+        "LINKED",
+        "LINKED_FILE",
+        "FIFO",
+        "THEIRS",
+    ] {
         assert_eq!(var(&out, never), None, "{never}\n{out}");
     }
     // Without the directory (the image without s6-overlay): nothing added, nothing said.
@@ -157,14 +169,13 @@ fn a_recorded_directory_over_its_bounds_is_read_in_part_and_says_so() {
     require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env", "seq"]);
     let etc = etc_dir("recorded-many-etc", PASSWD, GROUP);
     let home = TempDir::new("recorded-many-home");
-    // RECORD's 9 entries and 1,030 more: 15 over the bound of 1,024 files.
+    // RECORD's 10 entries and 1,030 more: 16 over the bound of 1,024 files.
     let many = "for i in $(seq 1030); do printf x > $d/MANY_$i; done";
     let out = exec_env(&etc, &home, RECORD, many);
     assert_eq!(out.code, Some(0), "the program still runs\n{out}");
     assert_eq!(
         out.stderr,
-        "hermes-shim: WARNING: /run/s6/container_environment holds more than 1024 files or \
-         1048576 bytes; 15 entries are not added\n",
+        format!("{TOO_MANY}; entries not added: 16\n"),
         "{out}"
     );
     let added = out
@@ -173,7 +184,7 @@ fn a_recorded_directory_over_its_bounds_is_read_in_part_and_says_so() {
         .filter(|l| l.starts_with("MANY_"))
         .count();
     assert!(
-        (1024 - 9..=1024).contains(&added),
+        (1024 - 10..=1024).contains(&added),
         "the first 1,024 entries are read: {added} of them MANY_\n{out}"
     );
 }
@@ -197,4 +208,45 @@ head -c 131067 /dev/zero | tr '\\0' o > $d/OVER";
         Some("/opt/browser"),
         "the rest is added\n{out}"
     );
+}
+
+#[test]
+fn the_recorded_values_are_bounded_in_bytes_and_what_is_left_out_is_said() {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "env", "head", "tr", "seq"]);
+    let etc = etc_dir("recorded-bytes-etc", PASSWD, GROUP);
+    let home = TempDir::new("recorded-bytes-home");
+    // tmpfs lists the newest first: these files come before RECORD's 10 entries.
+    let files = |n: usize, size: usize| {
+        format!("for i in $(seq {n}); do head -c {size} /dev/zero | tr '\\0' v > $d/BIG$i; done")
+    };
+    // Eight values of 120,000 bytes fit in the 1 MiB bound; the ninth does not fit the room
+    // left and is left out, but what comes after it, smaller, is still read.
+    let out = exec_env(&etc, &home, RECORD, &files(9, 120_000));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("{TOO_MANY}; entries not added: 1\n"),
+        "{out}"
+    );
+    let big = out.stdout.lines().filter(|l| l.starts_with("BIG")).count();
+    assert_eq!(big, 8, "{out}");
+    assert_eq!(var(&out, "BROWSER"), Some("/opt/browser"), "{out}");
+    // Eight files of exactly 128 KiB fill the bound: each is read (too long for the kernel
+    // with its name, so none is added), and all that comes after them is left out.
+    let out = exec_env(&etc, &home, RECORD, &files(8, 131_072));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("{TOO_MANY}; entries not added: 10\n"),
+        "{out}"
+    );
+    assert_eq!(var(&out, "BROWSER"), None, "{out}");
+    // One byte over 128 KiB: that file alone is left out.
+    let out = exec_env(&etc, &home, RECORD, &files(1, 131_073));
+    assert_eq!(
+        out.stderr,
+        format!("{TOO_MANY}; entries not added: 1\n"),
+        "{out}"
+    );
+    assert_eq!(var(&out, "BROWSER"), Some("/opt/browser"), "{out}");
 }

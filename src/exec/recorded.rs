@@ -111,9 +111,10 @@ pub fn read(dir: &Path) -> Listing {
             Ok(listing) => {
                 if listing.left > 0 {
                     say!(
-                        "hermes-shim: WARNING: {shown} holds more than {} files or {} bytes; {} entries are not added",
+                        "hermes-shim: WARNING: {shown} holds more than {} files, {} bytes in all or a file over {} bytes; entries not added: {}",
                         envdir::MAX_FILES,
                         envdir::MAX_TOTAL,
+                        envdir::MAX_VALUE,
                         listing.left
                     );
                 }

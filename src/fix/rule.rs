@@ -191,8 +191,8 @@ mod tests {
             (Kind::Symlink, 0, 0, 2, Skip(super::Skip::Hardlink)),
             (Kind::Dir, 0, 0, 7, c(Some(10000), Some(10001))),
             (Kind::Symlink, 0, 0, 1, c(Some(10000), Some(10001))),
-            (Kind::Fifo, 0, 0, 1, c(Some(10000), Some(10001))),
-            (Kind::Socket, 0, 10001, 1, c(Some(10000), None)),
+            (Kind::Other, 0, 0, 1, c(Some(10000), Some(10001))),
+            (Kind::Other, 0, 10001, 1, c(Some(10000), None)),
             (Kind::CharDevice, 0, 0, 1, Skip(super::Skip::Device)),
             (
                 Kind::BlockDevice,

@@ -26,8 +26,8 @@ pub struct File {
     pub name: Vec<u8>,
     /// The file's owner.
     pub uid: u32,
-    /// Its content, when it is a regular file within [`MAX_VALUE`]; `None` for anything else
-    /// (a symlink, a FIFO, a directory, a file too large).
+    /// Its content, when it is a regular file; `None` for anything else (a symlink, a FIFO, a
+    /// directory).
     pub content: Option<Vec<u8>>,
 }
 
@@ -35,7 +35,8 @@ pub struct File {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     pub files: Vec<File>,
-    /// Entries left unread because [`MAX_FILES`] or [`MAX_TOTAL`] was reached.
+    /// Entries left out: those past [`MAX_FILES`] or [`MAX_TOTAL`], and regular files over
+    /// [`MAX_VALUE`] or the room [`MAX_TOTAL`] still had.
     pub left: usize,
 }
 
@@ -72,7 +73,14 @@ pub fn list(dir: &OwnedFd) -> Result<Listing, Errno> {
         let (uid, content) = match fcntl::openat(dir, file, flags, Mode::empty()) {
             Ok(fd) => {
                 let st = stat_fd(fd.as_fd())?;
-                (st.uid, read_regular(&fd, &st, MAX_TOTAL - total)?)
+                match read_regular(&fd, &st, MAX_TOTAL - total)? {
+                    Read::Value(content) => (st.uid, Some(content)),
+                    Read::NotRegular => (st.uid, None),
+                    Read::TooBig => {
+                        out.left += 1;
+                        continue;
+                    }
+                }
             }
             // A symlink (ELOOP) or something that cannot be opened for reading: listed unread.
             Err(Errno::ELOOP | Errno::ENXIO | Errno::EACCES | Errno::EISDIR) => (u32::MAX, None),
@@ -89,10 +97,19 @@ pub fn list(dir: &OwnedFd) -> Result<Listing, Errno> {
     Ok(out)
 }
 
+/// What reading one entry gave.
+enum Read {
+    Value(Vec<u8>),
+    /// Not a regular file: listed, never read.
+    NotRegular,
+    /// A regular file over [`MAX_VALUE`] or the room left: one of the entries left out.
+    TooBig,
+}
+
 /// The content of `fd` when it is a regular file of at most [`MAX_VALUE`] (and `room`) bytes.
-fn read_regular(fd: &OwnedFd, st: &Stat, room: usize) -> Result<Option<Vec<u8>>, Errno> {
+fn read_regular(fd: &OwnedFd, st: &Stat, room: usize) -> Result<Read, Errno> {
     if st.kind != Kind::File {
-        return Ok(None);
+        return Ok(Read::NotRegular);
     }
     let cap = MAX_VALUE.min(room);
     // One byte more than allowed: a file that grew after fstat is still caught.
@@ -104,7 +121,7 @@ fn read_regular(fd: &OwnedFd, st: &Stat, room: usize) -> Result<Option<Vec<u8>>,
             Ok(n) => {
                 len += n;
                 if len > cap {
-                    return Ok(None);
+                    return Ok(Read::TooBig);
                 }
             }
             Err(Errno::EINTR) => {}
@@ -112,5 +129,5 @@ fn read_regular(fd: &OwnedFd, st: &Stat, room: usize) -> Result<Option<Vec<u8>>,
         }
     }
     content.truncate(len);
-    Ok(Some(content))
+    Ok(Read::Value(content))
 }

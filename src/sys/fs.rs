@@ -41,17 +41,16 @@ impl Walk {
     }
 }
 
-/// File types as the sweep distinguishes them.
+/// File types as the code tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Dir,
     File,
     Symlink,
-    Fifo,
-    Socket,
     BlockDevice,
     CharDevice,
-    Unknown,
+    /// A FIFO, a socket: changed like a file, never opened.
+    Other,
 }
 
 impl Kind {
@@ -60,11 +59,9 @@ impl Kind {
             libc::S_IFDIR => Kind::Dir,
             libc::S_IFREG => Kind::File,
             libc::S_IFLNK => Kind::Symlink,
-            libc::S_IFIFO => Kind::Fifo,
-            libc::S_IFSOCK => Kind::Socket,
             libc::S_IFBLK => Kind::BlockDevice,
             libc::S_IFCHR => Kind::CharDevice,
-            _ => Kind::Unknown,
+            _ => Kind::Other,
         }
     }
 }
