@@ -161,9 +161,10 @@ fn raw_statx(
     };
     Ok((
         st,
-        // A mount id of 0 is no mount's here: qemu-user 7.2 passes the mask bit through but not
-        // the field, and every entry would then seem to share the root's mount.
-        (s.stx_mask & libc::STATX_MNT_ID != 0 && s.stx_mnt_id != 0).then_some(s.stx_mnt_id),
+        // A mount id of 0 is no mount's: a kernel before 5.8 leaves the field 0 (it copies out
+        // the whole zeroed structure), and qemu-user 7.2 passes the mask bit through but not the
+        // field, so the mask bit alone proves nothing.
+        (s.stx_mnt_id != 0).then_some(s.stx_mnt_id),
     ))
 }
 
