@@ -85,8 +85,9 @@ fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
 }
 
 /// Drives an interactive root `sh -i` on a fresh pty, as `docker exec -it c sh` gives one:
-/// each step types a line, waits (reading the terminal meanwhile), resizes the window or sends
-/// Ctrl-C or Ctrl-Z. Writes the whole terminal transcript to argv[1].
+/// each step types a line, resizes the window, sends Ctrl-C or Ctrl-Z, or reads the terminal
+/// until something happens: the shell prints its prompt again, the terminal shows a marker, a
+/// file is written. Writes the whole terminal transcript to argv[1].
 const PTY_DRIVER: &str = include_str!("py/pty_driver.py");
 
 /// The attacker, run as the program: it pushes a command into the terminal with TIOCSTI, and
@@ -112,6 +113,10 @@ fn drive_pty_with(sb: &Sandbox, mounts: &[(PathBuf, &str)], steps: &[String]) ->
     argv.extend(steps.iter().map(OsString::from));
     let o = sb.run(sb.command_with_mounts(mounts, &argv));
     assert_eq!(o.status.code(), Some(0), "pty driver: {}", o.stderr);
+    // A wait that timed out: the test's own checks fail next, and this says where it stalled.
+    if !o.stderr.is_empty() {
+        eprint!("{}", o.stderr);
+    }
     String::from_utf8_lossy(&fs::read(&transcript).unwrap()).into_owned()
 }
 
