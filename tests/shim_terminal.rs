@@ -269,7 +269,7 @@ fn the_programs_last_output_reaches_root_after_it_ends() {
         &sb,
         &[
             format!("type:{}; echo done=$?", sb.link("flood").display()),
-            "wait:3".into(),
+            "prompt".into(),
         ],
     );
     let missing: Vec<String> = (0..5000)
@@ -356,7 +356,15 @@ fn a_signal_to_roots_shim_reaches_the_programs_whole_group() {
          {}; echo status=$?",
         shim_with_its_pid(&sb, "family")
     );
-    let t = drive_pty(&sb, &[format!("type:{line}"), "wait:3".into()]);
+    // The child's trap writes what it got as the relay ends, not necessarily before it.
+    let t = drive_pty(
+        &sb,
+        &[
+            format!("type:{line}"),
+            "prompt".into(),
+            format!("file:{o}/child-got"),
+        ],
+    );
     let got = fs::read_to_string(out.join("child-got")).ok();
     if got.is_none()
         && let Ok(pid) = fs::read_to_string(out.join("child"))
@@ -396,7 +404,7 @@ fn redirected_from_a_root_prompt_the_program_has_no_controlling_terminal() {
                     "type:{program} {} </dev/null >/dev/null 2>&1",
                     out.display()
                 ),
-                "wait:2".into(),
+                "prompt".into(),
             ],
         );
         (fs::read_to_string(out.join("ctty")).ok(), t)
@@ -432,7 +440,7 @@ fn redirected_from_a_root_prompt_the_entrypoints_program_has_no_controlling_term
         &own_run(&sb),
         &[
             format!("type:{line} </dev/null >/dev/null 2>&1"),
-            "wait:3".into(),
+            "prompt".into(),
         ],
     );
     assert_eq!(
@@ -461,10 +469,17 @@ fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
         "unshare --pid --fork --mount-proc {} </dev/null >/dev/null 2>&1; echo pid1-done=$?",
         entrypoint_line(&sb, &format!("{} {}", probe.display(), out.display()))
     );
+    // What the program pushed into root's terminal would be read before root's next line: by
+    // the time that line has run, so has any command of the program's.
     let t = drive_pty_with(
         &sb,
         &own_run(&sb),
-        &[format!("type:{line}"), "wait:3".into()],
+        &[
+            format!("type:{line}"),
+            "prompt".into(),
+            "type:echo end-$((1+1))".into(),
+            "until:end-2".into(),
+        ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
     assert!(t.contains("pid1-done=0"), "{t}");
