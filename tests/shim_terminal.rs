@@ -291,8 +291,10 @@ fn shim_with_its_pid(sb: &Sandbox, name: &str) -> String {
     )
 }
 
-/// Says it started, waits until the relay has been stopped, writes its last line and ends.
+/// Says it started (and who its monitor is), waits until the relay has been stopped, writes its
+/// last line and ends.
 const LAST_WORDS: &str = "#!/bin/sh
+echo $PPID >\"$1/monitor\"
 touch \"$1/started\"
 while [ ! -e \"$1/stopped\" ]; do sleep 0.05; done
 echo last-words-of-the-program
@@ -302,16 +304,19 @@ touch \"$1/ending\"
 #[test]
 fn output_left_in_the_pty_when_the_program_ends_is_drained() {
     require!(root, tools: ["python3"]);
-    // The relay stopped (SIGSTOP) while the program writes its last line and ends: when it runs
-    // again, its poll finds the program's end and that line at once, and takes the end first.
-    // The line then reaches root only through the drain.
+    // The relay stopped (SIGSTOP) while the program writes its last line and ends, and while the
+    // monitor ends after it (a zombie: the stopped relay cannot reap it, so its SIGCHLD is
+    // pending): when the relay runs again, its poll finds the program's end and that line at
+    // once, and takes the end first. The line then reaches root only through the drain.
     let sb = Sandbox::new("pty-drain");
     sb.program("last", LAST_WORDS);
     let out = sb.out();
     let o = out.display();
     let line = format!(
         "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -STOP $(cat {o}/pid); \
-         touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; sleep 1; \
+         touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; \
+         m=$(cat {o}/monitor); while [ -e /proc/$m ] && \
+         ! grep -q '^State:.Z' /proc/$m/status 2>/dev/null; do sleep 0.05; done; \
          kill -CONT $(cat {o}/pid)) & {}; echo done=$?",
         shim_with_its_pid(&sb, "last")
     );
@@ -320,8 +325,9 @@ fn output_left_in_the_pty_when_the_program_ends_is_drained() {
         &sb,
         &[
             "type:set +m".into(),
+            "prompt".into(),
             format!("type:{line}"),
-            "wait:8".into(),
+            "prompt".into(),
         ],
     );
     assert!(out.join("ending").exists(), "the program never ended\n{t}");
