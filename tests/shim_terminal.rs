@@ -91,8 +91,9 @@ fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
 const PTY_DRIVER: &str = include_str!("py/pty_driver.py");
 
 /// The attacker, run as the program: it pushes a command into the terminal with TIOCSTI, and
-/// leaves a child that tries again a second after the program has exited, when root's shell is
-/// back at its prompt, and then reads what root types next. Each attempt records what it got.
+/// leaves a child that tries again once root's shell is back at its prompt (`back` in the
+/// output directory), and then, once root's shell runs a command that reads nothing (`busy`),
+/// reads what root types next (`read-done` when it stops). Each attempt records what it got.
 const INJECTOR: &str = include_str!("py/injector.py");
 
 /// Runs the pty driver as root in the sandbox's namespace; returns the transcript.
@@ -129,19 +130,26 @@ fn legacy_tiocsti() -> bool {
 fn attack_roots_terminal(sb: &Sandbox, mounts: &[(PathBuf, &str)], line: &str) -> Attempt {
     let out = sb.out();
     sb.reset_out();
-    let typed = format!("echo typed-by-root > {}/root-typed", out.display());
+    let o = out.display();
     let t = drive_pty_with(
         sb,
         mounts,
         &[
-            format!("type:{line}"),
-            "wait:2".into(),
-            // Root's next command reads nothing, so what root types meanwhile waits in the
-            // terminal's queue: whoever reads that terminal now gets it first.
-            "type:sleep 2".into(),
-            "wait:0.3".into(),
-            format!("type:{typed}"),
-            "wait:3.5".into(),
+            format!("type:{line}; touch {o}/back"),
+            // Whatever the child's second attempt pushed is in root's queue before root's next
+            // line (and is not mixed with it).
+            format!("file:{o}/after"),
+            // Root's next command reads nothing until the child has tried to read, so what root
+            // types meanwhile waits in the terminal's queue: whoever reads that terminal now gets
+            // it first.
+            format!("type:echo 1 > {o}/busy; until [ -e {o}/read-done ]; do sleep 0.05; done"),
+            format!("file:{o}/busy"),
+            format!("type:echo typed-by-root > {o}/root-typed"),
+            format!("file:{o}/read-done"),
+            // Root's shell reads its queue in order: by the time this prints, it has run root's
+            // line unless the child took it, and any command pushed into the queue.
+            "type:echo end-$((1+1))".into(),
+            "until:end-2".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
