@@ -565,15 +565,17 @@ fn interactive_use_still_works_after_the_drop() {
         &sb,
         &[
             format!("type:{} {}", sb.link("chat").display(), sb.out().display()),
-            "wait:1.5".into(),
+            "until:READY".into(),
             "type:hello from root".into(),
-            "wait:0.5".into(),
+            "until:WAITING".into(),
             "winsize:40x100".into(),
-            "wait:0.5".into(),
+            format!("file:{}/winsize", sb.out().display()),
             "intr".into(),
-            "wait:0.5".into(),
+            // Root's shell is back, so the relay has ended: a line typed before this would go
+            // to the program's terminal.
+            "prompt".into(),
             "type:echo status=$?".into(),
-            "wait:0.5".into(),
+            "prompt".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(sb.out().join(name)).ok();
@@ -594,7 +596,7 @@ fn interactive_use_still_works_after_the_drop() {
     );
 }
 
-/// A program that reads two lines and exits 42.
+/// A program that asks for two lines (`want-first`, `want-second`), reads them and exits 42.
 const TWO_LINES: &str = include_str!("py/two_lines.py");
 
 #[test]
@@ -614,20 +616,22 @@ fn job_control_and_the_exit_status_go_through_the_relay() {
         &sb,
         &[
             format!("type:{} {}", sb.link("two").display(), out.display()),
-            "wait:1.5".into(),
+            "until:want-first".into(),
             "type:one".into(),
-            "wait:0.5".into(),
-            // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal.
+            "until:want-second".into(),
+            // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal
+            // (and says so with its prompt).
             "susp".into(),
-            "wait:0.5".into(),
+            "prompt".into(),
             format!("type:echo root-while-stopped > {}/stopped", out.display()),
-            "wait:0.5".into(),
+            "prompt".into(),
+            // Root's shell reads only `fg`; the next line waits in root's terminal until the
+            // relay, continued, reads it (taking the terminal back does not flush it).
             "type:fg".into(),
-            "wait:1".into(),
             "type:two".into(),
-            "wait:1".into(),
+            "prompt".into(),
             format!("type:echo status=$? > {}/status", out.display()),
-            "wait:0.5".into(),
+            "prompt".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
