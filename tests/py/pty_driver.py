@@ -1,7 +1,6 @@
 # Root's interactive `sh -i` on a fresh pty, driven by the steps in argv[2:]; the whole terminal
 # transcript goes to argv[1]. Steps:
 #   type:TEXT   types TEXT and Enter
-#   wait:SECS   reads the terminal for SECS seconds
 #   until:TEXT  reads the terminal until TEXT shows in what it printed since the step began
 #   prompt      the same for the shell's prompt: the shell is back, reading commands
 #   file:PATH   reads the terminal until PATH exists and is not empty
@@ -10,10 +9,11 @@
 # (`echo end-$((1+1))`, then `until:end-2`). A wait that times out says so on stderr and leaves
 # the later steps out: the run has already gone wrong, and the test's own checks say how.
 import fcntl, os, pty, select, struct, sys, termios, time
+# A prompt of the driver's own, which no test types and no program prints.
 PROMPT = "[root-prompt]# "
 LIMIT = 20.0
 for step in sys.argv[2:]:
-    if step.partition(":")[0] not in ("type", "wait", "until", "prompt", "file", "winsize", "intr", "susp"):
+    if step.partition(":")[0] not in ("type", "until", "prompt", "file", "winsize", "intr", "susp"):
         sys.exit("pty_driver: unknown step %r" % step)
 pid, fd = pty.fork()
 if pid == 0:
@@ -21,8 +21,9 @@ if pid == 0:
     os.execv("/bin/sh", ["sh", "-i"])
 seen = bytearray()
 def drain(secs, done=lambda since: False):
-    # Reads the terminal until done(offset of this call's first byte) holds (checked at least
-    # every 20 ms, for files), secs pass or the terminal closes; whether done held.
+    # Reads the terminal into `seen` until done(where this call began reading) holds (checked
+    # at least every 20 ms, for files that nothing printed announces), until secs pass, or until
+    # the terminal closes; returns whether done held.
     since = len(seen)
     end = time.monotonic() + secs
     while not done(since):
@@ -49,6 +50,8 @@ def written(path):
     return done
 def timed_out(what):
     sys.stderr.write("pty_driver: %s: not there after %g s; later steps left out\n" % (what, LIMIT))
+# The shell's first prompt, before any step: typed at once, a first line would be echoed
+# before it, and a `prompt` step after that line would take this one for the line's end.
 if not drain(LIMIT, shows(PROMPT)):
     timed_out("the first prompt")
 else:
@@ -57,8 +60,6 @@ else:
         done = None
         if kind == "type":
             os.write(fd, arg.encode() + b"\n")
-        elif kind == "wait":
-            drain(float(arg))
         elif kind == "until":
             done = shows(arg)
         elif kind == "prompt":
@@ -76,6 +77,7 @@ else:
             timed_out(step)
             break
 os.write(fd, b"exit\n")
+# Until the shell's end closes the terminal (or a process left behind holds it for a second).
 drain(1.0)
 try:
     os.kill(pid, 9)
