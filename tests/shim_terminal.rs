@@ -85,13 +85,15 @@ fn descriptors_above_2_are_closed_after_the_drop_and_only_then() {
 }
 
 /// Drives an interactive root `sh -i` on a fresh pty, as `docker exec -it c sh` gives one:
-/// each step types a line, waits (reading the terminal meanwhile), resizes the window or sends
-/// Ctrl-C or Ctrl-Z. Writes the whole terminal transcript to argv[1].
+/// each step types a line, resizes the window, sends Ctrl-C or Ctrl-Z, or reads the terminal
+/// until something happens: the shell prints its prompt again, the terminal shows a marker, a
+/// file is written. Writes the whole terminal transcript to argv[1].
 const PTY_DRIVER: &str = include_str!("py/pty_driver.py");
 
 /// The attacker, run as the program: it pushes a command into the terminal with TIOCSTI, and
-/// leaves a child that tries again a second after the program has exited, when root's shell is
-/// back at its prompt, and then reads what root types next. Each attempt records what it got.
+/// leaves a child that tries again once root's shell is back at its prompt (`back` in the
+/// output directory), and then, once root's shell runs a command that reads nothing (`busy`),
+/// reads what root types next (`read-done` when it stops). Each attempt records what it got.
 const INJECTOR: &str = include_str!("py/injector.py");
 
 /// Runs the pty driver as root in the sandbox's namespace; returns the transcript.
@@ -112,6 +114,10 @@ fn drive_pty_with(sb: &Sandbox, mounts: &[(PathBuf, &str)], steps: &[String]) ->
     argv.extend(steps.iter().map(OsString::from));
     let o = sb.run(sb.command_with_mounts(mounts, &argv));
     assert_eq!(o.status.code(), Some(0), "pty driver: {}", o.stderr);
+    // A wait that timed out: the test's own checks fail next, and this says where it stalled.
+    if !o.stderr.is_empty() {
+        eprint!("{}", o.stderr);
+    }
     String::from_utf8_lossy(&fs::read(&transcript).unwrap()).into_owned()
 }
 
@@ -124,19 +130,26 @@ fn legacy_tiocsti() -> bool {
 fn attack_roots_terminal(sb: &Sandbox, mounts: &[(PathBuf, &str)], line: &str) -> Attempt {
     let out = sb.out();
     sb.reset_out();
-    let typed = format!("echo typed-by-root > {}/root-typed", out.display());
+    let o = out.display();
     let t = drive_pty_with(
         sb,
         mounts,
         &[
-            format!("type:{line}"),
-            "wait:2".into(),
-            // Root's next command reads nothing, so what root types meanwhile waits in the
-            // terminal's queue: whoever reads that terminal now gets it first.
-            "type:sleep 2".into(),
-            "wait:0.3".into(),
-            format!("type:{typed}"),
-            "wait:3.5".into(),
+            format!("type:{line}; touch {o}/back"),
+            // Whatever the child's second attempt pushed is in root's queue before root's next
+            // line (and is not mixed with it).
+            format!("file:{o}/after"),
+            // Root's next command reads nothing until the child has tried to read, so what root
+            // types meanwhile waits in the terminal's queue: whoever reads that terminal now gets
+            // it first.
+            format!("type:echo 1 > {o}/busy; until [ -e {o}/read-done ]; do sleep 0.05; done"),
+            format!("file:{o}/busy"),
+            format!("type:echo typed-by-root > {o}/root-typed"),
+            format!("file:{o}/read-done"),
+            // Root's shell reads its queue in order: by the time this prints, it has run root's
+            // line unless the child took it, and any command pushed into the queue.
+            "type:echo end-$((1+1))".into(),
+            "until:end-2".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
@@ -264,7 +277,7 @@ fn the_programs_last_output_reaches_root_after_it_ends() {
         &sb,
         &[
             format!("type:{}; echo done=$?", sb.link("flood").display()),
-            "wait:3".into(),
+            "prompt".into(),
         ],
     );
     let missing: Vec<String> = (0..5000)
@@ -286,8 +299,10 @@ fn shim_with_its_pid(sb: &Sandbox, name: &str) -> String {
     )
 }
 
-/// Says it started, waits until the relay has been stopped, writes its last line and ends.
+/// Says it started (and who its monitor is), waits until the relay has been stopped, writes its
+/// last line and ends.
 const LAST_WORDS: &str = "#!/bin/sh
+echo $PPID >\"$1/monitor\"
 touch \"$1/started\"
 while [ ! -e \"$1/stopped\" ]; do sleep 0.05; done
 echo last-words-of-the-program
@@ -297,16 +312,19 @@ touch \"$1/ending\"
 #[test]
 fn output_left_in_the_pty_when_the_program_ends_is_drained() {
     require!(root, tools: ["python3"]);
-    // The relay stopped (SIGSTOP) while the program writes its last line and ends: when it runs
-    // again, its poll finds the program's end and that line at once, and takes the end first.
-    // The line then reaches root only through the drain.
+    // The relay stopped (SIGSTOP) while the program writes its last line and ends, and while the
+    // monitor ends after it (a zombie: the stopped relay cannot reap it, so its SIGCHLD is
+    // pending): when the relay runs again, its poll finds the program's end and that line at
+    // once, and takes the end first. The line then reaches root only through the drain.
     let sb = Sandbox::new("pty-drain");
     sb.program("last", LAST_WORDS);
     let out = sb.out();
     let o = out.display();
     let line = format!(
         "(while [ ! -e {o}/started ]; do sleep 0.05; done; kill -STOP $(cat {o}/pid); \
-         touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; sleep 1; \
+         touch {o}/stopped; while [ ! -e {o}/ending ]; do sleep 0.05; done; \
+         m=$(cat {o}/monitor); while [ -e /proc/$m ] && \
+         ! grep -q '^State:.Z' /proc/$m/status 2>/dev/null; do sleep 0.05; done; \
          kill -CONT $(cat {o}/pid)) & {}; echo done=$?",
         shim_with_its_pid(&sb, "last")
     );
@@ -315,8 +333,9 @@ fn output_left_in_the_pty_when_the_program_ends_is_drained() {
         &sb,
         &[
             "type:set +m".into(),
+            "prompt".into(),
             format!("type:{line}"),
-            "wait:8".into(),
+            "prompt".into(),
         ],
     );
     assert!(out.join("ending").exists(), "the program never ended\n{t}");
@@ -351,7 +370,15 @@ fn a_signal_to_roots_shim_reaches_the_programs_whole_group() {
          {}; echo status=$?",
         shim_with_its_pid(&sb, "family")
     );
-    let t = drive_pty(&sb, &[format!("type:{line}"), "wait:3".into()]);
+    // The child's trap writes what it got as the relay ends, not necessarily before it.
+    let t = drive_pty(
+        &sb,
+        &[
+            format!("type:{line}"),
+            "prompt".into(),
+            format!("file:{o}/child-got"),
+        ],
+    );
     let got = fs::read_to_string(out.join("child-got")).ok();
     if got.is_none()
         && let Ok(pid) = fs::read_to_string(out.join("child"))
@@ -391,7 +418,7 @@ fn redirected_from_a_root_prompt_the_program_has_no_controlling_terminal() {
                     "type:{program} {} </dev/null >/dev/null 2>&1",
                     out.display()
                 ),
-                "wait:2".into(),
+                "prompt".into(),
             ],
         );
         (fs::read_to_string(out.join("ctty")).ok(), t)
@@ -427,7 +454,7 @@ fn redirected_from_a_root_prompt_the_entrypoints_program_has_no_controlling_term
         &own_run(&sb),
         &[
             format!("type:{line} </dev/null >/dev/null 2>&1"),
-            "wait:3".into(),
+            "prompt".into(),
         ],
     );
     assert_eq!(
@@ -456,10 +483,17 @@ fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
         "unshare --pid --fork --mount-proc {} </dev/null >/dev/null 2>&1; echo pid1-done=$?",
         entrypoint_line(&sb, &format!("{} {}", probe.display(), out.display()))
     );
+    // What the program pushed into root's terminal would be read before root's next line: by
+    // the time that line has run, so has any command of the program's.
     let t = drive_pty_with(
         &sb,
         &own_run(&sb),
-        &[format!("type:{line}"), "wait:3".into()],
+        &[
+            format!("type:{line}"),
+            "prompt".into(),
+            "type:echo end-$((1+1))".into(),
+            "until:end-2".into(),
+        ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
     assert!(t.contains("pid1-done=0"), "{t}");
@@ -531,15 +565,17 @@ fn interactive_use_still_works_after_the_drop() {
         &sb,
         &[
             format!("type:{} {}", sb.link("chat").display(), sb.out().display()),
-            "wait:1.5".into(),
+            "until:READY".into(),
             "type:hello from root".into(),
-            "wait:0.5".into(),
+            "until:WAITING".into(),
             "winsize:40x100".into(),
-            "wait:0.5".into(),
+            format!("file:{}/winsize", sb.out().display()),
             "intr".into(),
-            "wait:0.5".into(),
+            // Root's shell is back, so the relay has ended: a line typed before this would go
+            // to the program's terminal.
+            "prompt".into(),
             "type:echo status=$?".into(),
-            "wait:0.5".into(),
+            "prompt".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(sb.out().join(name)).ok();
@@ -560,7 +596,7 @@ fn interactive_use_still_works_after_the_drop() {
     );
 }
 
-/// A program that reads two lines and exits 42.
+/// A program that asks for two lines (`want-first`, `want-second`), reads them and exits 42.
 const TWO_LINES: &str = include_str!("py/two_lines.py");
 
 #[test]
@@ -580,20 +616,22 @@ fn job_control_and_the_exit_status_go_through_the_relay() {
         &sb,
         &[
             format!("type:{} {}", sb.link("two").display(), out.display()),
-            "wait:1.5".into(),
+            "until:want-first".into(),
             "type:one".into(),
-            "wait:0.5".into(),
-            // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal.
+            "until:want-second".into(),
+            // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal
+            // (and says so with its prompt).
             "susp".into(),
-            "wait:0.5".into(),
+            "prompt".into(),
             format!("type:echo root-while-stopped > {}/stopped", out.display()),
-            "wait:0.5".into(),
+            "prompt".into(),
+            // Root's shell reads only `fg`; the next line waits in root's terminal until the
+            // relay, continued, reads it (taking the terminal back does not flush it).
             "type:fg".into(),
-            "wait:1".into(),
             "type:two".into(),
-            "wait:1".into(),
+            "prompt".into(),
             format!("type:echo status=$? > {}/status", out.display()),
-            "wait:0.5".into(),
+            "prompt".into(),
         ],
     );
     let read = |name: &str| fs::read_to_string(out.join(name)).ok();
