@@ -24,7 +24,12 @@ use nix::libc::{self, ENOSYS, EOPNOTSUPP, EPERM, SYS_name_to_handle_at, SYS_open
 /// bind source stayed as it was.
 fn sweep_with_bind_mount(tag: &str, answers: &[(libc::c_long, i32)], hide_proc: bool) -> (Out, Fx) {
     let mut fx = Fx::new(&format!("fo-old-{tag}"));
-    fx.file("a", 0o644, 0, 0).dir("ws", 0o755, 0, 0);
+    // A FIFO, which no mount-id source may open (it would wait for a writer), and a symlink
+    // into the bind mount, which is on the sweep's mount whatever it points at.
+    fx.file("a", 0o644, 0, 0)
+        .dir("ws", 0o755, 0, 0)
+        .fifo("pipe", 0, 0)
+        .symlink("to-ws", "ws/host-file", 0, 0);
     let src = TempDir::new(&format!("fo-old-src-{tag}"));
     Fx::make_dir(&src.path().join("inner"), 0o700, 0, 0);
     Fx::make_file(&src.path().join("inner/f"), 0o600, 0, 0);
@@ -59,8 +64,8 @@ exit "$rc""#;
 fn holds(out: &Out, fx: &Fx, ids: &str) {
     assert_eq!(out.code, Some(0), "{out}");
     let want = Counts {
-        scanned: 3,
-        changed: 2,
+        scanned: 5,
+        changed: 4,
         mount: 1,
         ..Counts::default()
     };
@@ -71,7 +76,9 @@ fn holds(out: &Out, fx: &Fx, ids: &str) {
         out.stderr.contains(&format!("mount ids from {ids}")),
         "--verbose names the source\n{out}"
     );
-    assert_eq!(owner(&fx.abs("a")), (T, T), "{out}");
+    for entry in ["a", "pipe", "to-ws"] {
+        assert_eq!(owner(&fx.abs(entry)), (T, T), "{entry}\n{out}");
+    }
     assert_eq!(owner(fx.path()), (T, T), "{out}");
 }
 

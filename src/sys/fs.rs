@@ -227,7 +227,8 @@ fn mount_id(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> Result<(u64, Mo
             Err(e) => return Err(e),
         }
     }
-    let id = if flags & libc::AT_EMPTY_PATH != 0 && name.is_empty() {
+    // An empty name is the fd itself (the callers pass AT_EMPTY_PATH with it).
+    let id = if name.is_empty() {
         fdinfo_mount_id(dir)?
     } else {
         let fd = fcntl::openat(
@@ -300,7 +301,7 @@ fn fdinfo_field(text: &str, key: &str) -> Option<u64> {
 pub fn mount_id_of(fd: BorrowedFd) -> Result<(u64, MountIds), Errno> {
     if !NO_STATX.load(Ordering::Relaxed)
         && let Ok((_, Some(id))) =
-            raw_statx(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
+            raw_statx(fd, c"", libc::AT_EMPTY_PATH)
     {
         return Ok((id, MountIds::Statx));
     }
