@@ -381,3 +381,59 @@ fn a_directory_the_kernel_will_not_list_is_never_all_well() {
         }
     }
 }
+
+/// The access times of `dirs` (seconds), read by stat alone: listing them would move them.
+fn atimes(dirs: &[PathBuf]) -> Vec<i64> {
+    dirs.iter()
+        .map(|d| fs::symlink_metadata(d).unwrap().atime())
+        .collect()
+}
+
+/// Sets the access time of `p` to 2000-01-01, leaving its mtime.
+fn age(p: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        &TimeSpec::new(946_684_800, 0),
+        &TimeSpec::UTIME_OMIT,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+}
+
+#[test]
+fn as_root_it_reads_directories_without_moving_their_access_time() {
+    require!(root);
+    let (tmp, home) = healthy("doctor-atime");
+    damage(&home);
+    // A control: reading a directory with an old access time moves it here (relatime does, for
+    // an access time older than the mtime), or this filesystem cannot show the difference.
+    let control = tmp.path().join("control");
+    fs::create_dir(&control).unwrap();
+    age(&control);
+    fs::read_dir(&control).unwrap().for_each(drop);
+    let moved = fs::symlink_metadata(&control).unwrap().atime() != 946_684_800;
+    require!(
+        moved,
+        "the temporary filesystem does not update access times"
+    );
+    let dirs: Vec<PathBuf> = walkdir::WalkDir::new(&home)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_dir())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    assert!(dirs.len() >= 3, "{dirs:?}");
+    for dir in &dirs {
+        age(dir);
+    }
+    let out = doctor(&home, false, &[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        atimes(&dirs),
+        vec![946_684_800; dirs.len()],
+        "O_NOATIME on every directory read\n{out}"
+    );
+}
