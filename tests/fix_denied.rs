@@ -224,3 +224,52 @@ echo "ordinary: $(stat -c %u:%g "$1/home/ordinary")"
     );
 }
 per_walk!(a_chown_that_worked_settles_it_before_any_denial);
+
+fn a_mount_point_root_may_not_open_is_skipped_as_a_mount(walk: &str) {
+    require!(root, tools: ["unshare", "mount", "sh", "mkfifo", "stat"]);
+    // On a tmpfs of its own: a mount inside the root whose top directory belongs to uid 4242,
+    // 0700, and a sweep in a user namespace that does not map 4242, where root is refused that
+    // directory as it is a FUSE mount without allow_other. The maps are written from outside.
+    let dir = TempDir::new(&format!("fo-closed-mount-{walk}"));
+    let script = r#"set -e
+mount -t tmpfs -o mode=0755 tmpfs "$1"
+mkdir "$1/home" "$1/home/m"
+: > "$1/home/f"
+mount -t tmpfs -o mode=0700,uid=4242,gid=4242 tmpfs "$1/home/m"
+: > "$1/home/m/inner"
+mkfifo "$1/ready" "$1/go"
+unshare --user sh -c 'echo > "$0/ready"; read x < "$0/go"; exec "$@"' "$1" \
+    "$0" fix-ownership --user 10000:10000 --walk "$2" "$1/home" &
+pid=$!
+read x < "$1/ready"
+printf '0 0 1\n10000 10000 1\n' > /proc/$pid/uid_map
+printf '0 0 1\n10000 10000 1\n' > /proc/$pid/gid_map
+echo > "$1/go"
+rc=0
+wait $pid || rc=$?
+echo "rc: $rc"
+echo "inner: $(stat -c %u:%g "$1/home/m/inner")"
+echo "f: $(stat -c %u:%g "$1/home/f")"
+"#;
+    let mut cmd = in_private_mntns(script);
+    cmd.arg(dir.path()).arg(walk);
+    let out = run_cmd(cmd, 60);
+    let field = |k: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("rc"), "0", "--walk {walk}: no error\n{out}");
+    assert_eq!(field("f"), "10000:10000", "--walk {walk}\n{out}");
+    assert_eq!(field("inner"), "0:0", "--walk {walk}: not entered\n{out}");
+    let c = summary(&out, &dir.path().join("home"), false);
+    assert_eq!(
+        (c.scanned, c.changed, c.mount, c.errors),
+        (3, 2, 1, 0),
+        "--walk {walk}\n{out}"
+    );
+}
+per_walk!(a_mount_point_root_may_not_open_is_skipped_as_a_mount);

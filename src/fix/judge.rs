@@ -210,6 +210,12 @@ impl Judge<'_> {
             }
             // Became a symlink or a file since it was listed: judge it as what it is now.
             Err(Errno::ENOTDIR | Errno::ELOOP) => return self.other(dir, name, false),
+            // A mount point even root may not open (a FUSE mount without allow_other): openat2
+            // says EXDEV before that, the fallback walk learns it from the mount id here.
+            Err(_) if fs::stat_at(dir, name).is_ok_and(|st| self.cfg.foreign(&st)) => {
+                self.skipped(name, Skip::Mount);
+                return WalkState::Skip;
+            }
             Err(e) => {
                 self.error(os(name), "open", e);
                 return WalkState::Skip;
