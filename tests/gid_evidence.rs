@@ -118,6 +118,31 @@ fn a_gid_below_100_that_owns_nothing_here_is_given() {
 }
 
 #[test]
+fn hermes_home_is_never_walked_whoever_owns_it() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    // HERMES_HOME and a 0770 directory of gid 22 in it, both root's: the owner rule does not
+    // leave them out (root is never an owner left out), so only the skip of the home itself
+    // keeps the walk out of them.
+    let in_home = |home: &str| {
+        format!(
+            r#"chown 0:0 "$R{home}"; mkdir -m 0770 "$R{home}/shared"; chgrp 22 "$R{home}/shared""#
+        )
+    };
+    assert_given(
+        &exec_id("10000:22", &in_home("/opt/data")),
+        22,
+        "root's directory of gid 22 in HERMES_HOME",
+    );
+    // The same tree anywhere else is found: the test above shows the skip, not a tree the walk
+    // would miss anyway.
+    assert_refused_for(
+        &exec_id("10000:22", &in_home("/srv")),
+        "(owner of /srv/shared with group access)",
+        "the same tree outside HERMES_HOME",
+    );
+}
+
+#[test]
 fn the_users_own_files_anywhere_are_no_evidence_and_cannot_stop_the_walk() {
     require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
     // PGID=20: what the user makes outside HERMES_HOME (a file in /run, a 0770 directory) has
