@@ -300,8 +300,7 @@ fn fdinfo_field(text: &str, key: &str) -> Option<u64> {
 /// a sweep's root, so the run can say which one it relies on.
 pub fn mount_id_of(fd: BorrowedFd) -> Result<(u64, MountIds), Errno> {
     if !NO_STATX.load(Ordering::Relaxed)
-        && let Ok((_, Some(id))) =
-            raw_statx(fd, c"", libc::AT_EMPTY_PATH)
+        && let Ok((_, Some(id))) = raw_statx(fd, c"", libc::AT_EMPTY_PATH)
     {
         return Ok((id, MountIds::Statx));
     }
