@@ -331,6 +331,8 @@ mount -t tmpfs -o mode=0755 tmpfs "$2"
 mkdir "$2/real" "$2/agents"
 chown 10000:10001 "$2/agents"
 ln -s "$2/real" "$2/link"
+# A umask that would leave every directory boot makes at 0500: the modes are boot's own.
+umask 0277
 for home in "$2/a/b/home" "$2/link/home" /etc/hermes "$2/agents/.hermes" "$2/agents/x/.hermes"; do
     rc=0
     HERMES_HOME="$home" "$0" boot 2>>"$2/err" || rc=$?

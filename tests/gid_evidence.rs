@@ -118,6 +118,31 @@ fn a_gid_below_100_that_owns_nothing_here_is_given() {
 }
 
 #[test]
+fn hermes_home_is_never_walked_whoever_owns_it() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    // HERMES_HOME and a 0770 directory of gid 22 in it, both root's: the owner rule does not
+    // leave them out (root is never an owner left out), so only the skip of the home itself
+    // keeps the walk out of them.
+    let in_home = |home: &str| {
+        format!(
+            r#"chown 0:0 "$R{home}"; mkdir -m 0770 "$R{home}/shared"; chgrp 22 "$R{home}/shared""#
+        )
+    };
+    assert_given(
+        &exec_id("10000:22", &in_home("/opt/data")),
+        22,
+        "root's directory of gid 22 in HERMES_HOME",
+    );
+    // The same tree anywhere else is found: the test above shows the skip, not a tree the walk
+    // would miss anyway.
+    assert_refused_for(
+        &exec_id("10000:22", &in_home("/srv")),
+        "(owner of /srv/shared with group access)",
+        "the same tree outside HERMES_HOME",
+    );
+}
+
+#[test]
 fn the_users_own_files_anywhere_are_no_evidence_and_cannot_stop_the_walk() {
     require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
     // PGID=20: what the user makes outside HERMES_HOME (a file in /run, a 0770 directory) has
@@ -270,6 +295,40 @@ fn a_walk_that_cannot_finish_refuses_every_gid_below_100() {
             &format!("statx errno {errno}"),
         );
     }
+}
+
+/// `sys::gidscan::MAX_ENTRIES`: the most entries the walk looks at.
+const MAX_ENTRIES: usize = 400_000;
+
+/// A setup snippet that brings the entries the walk lists to exactly `total`: what `find`
+/// lists on the walked mounts (their mount points listed, not entered, as the walk does; the
+/// home is empty), then /srv/pad with the rest. Hard links of 999 empty files, copied by
+/// `cp -al`, make the 400 000 entries in a few seconds and little memory.
+fn entries_in_all(total: usize) -> String {
+    format!(
+        r#"n=$(( {total} - $(for m in "$R" "$R/dev" "$R/dev/pts" "$R/run"; do find "$m" -xdev -mindepth 1; done | wc -l) ))
+p="$R/srv/pad"; mkdir "$p" "$p/0"; n=$((n - 2))
+(cd "$p/0" && seq 999 | xargs touch); n=$((n - 999))
+i=1; while [ "$n" -ge 1000 ]; do cp -al "$p/0" "$p/$i"; i=$((i + 1)); n=$((n - 1000)); done
+(cd "$p" && seq -f 'f%g' "$n" | xargs -r touch)"#
+    )
+}
+
+#[test]
+fn a_walk_of_more_than_max_entries_refuses_every_gid_below_100() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp", "find", "cp", "xargs"]);
+    // gid 20 owns nothing here: given while the walk can look at everything.
+    assert_given(
+        &exec_id("10000:20", &entries_in_all(MAX_ENTRIES)),
+        20,
+        "exactly MAX_ENTRIES entries",
+    );
+    // One more and the walk stops, so nothing shows that 20 grants nothing: refused.
+    assert_refused_for(
+        &exec_id("10000:20", &entries_in_all(MAX_ENTRIES + 1)),
+        "gid 20, the system group 'dialout' (what it grants here is unknown: the walk stopped: more than 400000 entries)",
+        "MAX_ENTRIES + 1 entries",
+    );
 }
 
 #[test]

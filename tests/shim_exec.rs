@@ -1,6 +1,7 @@
 //! Root integration tests of the exec the shim ends in: arguments byte for byte, exit codes and
 //! signals passed through, the same PID, the signal state the program starts with, its working
-//! directory and a closed stdout.
+//! directory, a closed stdout, and the entrypoint's own refusals (itself as its program, a home
+//! its uid cannot write).
 //!
 //! Every run happens in the sandbox of tests/common/sandbox.rs: a private mount namespace with
 //! the test's own passwd and group, and real programs that report what they saw.
@@ -12,6 +13,7 @@ use std::fs::{self};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::Command;
 
 use common::sandbox::*;
@@ -285,6 +287,41 @@ fn a_closed_stdout_reaches_the_program_as_dev_null() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "/dev/null");
+}
+
+#[test]
+fn the_entrypoint_started_as_another_uid_needs_a_home_that_uid_can_write() {
+    require!(root, tools: ["setpriv"]);
+    let sb = Sandbox::new("entry-uid");
+    sb.probe("hermes");
+    // `docker run --user 1234`: neither root nor hermes, so no repair and no drop, and the
+    // program runs only where uid 1234 can create entries in HERMES_HOME.
+    let entry = |home: &Path| {
+        let mut argv: Vec<OsString> = ["setpriv", "--reuid=1234", "--regid=1234"]
+            .iter()
+            .map(|s| os(s))
+            .collect();
+        argv.extend([os("--clear-groups"), os("--"), common::bin().into()]);
+        argv.push(os("entrypoint"));
+        let mut cmd = sb.command(&argv);
+        cmd.env("HERMES_HOME", home);
+        sb.run(cmd)
+    };
+    // The sandbox's home: hermes's, 0755, so uid 1234 may reach and search it but not write.
+    let o = entry(&sb.home());
+    assert_eq!(o.status.code(), Some(126), "{}", o.stderr);
+    assert!(!sb.ran(), "the program must not run\n{}", o.stderr);
+    let line = format!(
+        "hermes-shim entrypoint: uid 1234 cannot write HERMES_HOME {} (EACCES: Permission denied) — start the container as root with HERMES_UID=1234 ",
+        sb.home().display()
+    );
+    assert!(o.stderr.starts_with(&line), "{line:?}\n{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "one line\n{}", o.stderr);
+    // A home anyone can write (the output directory, 0777): the program runs as uid 1234.
+    let o = entry(&sb.out());
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    sb.report(&o, "a writable home")
+        .assert_ids(1234, 1234, "a writable home");
 }
 
 #[test]
