@@ -437,3 +437,22 @@ fn as_root_it_reads_directories_without_moving_their_access_time() {
         "O_NOATIME on every directory read\n{out}"
     );
 }
+
+#[test]
+fn a_filter_that_cannot_be_told_from_a_broken_kernel_is_not_called_in_force() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-tcgets");
+    // A profile that answers TCGETS with EPERM: the probe's allowed call no longer reaches the
+    // kernel, so it cannot show that the filter judges TIOCSTI alone.
+    let mut cmd = doctor_cmd(USER, &home, &["--json"]);
+    let tcgets = u32::try_from(nix::libc::TCGETS).unwrap();
+    common::seccomp::answer_if(
+        &mut cmd,
+        &[(nix::libc::SYS_ioctl, Some((1, tcgets)), nix::libc::EPERM)],
+    );
+    let out = run_cmd(cmd, 60);
+    let all = checks(&out);
+    let (_, status, detail, _) = check(&all, "terminal filter");
+    assert_ne!(status, "ok", "{out}");
+    assert!(detail.contains("judges nothing"), "{out}");
+}
