@@ -143,6 +143,23 @@ fn hermes_home_is_never_walked_whoever_owns_it() {
 }
 
 #[test]
+fn a_volume_is_not_the_containers_own_and_is_not_walked() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
+    // A volume mounted at /srv/vol holding root's 0770 directory and 0660 file of gid 22, the
+    // file also bind-mounted alone at /srv/bound: what a volume grants is the host's business,
+    // not the image's, so none of it is evidence.
+    let volume = r#"mkdir "$R/srv/vol"; mount -t tmpfs -o mode=0755 vol "$R/srv/vol"
+mkdir -m 0770 "$R/srv/vol/shared"; chgrp 22 "$R/srv/vol/shared"
+printf x > "$R/srv/vol/f"; chgrp 22 "$R/srv/vol/f"; chmod 0660 "$R/srv/vol/f"
+: > "$R/srv/bound"; mount --bind "$R/srv/vol/f" "$R/srv/bound""#;
+    assert_given(
+        &exec_id("10000:22", volume),
+        22,
+        "gid-22 entries on a volume",
+    );
+}
+
+#[test]
 fn the_users_own_files_anywhere_are_no_evidence_and_cannot_stop_the_walk() {
     require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp"]);
     // PGID=20: what the user makes outside HERMES_HOME (a file in /run, a 0770 directory) has
