@@ -456,3 +456,21 @@ fn a_filter_that_cannot_be_told_from_a_broken_kernel_is_not_called_in_force() {
     assert_ne!(status, "ok", "{out}");
     assert!(detail.contains("judges nothing"), "{out}");
 }
+
+#[test]
+fn close_range_refused_is_a_note_naming_the_answer() {
+    require!(root);
+    let (_tmp, home) = healthy("doctor-close-range");
+    for (errno, name) in [(nix::libc::ENOSYS, "ENOSYS"), (nix::libc::EPERM, "EPERM")] {
+        let mut cmd = doctor_cmd(USER, &home, &["--json"]);
+        common::seccomp::answer(&mut cmd, &[(nix::libc::SYS_close_range, errno)]);
+        let out = run_cmd(cmd, 60);
+        let all = checks(&out);
+        let (_, status, detail, _) = check(&all, "close_range");
+        assert_eq!(status, "note", "{name}\n{out}");
+        assert!(
+            detail.starts_with(&format!("no ({name}")),
+            "{name}: {detail}\n{out}"
+        );
+    }
+}
