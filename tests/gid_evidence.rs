@@ -20,6 +20,15 @@ fn in_root(setup: &str, after: &str, env: &[(&str, &str)], args: &[&str]) -> Out
     in_root_with(setup, after, env, args, &[])
 }
 
+/// How long one root may take: a minute, or ten for the walk-bound test, which builds 400,000
+/// entries (seconds here, minutes in an emulated arm64 guest).
+const SECS: u64 = 60;
+const BIG_SECS: u64 = 600;
+
+thread_local! {
+    static TIMEOUT: std::cell::Cell<u64> = const { std::cell::Cell::new(SECS) };
+}
+
 fn in_root_with(
     setup: &str,
     after: &str,
@@ -70,7 +79,7 @@ exit $rc"#;
     if !errnos.is_empty() {
         answer(&mut cmd, errnos);
     }
-    run_cmd(cmd, 60)
+    run_cmd(cmd, TIMEOUT.get())
 }
 
 /// `HERMES_SHIM_USER=SPEC hermes-shim exec id -g` in a root prepared by `setup`.
@@ -334,6 +343,7 @@ i=1; while [ "$n" -ge 1000 ]; do cp -al "$p/0" "$p/$i"; i=$((i + 1)); n=$((n - 1
 #[test]
 fn a_walk_of_more_than_max_entries_refuses_every_gid_below_100() {
     require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp", "find", "cp", "xargs"]);
+    TIMEOUT.set(BIG_SECS);
     // gid 20 owns nothing here: given while the walk can look at everything.
     assert_given(
         &exec_id("10000:20", &entries_in_all(MAX_ENTRIES)),
