@@ -4,10 +4,20 @@
 
 mod common;
 
-use common::fix::{T, USER, clean_cmd, fo, in_private_mntns, per_walk, run_cmd};
+use common::fix::{Out, T, USER, clean_cmd, fo, in_private_mntns, per_walk, run_cmd};
 use common::fixture::{Fx, owner, victim};
 use common::report::summary;
 use common::{TempDir, require};
+
+/// The value of the `KEY: value` line a test script printed on stdout.
+fn field(out: &Out, key: &str) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} line\n{out}"))
+        .trim()
+        .to_string()
+}
 
 fn chown_impossible_is_said_once_and_stops(walk: &str) {
     require!(root, tools: ["unshare"]);
@@ -135,26 +145,18 @@ echo "root-owned: $(find "$1/home" -user 0 | tr '\n' ' ')"
     let mut cmd = in_private_mntns(script);
     cmd.arg(dir.path()).env("HERMES_SHIM_WALK", walk);
     let out = run_cmd(cmd, 60);
-    let field = |k: &str| {
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
-            .trim()
-            .to_string()
-    };
-    let first = field("first");
+    let first = field(&out, "first");
     assert!(
         first.split(' ').all(|n| n.starts_with("stuck")),
         "precondition: the immutable files come first ({first})\n{out}"
     );
-    assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
+    assert_eq!(field(&out, "rc"), "1", "--walk {walk}\n{out}");
     assert!(
         !out.stderr.contains("not permitted here"),
         "--walk {walk}\n{out}"
     );
     let stuck: Vec<String> = (1..=8).map(|i| format!("stuck{i}")).collect();
-    let left = field("root-owned");
+    let left = field(&out, "root-owned");
     let mut left: Vec<&str> = left
         .split(' ')
         .map(|p| p.rsplit('/').next().unwrap())
@@ -200,17 +202,13 @@ echo "ordinary: $(stat -c %u:%g "$1/home/ordinary")"
     let mut cmd = in_private_mntns(script);
     cmd.arg(dir.path()).env("HERMES_SHIM_WALK", walk);
     let out = run_cmd(cmd, 60);
-    let field = |k: &str| {
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
-            .trim()
-            .to_string()
-    };
-    assert_eq!(field("first"), "ordinary", "precondition\n{out}");
-    assert_eq!(field("rc"), "1", "--walk {walk}\n{out}");
-    assert_eq!(field("ordinary"), "10000:10000", "--walk {walk}\n{out}");
+    assert_eq!(field(&out, "first"), "ordinary", "precondition\n{out}");
+    assert_eq!(field(&out, "rc"), "1", "--walk {walk}\n{out}");
+    assert_eq!(
+        field(&out, "ordinary"),
+        "10000:10000",
+        "--walk {walk}\n{out}"
+    );
     assert!(
         !out.stderr.contains("not permitted here"),
         "--walk {walk}: chown worked once, so it is not impossible\n{out}"
@@ -254,17 +252,13 @@ echo "f: $(stat -c %u:%g "$1/home/f")"
     let mut cmd = in_private_mntns(script);
     cmd.arg(dir.path()).arg(walk);
     let out = run_cmd(cmd, 60);
-    let field = |k: &str| {
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-            .unwrap_or_else(|| panic!("no {k} line\n{out}"))
-            .trim()
-            .to_string()
-    };
-    assert_eq!(field("rc"), "0", "--walk {walk}: no error\n{out}");
-    assert_eq!(field("f"), "10000:10000", "--walk {walk}\n{out}");
-    assert_eq!(field("inner"), "0:0", "--walk {walk}: not entered\n{out}");
+    assert_eq!(field(&out, "rc"), "0", "--walk {walk}: no error\n{out}");
+    assert_eq!(field(&out, "f"), "10000:10000", "--walk {walk}\n{out}");
+    assert_eq!(
+        field(&out, "inner"),
+        "0:0",
+        "--walk {walk}: not entered\n{out}"
+    );
     let c = summary(&out, &dir.path().join("home"), false);
     assert_eq!(
         (c.scanned, c.changed, c.mount, c.errors),
