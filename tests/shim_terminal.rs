@@ -510,6 +510,36 @@ fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
     );
 }
 
+/// Records whether its stdin is a terminal and whether its process group is that terminal's
+/// foreground.
+const FOREGROUND: &str = include_str!("py/foreground.py");
+
+#[test]
+fn as_pid_1_on_a_terminal_the_program_leads_its_foreground() {
+    require!(root, tools: ["python3", "unshare"]);
+    // `docker run -it`: the entrypoint is PID 1 with the terminal on stdin. The program runs in
+    // a process group of its own, which must be the terminal's foreground, so that Ctrl-C and
+    // window-size changes reach the program and not the init.
+    let sb = Sandbox::new("entry-pid1-fg");
+    let probe = sb.real_dir().join("foreground");
+    common::write_program(&probe, FOREGROUND, 0o755);
+    let line = format!(
+        "unshare --pid --fork --mount-proc {}; echo pid1-done=$?",
+        entrypoint_line(&sb, &format!("{} {}", probe.display(), sb.out().display()))
+    );
+    let t = drive_pty_with(
+        &sb,
+        &own_run(&sb),
+        &[format!("type:{line}"), "prompt".into()],
+    );
+    assert!(t.contains("pid1-done=0"), "{t}");
+    assert_eq!(
+        fs::read_to_string(sb.out().join("fg")).ok().as_deref(),
+        Some("tty=1 fg=1"),
+        "the program on the terminal, in its foreground\n{t}"
+    );
+}
+
 #[test]
 fn as_pid_1_with_no_terminal_at_all_no_filter_is_added() {
     require!(root, tools: ["unshare", "setsid"]);
