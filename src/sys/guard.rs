@@ -458,6 +458,52 @@ mod tests {
         assert_eq!(code, 0);
     }
 
+    #[test]
+    fn an_eperm_the_kernel_gives_for_a_real_descriptor_does_not_pass_for_the_filter() {
+        // The probe's calls name no descriptor, so only a filter can answer them with anything
+        // but EBADF. On a real one the kernel itself answers TIOCSTI with EPERM (a terminal that
+        // is not the caller's, without CAP_SYS_ADMIN): a filter never installed would pass for
+        // one in force. Here a rule stands for that kernel on 0, 1 and 2, and PR_SET_SECCOMP
+        // answers 0 without installing, as under qemu-user.
+        let ioctl = u32::try_from(libc::SYS_ioctl).unwrap();
+        let tiocsti = u32::try_from(libc::TIOCSTI).unwrap();
+        let kernel = vec![
+            ld(NR),
+            jeq(ioctl, 0, 7),
+            ld(24),
+            jeq(tiocsti, 0, 5),
+            ld(16),
+            jeq(0, 2, 0),
+            jeq(1, 1, 0),
+            jeq(2, 0, 1),
+            ret(errno_ret(Errno::EPERM)),
+            ret(ALLOW),
+        ];
+        let set_seccomp = u32::try_from(libc::PR_SET_SECCOMP).unwrap();
+        let code = in_child(|| {
+            let _ = no_new_privs();
+            let fake = profile(libc::SYS_prctl, Some(set_seccomp), errno_ret_zero());
+            if install(&kernel).is_err() || install(&fake).is_err() {
+                return 10;
+            }
+            for fd in 0..3 {
+                // SAFETY: the stand-in answers before the kernel would read the argument.
+                let rc = unsafe { libc::ioctl(fd, libc::TIOCSTI, 0) };
+                if rc != -1 || Errno::last() != Errno::EPERM {
+                    return 12; // control: the stand-in does not answer as that kernel would
+                }
+            }
+            match probe(&HOST) {
+                Err(NotInForce::Ignored) => 0,
+                _ => 11,
+            }
+        });
+        assert_eq!(
+            code, 0,
+            "12: control failed; 11: the probe took the kernel's EPERM"
+        );
+    }
+
     fn errno_ret_zero() -> u32 {
         0x0005_0000
     }
