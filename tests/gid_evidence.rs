@@ -8,7 +8,7 @@
 mod common;
 
 use common::fix::{Out, in_private_mntns, run_cmd};
-use common::seccomp::answer;
+use common::seccomp::{answer, pause_openat};
 use common::{TempDir, require};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
@@ -37,6 +37,21 @@ fn in_root_with(
     env: &[(&str, &str)],
     args: &[&str],
     errnos: &[(nix::libc::c_long, i32)],
+) -> Out {
+    in_root_adjusted(setup, after, env, args, |cmd| {
+        if !errnos.is_empty() {
+            answer(cmd, errnos);
+        }
+    })
+}
+
+/// [`in_root`], with `adjust` given the command before it runs.
+fn in_root_adjusted(
+    setup: &str,
+    after: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    adjust: impl FnOnce(&mut std::process::Command),
 ) -> Out {
     let root = TempDir::new("gid-evidence-root");
     let script = r#"set -e
@@ -78,9 +93,7 @@ exit $rc"#;
             ("HERMES_SHIM_REAL_DIR", "/usr/bin"),
         ])
         .envs(env.iter().copied());
-    if !errnos.is_empty() {
-        answer(&mut cmd, errnos);
-    }
+    adjust(&mut cmd);
     run_cmd(cmd, TIMEOUT.get())
 }
 
@@ -323,6 +336,116 @@ fn a_walk_that_cannot_finish_refuses_every_gid_below_100() {
             &format!("statx errno {errno}"),
         );
     }
+}
+
+/// The flags the walk opens a directory with (`sys::fs::open_child`, `Open::Dir`).
+const WALK_DIR_FLAGS: i32 =
+    nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+
+/// `exec id -g` as `10000:23` in a root prepared by `setup`, with the walk's open of
+/// `/srv/victim` held until `act` (given the walker's pid) has changed the tree: the race
+/// between the walk's stat and its open, won every time.
+fn with_victim_changed_at_its_open(setup: &str, act: fn(&str)) -> Out {
+    let mut paused = None;
+    let out = in_root_adjusted(
+        setup,
+        "",
+        &[("HERMES_SHIM_USER", "10000:23")],
+        &["exec", "id", "-g"],
+        |cmd| {
+            paused = Some(pause_openat(cmd, WALK_DIR_FLAGS, move |p| {
+                if p.path != b"victim" {
+                    return false;
+                }
+                act(&p.pid.to_string());
+                true
+            }));
+        },
+    );
+    let acted = paused.unwrap().join().expect("the pausing thread");
+    assert_eq!(acted, 1, "the walk opened /srv/victim once\n{out}");
+    out
+}
+
+/// Runs `argv` in the mount namespace and root of process `pid` (the chroot of [`in_root`]).
+fn in_its_root(pid: &str, argv: &[&str]) {
+    let o = std::process::Command::new("nsenter")
+        .args(["-t", pid, "-m", "-r"])
+        .args(argv)
+        .output()
+        .expect("nsenter");
+    assert!(o.status.success(), "{argv:?}: {o:?}");
+}
+
+/// /srv/victim with a gid-23 file the group can read.
+const VICTIM: &str = r#"mkdir -m 0755 "$R/srv/victim"
+printf x > "$R/srv/victim/secret"; chgrp 23 "$R/srv/victim/secret"; chmod 0640 "$R/srv/victim/secret""#;
+
+#[test]
+fn a_directory_replaced_between_its_stat_and_its_open_is_not_walked() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp", "nsenter"]);
+    // The walk stats an empty /srv/victim; by its open, a directory with a gid-23 file, kept in
+    // the home (never walked), has taken the name. What it opened is not what it judged.
+    let setup = r#"mkdir -m 0755 "$R/srv/victim" "$R/opt/data/other"
+printf x > "$R/opt/data/other/secret"; chgrp 23 "$R/opt/data/other/secret"; chmod 0640 "$R/opt/data/other/secret""#;
+    // Control: had the walk looked in that directory, the gid would be refused for it.
+    let moved =
+        format!(r#"{setup}; rmdir "$R/srv/victim"; mv "$R/opt/data/other" "$R/srv/victim""#);
+    assert_refused_for(
+        &exec_id("10000:23", &moved),
+        "(owner of /srv/victim/secret with group access)",
+        "control",
+    );
+    let out = with_victim_changed_at_its_open(setup, |pid| {
+        in_its_root(pid, &["mv", "-T", "/srv/victim", "/srv/victim.was"]);
+        in_its_root(pid, &["mv", "-T", "/opt/data/other", "/srv/victim"]);
+    });
+    assert_given(&out, 23, "the swapped-in directory was left unwalked");
+}
+
+#[test]
+fn a_directory_given_to_the_user_between_its_stat_and_its_open_is_not_walked() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp", "nsenter"]);
+    // The user's own directories are never entered (they could make the walk endless). One
+    // that became the user's between the stat and the open is judged as it was opened.
+    assert_refused_for(
+        &exec_id("10000:23", VICTIM),
+        "(owner of /srv/victim/secret with group access)",
+        "control: walked",
+    );
+    let given = format!(r#"{VICTIM}; chown -h 10000 "$R/srv/victim""#);
+    assert_given(&exec_id("10000:23", &given), 23, "control: the user's");
+    let out = with_victim_changed_at_its_open(VICTIM, |pid| {
+        in_its_root(pid, &["chown", "-h", "10000", "/srv/victim"]);
+    });
+    assert_given(
+        &out,
+        23,
+        "the directory, the user's by its open, was left unwalked",
+    );
+}
+
+#[test]
+fn a_mount_put_on_a_directory_between_its_stat_and_its_open_is_not_walked() {
+    require!(root, tools: ["unshare", "mount", "sh", "chroot", "chgrp", "nsenter", "find", "cp", "xargs"]);
+    // By the walk's open, /srv/victim is bind-mounted onto itself: the same inode, on a mount
+    // the walk does not cover. Mounted before the stat it would have been skipped; so it is.
+    let mounted = format!(r#"{VICTIM}; mount --bind "$R/srv/victim" "$R/srv/victim""#);
+    assert_given(&exec_id("10000:23", &mounted), 23, "control: mounted first");
+    let mount = |pid: &str| {
+        in_its_root(
+            pid,
+            &["mount", "--no-mtab", "--bind", "/srv/victim", "/srv/victim"],
+        )
+    };
+    let out = with_victim_changed_at_its_open(VICTIM, mount);
+    assert_given(&out, 23, "the directory's new mount was left unwalked");
+    // Nor are its entries listed toward the walk's bound: MAX_ENTRIES + 1 in all before the
+    // mount, the file in the directory among them.
+    TIMEOUT.set(BIG_SECS);
+    let full = format!("{VICTIM}\n{}", entries_in_all(MAX_ENTRIES + 1));
+    let out = with_victim_changed_at_its_open(&full, mount);
+    assert_given(&out, 23, "the new mount's entries were not counted");
 }
 
 /// `sys::gidscan::MAX_ENTRIES`: the most entries the walk looks at.

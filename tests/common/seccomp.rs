@@ -95,3 +95,238 @@ pub fn answer_if<'c>(cmd: &'c mut Command, answers: &[Answer]) -> &'c mut Comman
         })
     }
 }
+
+/// A call stopped before the kernel runs it: the process that made it, and the path it names.
+pub struct Paused {
+    pub pid: u32,
+    pub path: Vec<u8>,
+}
+
+/// `_IOWR('!', 0, struct seccomp_notif)` and `_IOWR('!', 1, struct seccomp_notif_resp)`: the
+/// same numbers on x86_64 and aarch64.
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// Makes every `openat` with exactly `flags` that `cmd` (or anything it starts) makes stop until
+/// `on` has seen it, then run as asked: a race won at that instant, every time. `on` answers
+/// whether it acted; the returned thread ends when no process of the command is left and gives
+/// how many calls it acted on. The kernel must have seccomp user notification with
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE` and the hang-up when unused (Linux 5.8).
+#[allow(dead_code)] // not every test binary pauses calls
+pub fn pause_openat(
+    cmd: &mut Command,
+    flags: libc::c_int,
+    mut on: impl FnMut(&Paused) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<usize> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (mine, theirs) = pair();
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let openat = u32::try_from(libc::SYS_openat).expect("a syscall number");
+    let flags = u32::try_from(flags).expect("open flags");
+    // seccomp_data: nr at 0, arch at 4, the third argument's low word at 32.
+    let f = [
+        insn(ld, 0, 0, 4),
+        insn(jeq, 0, 5, NATIVE),
+        insn(ld, 0, 0, 0),
+        insn(jeq, 0, 3, openat),
+        insn(ld, 0, 0, 32),
+        insn(jeq, 0, 1, flags),
+        insn(ret, 0, 0, libc::SECCOMP_RET_USER_NOTIF),
+        insn(ret, 0, 0, RET_ALLOW),
+    ];
+    let sock = theirs.as_raw_fd();
+    // SAFETY: between fork and exec the child makes plain calls on memory it owns (the filter
+    // and a buffer on its stack); nothing allocates or takes a lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &theirs;
+            let prog = libc::sock_fprog {
+                len: u16::try_from(f.len()).expect("a short filter"),
+                filter: f.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let listener = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &raw const prog,
+            );
+            let Ok(listener) = libc::c_int::try_from(listener) else {
+                return Err(std::io::Error::last_os_error());
+            };
+            if listener < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let sent = send_fd(sock, listener);
+            libc::close(listener);
+            sent
+        });
+    }
+    std::thread::spawn(move || {
+        // The child's end closes with the command: no listener then, and nothing to serve.
+        let Some(listener) = receive_fd(mine.as_raw_fd()) else {
+            return 0;
+        };
+        // SAFETY: a descriptor just received, owned by nothing else.
+        let listener = unsafe { OwnedFd::from_raw_fd(listener) };
+        serve(listener.as_raw_fd(), &mut on)
+    })
+}
+
+fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes the two descriptors it creates into the array.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: both are new descriptors, each owned once.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Room for one descriptor's control message (`CMSG_SPACE(4)` is 24 on 64-bit targets).
+#[repr(C, align(8))]
+struct Control([u8; 32]);
+
+/// Sends `fd` over `sock` (SCM_RIGHTS). Async-signal-safe: no allocation.
+unsafe fn send_fd(sock: libc::c_int, fd: libc::c_int) -> std::io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = Control([0; 32]);
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(4) as _;
+        let c = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd);
+        if libc::sendmsg(sock, &raw const msg, 0) != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The descriptor sent over `sock`, or None once the other end is closed without one.
+fn receive_fd(sock: libc::c_int) -> Option<libc::c_int> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = Control([0; 32]);
+    // SAFETY: as in send_fd; recvmsg writes only into the buffers given.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of::<Control>() as _;
+        if libc::recvmsg(sock, &raw mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
+            return None;
+        }
+        let c = libc::CMSG_FIRSTHDR(&raw const msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        Some(std::ptr::read_unaligned(
+            libc::CMSG_DATA(c).cast::<libc::c_int>(),
+        ))
+    }
+}
+
+/// Answers every notification on `listener` until no process uses the filter: `on` first, then
+/// the call runs as it was made. Returns how many `on` acted on.
+fn serve(listener: libc::c_int, on: &mut impl FnMut(&Paused) -> bool) -> usize {
+    let mut acted = 0;
+    loop {
+        let mut p = libc::pollfd {
+            fd: listener,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, ours.
+        let n = unsafe { libc::poll(&raw mut p, 1, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            panic!("poll on the listener: {}", std::io::Error::last_os_error());
+        }
+        if p.revents & libc::POLLIN == 0 {
+            return acted; // POLLHUP: the command and all it started have ended
+        }
+        // SAFETY: the kernel wants a zeroed struct and writes only into it.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(listener, NOTIF_RECV as _, &raw mut req) } != 0 {
+            continue; // the caller was killed while it waited
+        }
+        let paused = Paused {
+            pid: req.pid,
+            path: read_path(req.pid, req.data.args[1]),
+        };
+        if on(&paused) {
+            acted += 1;
+        }
+        let resp = libc::seccomp_notif_resp {
+            id: req.id,
+            val: 0,
+            error: 0,
+            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap(),
+        };
+        // SAFETY: the kernel reads only the struct given. An id no longer valid (the caller
+        // was killed meanwhile) is answered ENOENT, which changes nothing here.
+        unsafe { libc::ioctl(listener, NOTIF_SEND as _, &raw const resp) };
+    }
+}
+
+/// The NUL-terminated path at `addr` in process `pid` (at most 4096 bytes), read as root can.
+fn read_path(pid: u32, addr: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let Ok(mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return Vec::new();
+    };
+    let mut path = Vec::new();
+    let mut at = addr;
+    // A page at a time: the next one may not be mapped.
+    while path.len() < 4096 {
+        let mut page = vec![0u8; usize::try_from(4096 - at % 4096).unwrap()];
+        let Ok(n) = mem.read_at(&mut page, at) else {
+            break;
+        };
+        if let Some(end) = page[..n].iter().position(|&b| b == 0) {
+            path.extend_from_slice(&page[..end]);
+            break;
+        }
+        path.extend_from_slice(&page[..n]);
+        if n == 0 {
+            break;
+        }
+        at += n as u64;
+    }
+    path
+}
