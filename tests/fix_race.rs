@@ -23,6 +23,7 @@ use nix::sys::stat::{Mode, mkdirat};
 use common::fix::{T, clean_cmd, fo, per_walk};
 use common::fixture::{Fx, assert_same_snapshot, lstat, open_dir_at, owner, snapshot};
 use common::report::report;
+use common::seccomp::Then;
 use common::{TempDir, require};
 
 /// The attacker, run as uid 10000. It keeps: swapping directories for symlinks to the outside
@@ -338,4 +339,46 @@ fn a_name_gone_between_its_statx_and_its_open_is_no_error() {
             "{name}\n{out}"
         );
     }
+}
+
+#[test]
+fn a_directory_of_the_sweeps_own_mount_that_will_not_open_is_an_error_not_a_mount() {
+    require!(root);
+    // The fallback walk takes a directory that refuses its open for a mount point only when
+    // its stat shows another mount (a FUSE mount without allow_other). On the sweep's own
+    // mount, the refusal is an error, named, and the sweep goes on.
+    let mut fx = Fx::new("fo-dir-eacces");
+    fx.dir("d", 0o755, 0, 0)
+        .file("d/f", 0o644, 0, 0)
+        .file("a", 0o644, 0, 0);
+    let flags =
+        nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+    let mut cmd = clean_cmd(common::bin());
+    cmd.args([
+        "fix-ownership",
+        "--walk",
+        "fallback",
+        "--user",
+        "10000:10000",
+    ])
+    .arg(fx.path());
+    let refused = common::seccomp::pause_openat(&mut cmd, flags, |p| {
+        if p.path == b"d" {
+            Then::Fail(nix::libc::EACCES)
+        } else {
+            Then::Pass
+        }
+    });
+    let out = common::fix::run_cmd(cmd, 30);
+    assert_eq!(refused.join().expect("the pausing thread"), 1, "{out}");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("{}: open: EACCES", fx.abs("d").display())),
+        "{out}"
+    );
+    let r = common::report::summary(&out, fx.path(), false);
+    assert_eq!((r.mount, r.errors), (0, 1), "{out}");
+    assert_eq!(owner(&fx.abs("a")), (T, T), "the sweep went on\n{out}");
+    assert_eq!(owner(&fx.abs("d/f")), (0, 0), "{out}");
 }

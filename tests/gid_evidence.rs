@@ -8,7 +8,7 @@
 mod common;
 
 use common::fix::{Out, in_private_mntns, run_cmd};
-use common::seccomp::{answer, pause_openat};
+use common::seccomp::{Then, answer, pause_openat};
 use common::{TempDir, require};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n";
@@ -355,10 +355,10 @@ fn with_victim_changed_at_its_open(setup: &str, act: fn(&str)) -> Out {
         |cmd| {
             paused = Some(pause_openat(cmd, WALK_DIR_FLAGS, move |p| {
                 if p.path != b"victim" {
-                    return false;
+                    return Then::Pass;
                 }
                 act(&p.pid.to_string());
-                true
+                Then::Run
             }));
         },
     );

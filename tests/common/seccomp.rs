@@ -102,21 +102,32 @@ pub struct Paused {
     pub path: Vec<u8>,
 }
 
+/// What becomes of a held call.
+#[allow(dead_code)] // not every test binary pauses calls
+pub enum Then {
+    /// Not the call looked for: it runs.
+    Pass,
+    /// Acted on (the tree changed meanwhile): it runs now.
+    Run,
+    /// Acted on: it fails with this errno, and the kernel never runs it.
+    Fail(i32),
+}
+
 /// `_IOWR('!', 0, struct seccomp_notif)` and `_IOWR('!', 1, struct seccomp_notif_resp)`: the
 /// same numbers on x86_64 and aarch64.
 const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 
 /// Makes every `openat` with exactly `flags` that `cmd` (or anything it starts) makes stop until
-/// `on` has seen it, then run as asked: a race won at that instant, every time. `on` answers
-/// whether it acted; the returned thread ends when no process of the command is left and gives
-/// how many calls it acted on. The kernel must have seccomp user notification with
+/// `on` has seen it, then go on as `on` answers: a race won at that instant, every time, or one
+/// call failed among many alike. The returned thread ends when no process of the command is
+/// left and gives how many calls `on` acted on. The kernel must have seccomp user notification with
 /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE` and the hang-up when unused (Linux 5.8).
 #[allow(dead_code)] // not every test binary pauses calls
 pub fn pause_openat(
     cmd: &mut Command,
     flags: libc::c_int,
-    mut on: impl FnMut(&Paused) -> bool + Send + 'static,
+    mut on: impl FnMut(&Paused) -> Then + Send + 'static,
 ) -> std::thread::JoinHandle<usize> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let (mine, theirs) = pair();
@@ -258,9 +269,9 @@ fn receive_fd(sock: libc::c_int) -> Option<libc::c_int> {
     }
 }
 
-/// Answers every notification on `listener` until no process uses the filter: `on` first, then
-/// the call runs as it was made. Returns how many `on` acted on.
-fn serve(listener: libc::c_int, on: &mut impl FnMut(&Paused) -> bool) -> usize {
+/// Answers every notification on `listener` until no process uses the filter, as `on` says.
+/// Returns how many `on` acted on.
+fn serve(listener: libc::c_int, on: &mut impl FnMut(&Paused) -> Then) -> usize {
     let mut acted = 0;
     loop {
         let mut p = libc::pollfd {
@@ -289,14 +300,22 @@ fn serve(listener: libc::c_int, on: &mut impl FnMut(&Paused) -> bool) -> usize {
             pid: req.pid,
             path: read_path(req.pid, req.data.args[1]),
         };
-        if on(&paused) {
+        let then = on(&paused);
+        if !matches!(then, Then::Pass) {
             acted += 1;
         }
+        let (error, flags) = match then {
+            Then::Fail(errno) => (-errno, 0),
+            Then::Pass | Then::Run => (
+                0,
+                u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap(),
+            ),
+        };
         let resp = libc::seccomp_notif_resp {
             id: req.id,
             val: 0,
-            error: 0,
-            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap(),
+            error,
+            flags,
         };
         // SAFETY: the kernel reads only the struct given. An id no longer valid (the caller
         // was killed meanwhile) is answered ENOENT, which changes nothing here.
