@@ -647,19 +647,26 @@ fn job_control_and_the_exit_status_go_through_the_relay() {
         &[
             format!("type:{} {}", sb.link("two").display(), out.display()),
             "until:want-first".into(),
+            // The relay passes every key on as typed: root's terminal is raw.
+            "raw".into(),
             "type:one".into(),
             "until:want-second".into(),
             // Ctrl-Z stops the program, and with it the relay: root's shell has the terminal
-            // (and says so with its prompt).
+            // (and says so with its prompt), in the modes it had.
             "susp".into(),
             "prompt".into(),
+            "cooked".into(),
             format!("type:echo root-while-stopped > {}/stopped", out.display()),
             "prompt".into(),
-            // Root's shell reads only `fg`; the next line waits in root's terminal until the
-            // relay, continued, reads it (taking the terminal back does not flush it).
+            // Root's shell reads only `fg`; the relay, continued, makes root's terminal raw
+            // again, and the next line waits there until it reads it (taking the terminal
+            // back does not flush it).
             "type:fg".into(),
+            "raw".into(),
             "type:two".into(),
             "prompt".into(),
+            // The program has ended: root's terminal is as it was.
+            "cooked".into(),
             format!("type:echo status=$? > {}/status", out.display()),
             "prompt".into(),
         ],

@@ -4,6 +4,7 @@
 #   until:TEXT  reads the terminal until TEXT shows in what it printed since the step began
 #   prompt      the same for the shell's prompt: the shell is back, reading commands
 #   file:PATH   reads the terminal until PATH exists and is not empty
+#   raw, cooked reads the terminal until its modes are raw (no ICANON, no ECHO) or cooked (both)
 #   winsize:RxC, intr (Ctrl-C), susp (Ctrl-Z)
 # The terminal echoes what is typed, so a marker for `until` must be one only the command prints
 # (`echo end-$((1+1))`, then `until:end-2`). A wait that times out says so on stderr and leaves
@@ -13,7 +14,7 @@ import fcntl, os, pty, select, struct, sys, termios, time
 PROMPT = "[root-prompt]# "
 LIMIT = 20.0
 for step in sys.argv[2:]:
-    if step.partition(":")[0] not in ("type", "until", "prompt", "file", "winsize", "intr", "susp"):
+    if step.partition(":")[0] not in ("type", "until", "prompt", "file", "raw", "cooked", "winsize", "intr", "susp"):
         sys.exit("pty_driver: unknown step %r" % step)
 pid, fd = pty.fork()
 if pid == 0:
@@ -48,6 +49,12 @@ def written(path):
         except OSError:
             return False
     return done
+def modes(raw):
+    # The master's termios calls act on the slave: root's terminal as its programs see it.
+    both = termios.ICANON | termios.ECHO
+    def done(_):
+        return termios.tcgetattr(fd)[3] & both == (0 if raw else both)
+    return done
 def timed_out(what):
     sys.stderr.write("pty_driver: %s: not there after %g s; later steps left out\n" % (what, LIMIT))
 # The shell's first prompt, before any step: typed at once, a first line would be echoed
@@ -66,6 +73,8 @@ else:
             done = shows(PROMPT)
         elif kind == "file":
             done = written(arg)
+        elif kind in ("raw", "cooked"):
+            done = modes(kind == "raw")
         elif kind == "winsize":
             rows, cols = (int(n) for n in arg.split("x"))
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
