@@ -145,13 +145,19 @@ mod tests {
             Errno::EIO,
             "longer than the buffer"
         );
-        let mut tiny = good;
+        let mut tiny = good.clone();
         tiny[16..18].copy_from_slice(&4u16.to_ne_bytes());
         assert_eq!(
             record(&tiny).unwrap_err(),
             Errno::EIO,
             "shorter than a header"
         );
+        // The bounds are exact: a record of the header alone, in a buffer of just that, reads
+        // (as an empty name, which no kernel sends and DirBuf::next skips).
+        let mut header = good[..HEADER].to_vec();
+        header[16..18].copy_from_slice(&u16::try_from(HEADER).unwrap().to_ne_bytes());
+        let (e, name, len) = record(&header).unwrap();
+        assert_eq!((e.off, name, len), (1, &b""[..], HEADER));
     }
 
     /// A real directory read through a buffer so small that every call returns one record:
