@@ -118,17 +118,30 @@ fi
 # once per mutant; CI set, so a test that cannot run fails instead of skipping. cargo mutants
 # copies the tree into TMPDIR, which must not be /tmp: tests/sealed.sh covers /tmp with a tmpfs.
 # shellcheck disable=SC2016 # expanded by the shell in the container
+# A mutant that hangs the suite has its test run killed at the timeout, but not what the tests
+# started in a session of their own (the shim's relay, the entrypoint, a sweep): left spinning,
+# those slow every later mutant, some into a false timeout. A process of the tests' temp trees
+# or of a built hermes-shim that has lived past the longest a test run may take
+# ($HERMES_SHIM_MUTANTS_REAP seconds) is such a leftover, and is killed.
 inner='set -eu
 mkdir -p /root/.cargo /var/tmp/mutants
 export TMPDIR=/var/tmp/mutants
 cp -a /opt/cargo-host/registry /root/.cargo/
 export PATH="/opt/cargo-host/bin:$PATH"
+(
+    while sleep 30; do
+        ps -eo pid=,etimes=,args= |
+            awk -v l="$HERMES_SHIM_MUTANTS_REAP" -v me="$BASHPID" "\$1 != me && \$2 > l && /hermes-shim-test-|cargo-mutants-src-[^ ]*[/]target[/]debug[/]hermes-shim( |\$)/ { print \$1 }" |
+            xargs -r kill -9
+    done
+) &
 exec cargo mutants --no-shuffle --jobs "$1" --output /out --colors never "${@:2}"'
 docker create --name "$name" \
     --cap-add SYS_ADMIN --cap-add LINUX_IMMUTABLE --cap-add AUDIT_READ --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     -v "$cargo_home:/opt/cargo-host:ro" -v "$rustup_home:/opt/rustup:ro" \
     -e RUSTUP_HOME=/opt/rustup -e CARGO_HOME=/root/.cargo -e CARGO_TERM_COLOR=never -e CARGO_NET_OFFLINE=true \
     -e CI=true -e HERMES_SHIM_RACE_RUNS=25 -e HERMES_SHIM_MODEL_TREES=20 \
+    -e HERMES_SHIM_MUTANTS_REAP="$((${timeout:-600} + 60))" \
     "$IMAGE" bash -c "$inner" mutants "$JOBS" "${files[@]}" "${run_opts[@]}" >/dev/null
 # The working tree as it is (committed or not, untracked files included, ignored ones not).
 git ls-files -z --cached --others --exclude-standard |
