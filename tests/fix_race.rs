@@ -286,13 +286,8 @@ fn directories_that_vanish_mid_sweep_are_not_errors(walk: &str) {
 }
 per_walk!(directories_that_vanish_mid_sweep_are_not_errors);
 
-/// The one race a sweep cannot be made to lose on purpose: a name that vanishes between its
-/// statx and the open of the handle that changes it. The fallback walk's open of that handle
-/// (`openat` with exactly these flags) is answered with an errno by a seccomp filter.
-fn sweep_with_the_handle_open_answered(tag: &str, errno: i32) -> (Fx, common::fix::Out) {
-    let mut fx = Fx::new(tag);
-    fx.file("a", 0o644, 0, 0).file("b", 0o644, 0, 0);
-    let flags = nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+/// `fix-ownership --walk fallback` of `fx` as `10000:10000`, to run with a seccomp filter.
+fn fallback_sweep(fx: &Fx) -> Command {
     let mut cmd = clean_cmd(common::bin());
     cmd.args([
         "fix-ownership",
@@ -302,6 +297,17 @@ fn sweep_with_the_handle_open_answered(tag: &str, errno: i32) -> (Fx, common::fi
         "10000:10000",
     ])
     .arg(fx.path());
+    cmd
+}
+
+/// The one race a sweep cannot be made to lose on purpose: a name that vanishes between its
+/// statx and the open of the handle that changes it. The fallback walk's open of that handle
+/// (`openat` with exactly these flags) is answered with an errno by a seccomp filter.
+fn sweep_with_the_handle_open_answered(tag: &str, errno: i32) -> (Fx, common::fix::Out) {
+    let mut fx = Fx::new(tag);
+    fx.file("a", 0o644, 0, 0).file("b", 0o644, 0, 0);
+    let flags = nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+    let mut cmd = fallback_sweep(&fx);
     common::seccomp::answer_if(
         &mut cmd,
         &[(
@@ -353,15 +359,7 @@ fn a_directory_of_the_sweeps_own_mount_that_will_not_open_is_an_error_not_a_moun
         .file("a", 0o644, 0, 0);
     let flags =
         nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
-    let mut cmd = clean_cmd(common::bin());
-    cmd.args([
-        "fix-ownership",
-        "--walk",
-        "fallback",
-        "--user",
-        "10000:10000",
-    ])
-    .arg(fx.path());
+    let mut cmd = fallback_sweep(&fx);
     let refused = common::seccomp::pause_openat(&mut cmd, flags, |p| {
         if p.path == b"d" {
             Then::Fail(nix::libc::EACCES)

@@ -245,6 +245,18 @@ fn entrypoint_line(sb: &Sandbox, program: &str) -> String {
     )
 }
 
+/// A shell line that runs `program` (its file name and text; written to the sandbox and given
+/// the output directory) under the entrypoint as PID 1 of a new PID namespace, which keeps
+/// root's session (unshare forks no new one), with `redirect`; then prints `pid1-done=STATUS`.
+fn entrypoint_as_pid_1(sb: &Sandbox, program: (&str, &str), redirect: &str) -> String {
+    let path = sb.real_dir().join(program.0);
+    common::write_program(&path, program.1, 0o755);
+    format!(
+        "unshare --pid --fork --mount-proc {} {redirect}; echo pid1-done=$?",
+        entrypoint_line(sb, &format!("{} {}", path.display(), sb.out().display()))
+    )
+}
+
 fn own_run(sb: &Sandbox) -> Vec<(PathBuf, &'static str)> {
     let run = sb.path("run");
     let _ = fs::create_dir(&run);
@@ -476,12 +488,11 @@ fn as_pid_1_a_controlling_terminal_alone_brings_the_filter() {
     // 2 redirected the controlling terminal is still reachable by /dev/tty, so the filter must
     // go in all the same.
     let sb = Sandbox::new("entry-pid1");
-    let probe = sb.real_dir().join("tty-inject");
-    common::write_program(&probe, TTY_INJECTOR, 0o755);
     let out = sb.out();
-    let line = format!(
-        "unshare --pid --fork --mount-proc {} </dev/null >/dev/null 2>&1; echo pid1-done=$?",
-        entrypoint_line(&sb, &format!("{} {}", probe.display(), out.display()))
+    let line = entrypoint_as_pid_1(
+        &sb,
+        ("tty-inject", TTY_INJECTOR),
+        "</dev/null >/dev/null 2>&1",
     );
     // What the program pushed into root's terminal would be read before root's next line: by
     // the time that line has run, so has any command of the program's.
@@ -521,12 +532,7 @@ fn as_pid_1_on_a_terminal_the_program_leads_its_foreground() {
     // a process group of its own, which must be the terminal's foreground, so that Ctrl-C and
     // window-size changes reach the program and not the init.
     let sb = Sandbox::new("entry-pid1-fg");
-    let probe = sb.real_dir().join("foreground");
-    common::write_program(&probe, FOREGROUND, 0o755);
-    let line = format!(
-        "unshare --pid --fork --mount-proc {}; echo pid1-done=$?",
-        entrypoint_line(&sb, &format!("{} {}", probe.display(), sb.out().display()))
-    );
+    let line = entrypoint_as_pid_1(&sb, ("foreground", FOREGROUND), "");
     let t = drive_pty_with(
         &sb,
         &own_run(&sb),

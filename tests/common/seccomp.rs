@@ -214,6 +214,17 @@ fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
 #[repr(C, align(8))]
 struct Control([u8; 32]);
 
+/// A message of the one byte `iov` points at and `control`, of which `len` bytes are in use.
+fn one_byte_msg(iov: &mut libc::iovec, control: &mut Control, len: usize) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, for which all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = len as _;
+    msg
+}
+
 /// Sends `fd` over `sock` (SCM_RIGHTS). Async-signal-safe: no allocation.
 unsafe fn send_fd(sock: libc::c_int, fd: libc::c_int) -> std::io::Result<()> {
     let mut byte = [0u8; 1];
@@ -222,13 +233,9 @@ unsafe fn send_fd(sock: libc::c_int, fd: libc::c_int) -> std::io::Result<()> {
         iov_len: 1,
     };
     let mut control = Control([0; 32]);
-    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    // SAFETY: every pointer in the message outlives the call; the control message fits.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(4) as _;
+        let msg = one_byte_msg(&mut iov, &mut control, libc::CMSG_SPACE(4) as usize);
         let c = libc::CMSG_FIRSTHDR(&raw const msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
@@ -249,13 +256,9 @@ fn receive_fd(sock: libc::c_int) -> Option<libc::c_int> {
         iov_len: 1,
     };
     let mut control = Control([0; 32]);
-    // SAFETY: as in send_fd; recvmsg writes only into the buffers given.
+    let mut msg = one_byte_msg(&mut iov, &mut control, std::mem::size_of::<Control>());
+    // SAFETY: recvmsg writes only into the buffers given, which outlive the call.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of::<Control>() as _;
         if libc::recvmsg(sock, &raw mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
             return None;
         }
